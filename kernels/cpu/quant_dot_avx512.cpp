@@ -1,0 +1,464 @@
+// AVX-512 (F/BW/VL/DQ/VNNI) gemv kernels. Compiled with -mavx512* by CMake; only called after
+// cpu_supports(SimdLevel::Avx512). See quant_dot.h for the numerics.
+//
+// Quantized rows: x is quantized once per call to int8 blocks of 32 (thread-local buffer), laid out
+// to match how the weight bytes unpack into a 512-bit register, so each pair of 32-element blocks
+// (or 64 elements of a K super-block) is one vpdpbusd: weights as unsigned bytes (q4: 0..15,
+// q5: 0..31, q6_K: 0..63, q8_0: q+128) times signed activations. The weight offset (8, 16, 32, 128)
+// is removed exactly by starting the accumulator at -offset*sum(q_x) per lane ("seed"). Lanes are
+// then converted to float and scaled per lane by d_w*d_x, so a row needs one horizontal sum.
+#include "kernels/cpu/quant_dot.h"
+
+#if defined(__x86_64__) && defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && \
+    defined(__AVX512DQ__) && defined(__AVX512VNNI__) && defined(__F16C__) && defined(__FMA__)
+
+// GCC 12's AVX-512 intrinsics use self-initialized "undefined" vectors, which -Wmaybe-uninitialized
+// reports once inlined (a known false positive).
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
+#include <immintrin.h>
+
+#include <cstring>
+#include <vector>
+
+namespace cvq::detail {
+namespace {
+
+inline uint16_t load_u16(const uint8_t* p) {
+  uint16_t v;
+  std::memcpy(&v, p, 2);
+  return v;
+}
+inline uint32_t load_u32(const uint8_t* p) {
+  uint32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+
+// ---------------------------------------------------------------- activation quantization
+
+enum class Layout {
+  Natural,  // q in element order
+  Pair16,   // per pair of blocks a, b: a[0..15] b[0..15] a[16..31] b[16..31] (q4/q5 nibble order)
+};
+enum class ScaleLayout {
+  Interleaved,  // per block: d, s
+  PerSuper,     // per 256 elements: d[8], s[8]
+};
+
+struct Activation {
+  std::vector<int8_t> q;       // quantized x
+  std::vector<int32_t> seed;   // -offset * (sum of 4 consecutive q) per dpbusd lane
+  std::vector<float> d, s;     // per block of 32: d = amax/127 and s = d*sum(q)
+  std::vector<float> scales;   // d and s arranged per ScaleLayout
+};
+
+thread_local Activation t_act;
+
+// Quantizes 32 floats to int8 with d = amax/127; returns the sum of the codes.
+inline int32_t quantize_block32(const float* x, int8_t* q, float* d_out) {
+  const __m512 a = _mm512_loadu_ps(x);
+  const __m512 b = _mm512_loadu_ps(x + 16);
+  const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(a), _mm512_abs_ps(b)));
+  if (!(amax >= 1e-30f)) {  // all (near) zero: a scale this small would overflow 127/amax
+    std::memset(q, 0, 32);
+    *d_out = 0.0f;
+    return 0;
+  }
+  const __m512 id = _mm512_set1_ps(127.0f / amax);
+  const __m512i qa = _mm512_cvtps_epi32(_mm512_mul_ps(a, id));  // round to nearest even
+  const __m512i qb = _mm512_cvtps_epi32(_mm512_mul_ps(b, id));
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(q), _mm512_cvtepi32_epi8(qa));
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(q + 16), _mm512_cvtepi32_epi8(qb));
+  *d_out = amax / 127.0f;
+  return _mm512_reduce_add_epi32(_mm512_add_epi32(qa, qb));
+}
+
+// n must be a multiple of 32 (of 256 for ScaleLayout::PerSuper). With pad_even, an odd block count
+// gets one zero block appended.
+const Activation& quantize_activation(const float* x, int64_t n, Layout layout, bool pad_even, int offset,
+                                      ScaleLayout scale_layout) {
+  Activation& a = t_act;
+  const int64_t nb = n / 32;
+  const int64_t nbp = pad_even ? (nb + 1) & ~int64_t{1} : nb;
+  a.q.resize(static_cast<size_t>(nbp * 32));
+  a.d.resize(static_cast<size_t>(nbp));
+  a.s.resize(static_cast<size_t>(nbp));
+  a.scales.resize(static_cast<size_t>(nbp * 2));
+  float* d = a.d.data();
+  float* s = a.s.data();
+  alignas(64) int8_t tmp[32];
+  for (int64_t b = 0; b < nbp; ++b) {
+    int32_t sum = 0;
+    float db = 0.0f;
+    if (b < nb) {
+      sum = quantize_block32(x + 32 * b, tmp, &db);
+    } else {
+      std::memset(tmp, 0, sizeof(tmp));
+    }
+    d[b] = db;
+    s[b] = db * static_cast<float>(sum);
+    if (layout == Layout::Pair16) {
+      int8_t* dst = a.q.data() + 64 * (b / 2) + 16 * (b & 1);
+      std::memcpy(dst, tmp, 16);
+      std::memcpy(dst + 32, tmp + 16, 16);
+    } else {
+      std::memcpy(a.q.data() + 32 * b, tmp, 32);
+    }
+  }
+  float* out = a.scales.data();
+  if (scale_layout == ScaleLayout::Interleaved) {
+    for (int64_t b = 0; b < nbp; ++b) {
+      out[2 * b] = d[b];
+      out[2 * b + 1] = s[b];
+    }
+  } else {
+    for (int64_t sb = 0; sb < nbp / 8; ++sb) {
+      for (int k = 0; k < 8; ++k) {
+        out[16 * sb + k] = d[8 * sb + k];
+        out[16 * sb + 8 + k] = s[8 * sb + k];
+      }
+    }
+  }
+  if (offset != 0) {
+    a.seed.resize(static_cast<size_t>(nbp * 8));
+    const __m256i off = _mm256_set1_epi8(static_cast<char>(offset));
+    for (int64_t b = 0; b < nbp; ++b) {
+      const __m256i qv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.q.data() + 32 * b));
+      const __m256i sums = _mm256_dpbusd_epi32(_mm256_setzero_si256(), off, qv);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(a.seed.data() + 8 * b),
+                          _mm256_sub_epi32(_mm256_setzero_si256(), sums));
+    }
+  }
+  return a;
+}
+
+inline float hsum256(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+// ---------------------------------------------------------------- 32-element block formats
+
+struct FmtQ4_0 {
+  static constexpr int kBytes = 18, kQs = 2, kQh = -1, kOffset = 8;
+  static constexpr bool kMin = false, kEight = false;
+};
+struct FmtQ4_1 {
+  static constexpr int kBytes = 20, kQs = 4, kQh = -1, kOffset = 0;
+  static constexpr bool kMin = true, kEight = false;
+};
+struct FmtQ5_0 {
+  static constexpr int kBytes = 22, kQs = 6, kQh = 2, kOffset = 16;
+  static constexpr bool kMin = false, kEight = false;
+};
+struct FmtQ5_1 {
+  static constexpr int kBytes = 24, kQs = 8, kQh = 4, kOffset = 0;
+  static constexpr bool kMin = true, kEight = false;
+};
+struct FmtQ8_0 {
+  static constexpr int kBytes = 34, kQs = 2, kQh = -1, kOffset = 128;
+  static constexpr bool kMin = false, kEight = true;
+};
+
+// Unsigned weight codes of blocks a and b, in the activation's layout.
+template <class F>
+inline __m512i pair_codes(const uint8_t* ba, const uint8_t* bb) {
+  if constexpr (F::kEight) {
+    const __m256i qa = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ba + F::kQs));
+    const __m256i qb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bb + F::kQs));
+    const __m512i z = _mm512_inserti64x4(_mm512_castsi256_si512(qa), qb, 1);
+    return _mm512_xor_si512(z, _mm512_set1_epi8(static_cast<char>(0x80)));
+  } else {
+    const __m128i qa = _mm_loadu_si128(reinterpret_cast<const __m128i*>(ba + F::kQs));
+    const __m128i qb = _mm_loadu_si128(reinterpret_cast<const __m128i*>(bb + F::kQs));
+    const __m256i t = _mm256_inserti128_si256(_mm256_castsi128_si256(qa), qb, 1);
+    __m512i z = _mm512_inserti64x4(_mm512_castsi256_si512(t), _mm256_srli_epi16(t, 4), 1);
+    z = _mm512_and_si512(z, _mm512_set1_epi8(0x0F));
+    if constexpr (F::kQh >= 0) {
+      const uint32_t ha = load_u32(ba + F::kQh);
+      const uint32_t hb = load_u32(bb + F::kQh);
+      const uint64_t mask = static_cast<uint64_t>(ha & 0xFFFFu) | (static_cast<uint64_t>(hb & 0xFFFFu) << 16) |
+                            (static_cast<uint64_t>(ha >> 16) << 32) | (static_cast<uint64_t>(hb >> 16) << 48);
+      z = _mm512_mask_add_epi8(z, static_cast<__mmask64>(mask), z, _mm512_set1_epi8(16));
+    }
+    return z;
+  }
+}
+
+// [d_a*dx_a, m_a*s_a, d_b*dx_b, m_b*s_b] (the m terms are 0 for formats without a min).
+template <class F>
+inline __m128 pair_scales(const uint8_t* ba, const uint8_t* bb, __m128 dsx) {
+  __m128i h;
+  if constexpr (F::kMin) {
+    h = _mm_insert_epi32(_mm_cvtsi32_si128(static_cast<int>(load_u32(ba))), static_cast<int>(load_u32(bb)), 1);
+  } else {
+    h = _mm_insert_epi16(_mm_cvtsi32_si128(load_u16(ba)), load_u16(bb), 2);
+  }
+  return _mm_mul_ps(_mm_cvtph_ps(h), dsx);
+}
+
+// R rows at once (they share the activation loads); out[r] = dot(row r, x).
+template <class F, int R>
+void rows_pairs(const uint8_t* row0, size_t row_bytes, int64_t nb, const Activation& a, float* out) {
+  // Which lane of pair_scales' result scales each int32 lane of the dot product.
+  const __m512i idx = F::kEight ? _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2)
+                                : _mm512_setr_epi32(0, 0, 0, 0, 2, 2, 2, 2, 0, 0, 0, 0, 2, 2, 2, 2);
+  constexpr int64_t B = F::kBytes;
+  const int8_t* q = a.q.data();
+  const int32_t* seed = a.seed.data();
+  const float* ds = a.scales.data();
+  __m512 acc[R];
+  __m128 macc[R];
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r) {
+    acc[r] = _mm512_setzero_ps();
+    macc[r] = _mm_setzero_ps();
+  }
+  // One pair of blocks of every row; block_a(r) is the first block of the pair in row r.
+  auto step = [&](auto block_a, int64_t p) {
+    const __m512i xq = _mm512_loadu_si512(q + 64 * p);
+    __m512i init = _mm512_setzero_si512();
+    if constexpr (F::kOffset != 0) init = _mm512_loadu_si512(seed + 16 * p);
+    const __m128 dsx = _mm_loadu_ps(ds + 4 * p);
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r) {
+      const uint8_t* ba = block_a(r);
+      const __m512i dot = _mm512_dpbusd_epi32(init, pair_codes<F>(ba, ba + B), xq);
+      const __m128 f = pair_scales<F>(ba, ba + B, dsx);
+      if constexpr (F::kMin) macc[r] = _mm_add_ps(macc[r], f);
+      acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_permutexvar_ps(idx, _mm512_zextps128_ps512(f)),
+                               acc[r]);
+    }
+  };
+  const int64_t np = nb / 2;
+  for (int64_t p = 0; p < np; ++p) {
+    step([&](int r) { return row0 + r * row_bytes + 2 * p * B; }, p);
+  }
+  if (nb & 1) {  // last block alone: pair it with a zero block (the activation is zero-padded too)
+    alignas(64) uint8_t tail[R][2 * B] = {};
+    for (int r = 0; r < R; ++r) std::memcpy(tail[r], row0 + r * row_bytes + (nb - 1) * B, B);
+    step([&](int r) { return static_cast<const uint8_t*>(tail[r]); }, np);
+  }
+  for (int r = 0; r < R; ++r) {
+    float v = _mm512_reduce_add_ps(acc[r]);
+    if constexpr (F::kMin) {
+      const __m128 m = _mm_add_ps(macc[r], _mm_movehl_ps(macc[r], macc[r]));  // lane 1: m_a*s_a + m_b*s_b
+      v += _mm_cvtss_f32(_mm_shuffle_ps(m, m, 1));
+    }
+    out[r] = v;
+  }
+}
+
+template <class F>
+void gemv_pairs(const uint8_t* w, size_t row_bytes, int64_t n_rows, const float* x, int64_t n, float* y) {
+  const Activation& a = quantize_activation(x, n, F::kEight ? Layout::Natural : Layout::Pair16, true,
+                                            F::kOffset, ScaleLayout::Interleaved);
+  const int64_t nb = n / 32;
+  int64_t r = 0;
+  for (; r + 2 <= n_rows; r += 2) rows_pairs<F, 2>(w + static_cast<size_t>(r) * row_bytes, row_bytes, nb, a, y + r);
+  if (r < n_rows) rows_pairs<F, 1>(w + static_cast<size_t>(r) * row_bytes, row_bytes, nb, a, y + r);
+}
+
+// ---------------------------------------------------------------- K super-blocks
+
+// [sc0..7, m0..7] of q4_K / q5_K as floats.
+inline __m512 k_scales_mins(const uint8_t* packed) {
+  const uint32_t b0 = load_u32(packed), b1 = load_u32(packed + 4), b2 = load_u32(packed + 8);
+  const uint32_t sc_lo = b0 & 0x3f3f3f3fu;
+  const uint32_t sc_hi = (b2 & 0x0f0f0f0fu) | (((b0 >> 6) & 0x03030303u) << 4);
+  const uint32_t m_lo = b1 & 0x3f3f3f3fu;
+  const uint32_t m_hi = ((b2 >> 4) & 0x0f0f0f0fu) | (((b1 >> 6) & 0x03030303u) << 4);
+  const __m128i v = _mm_setr_epi32(static_cast<int>(sc_lo), static_cast<int>(sc_hi), static_cast<int>(m_lo),
+                                   static_cast<int>(m_hi));
+  return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(v));
+}
+
+template <bool kFive>
+float row_q45_K(const uint8_t* row, int64_t nsb, const Activation& a) {
+  constexpr int64_t B = kFive ? 176 : 144;
+  constexpr int kQs = kFive ? 48 : 16;
+  const __m512i idx_dd = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+  const __m512i idx_j[4] = {
+      _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1),
+      _mm512_setr_epi32(2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3),
+      _mm512_setr_epi32(4, 4, 4, 4, 4, 4, 4, 4, 5, 5, 5, 5, 5, 5, 5, 5),
+      _mm512_setr_epi32(6, 6, 6, 6, 6, 6, 6, 6, 7, 7, 7, 7, 7, 7, 7, 7),
+  };
+  const __m512i m0f = _mm512_set1_epi8(0x0F);
+  const __m512i m10 = _mm512_set1_epi8(0x10);
+  __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps(), macc = _mm512_setzero_ps();
+  for (int64_t sb = 0; sb < nsb; ++sb) {
+    const uint8_t* b = row + sb * B;
+    const int8_t* q = a.q.data() + 256 * sb;
+    const __m128 dd = _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(load_u32(b))));  // d, dmin
+    __m512 f = _mm512_mul_ps(k_scales_mins(b + 4), _mm512_permutexvar_ps(idx_dd, _mm512_zextps128_ps512(dd)));
+    f = _mm512_mul_ps(f, _mm512_loadu_ps(a.scales.data() + 16 * sb));  // [D_k = d*sc_k*dx_k, M_k = dmin*m_k*s_k]
+    macc = _mm512_add_ps(macc, f);
+    __m512i qhz = _mm512_setzero_si512();
+    if constexpr (kFive) {
+      const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 16));
+      qhz = _mm512_inserti64x4(_mm512_castsi256_si512(qh), _mm256_srli_epi16(qh, 1), 1);
+    }
+    #pragma GCC unroll 4
+    for (int j = 0; j < 4; ++j) {
+      const __m256i t = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + kQs + 32 * j));
+      __m512i z = _mm512_and_si512(_mm512_inserti64x4(_mm512_castsi256_si512(t), _mm256_srli_epi16(t, 4), 1), m0f);
+      if constexpr (kFive) {  // bit 2j (low half) / 2j+1 (high half, pre-shifted) of qh becomes bit 4
+        z = _mm512_or_si512(z, _mm512_and_si512(_mm512_slli_epi16(qhz, 4), m10));
+        qhz = _mm512_srli_epi16(qhz, 2);
+      }
+      const __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), z, _mm512_loadu_si512(q + 64 * j));
+      __m512& acc = (j & 1) ? acc1 : acc0;
+      acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_permutexvar_ps(idx_j[j], f), acc);
+    }
+  }
+  const __m256 mins = _mm512_extractf32x8_ps(macc, 1);
+  return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1)) - hsum256(mins);
+}
+
+float row_q6_K(const uint8_t* row, int64_t nsb, const Activation& a) {
+  constexpr int64_t B = 210;
+  const __m512i idx_dup = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+  const __m512i idx_g[4] = {
+      _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3),
+      _mm512_setr_epi32(4, 4, 4, 4, 5, 5, 5, 5, 6, 6, 6, 6, 7, 7, 7, 7),
+      _mm512_setr_epi32(8, 8, 8, 8, 9, 9, 9, 9, 10, 10, 10, 10, 11, 11, 11, 11),
+      _mm512_setr_epi32(12, 12, 12, 12, 13, 13, 13, 13, 14, 14, 14, 14, 15, 15, 15, 15),
+  };
+  const __m512i m0f = _mm512_set1_epi8(0x0F);
+  const __m512i m30 = _mm512_set1_epi8(0x30);
+  __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+  for (int64_t sb = 0; sb < nsb; ++sb) {
+    const uint8_t* b = row + sb * B;
+    const int8_t* q = a.q.data() + 256 * sb;
+    const int32_t* seed = a.seed.data() + 64 * sb;
+    const float d = _cvtsh_ss(load_u16(b + 208));
+    const __m512 sc = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 192))));
+    const __m512 dx = _mm512_permutexvar_ps(idx_dup, _mm512_castps256_ps512(_mm256_loadu_ps(a.scales.data() + 16 * sb)));
+    const __m512 s = _mm512_mul_ps(_mm512_mul_ps(sc, _mm512_set1_ps(d)), dx);  // per group of 16
+    #pragma GCC unroll 4
+    for (int h = 0; h < 2; ++h) {
+      const __m512i ql = _mm512_loadu_si512(b + 64 * h);
+      const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 128 + 32 * h));
+      const __m512i qhz = _mm512_inserti64x4(_mm512_castsi256_si512(qh), _mm256_srli_epi16(qh, 2), 1);
+      const __m512i lo = _mm512_or_si512(_mm512_and_si512(ql, m0f), _mm512_and_si512(_mm512_slli_epi16(qhz, 4), m30));
+      const __m512i hi = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), m0f), _mm512_and_si512(qhz, m30));
+      const __m512i dlo = _mm512_dpbusd_epi32(_mm512_loadu_si512(seed + 32 * h), lo, _mm512_loadu_si512(q + 128 * h));
+      const __m512i dhi =
+          _mm512_dpbusd_epi32(_mm512_loadu_si512(seed + 32 * h + 16), hi, _mm512_loadu_si512(q + 128 * h + 64));
+      acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dlo), _mm512_permutexvar_ps(idx_g[2 * h], s), acc0);
+      acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dhi), _mm512_permutexvar_ps(idx_g[2 * h + 1], s), acc1);
+    }
+  }
+  return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+}
+
+// ---------------------------------------------------------------- float rows
+
+enum class FloatKind { F32, F16, BF16 };
+
+template <FloatKind K>
+inline __m512 load16(const uint8_t* p) {
+  if constexpr (K == FloatKind::F32) {
+    return _mm512_loadu_ps(reinterpret_cast<const float*>(p));
+  } else if constexpr (K == FloatKind::F16) {
+    return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  } else {
+    const __m512i v = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(v, 16));
+  }
+}
+
+template <FloatKind K>
+inline __m512 load16_masked(const uint8_t* p, __mmask16 m) {
+  if constexpr (K == FloatKind::F32) {
+    return _mm512_maskz_loadu_ps(m, p);
+  } else if constexpr (K == FloatKind::F16) {
+    return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p));
+  } else {
+    const __m512i v = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(v, 16));
+  }
+}
+
+template <FloatKind K>
+float row_float(const uint8_t* w, const float* x, int64_t n) {
+  constexpr int64_t E = K == FloatKind::F32 ? 4 : 2;  // bytes per element
+  __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), a2 = _mm512_setzero_ps(), a3 = _mm512_setzero_ps();
+  int64_t i = 0;
+  for (; i + 64 <= n; i += 64) {
+    a0 = _mm512_fmadd_ps(load16<K>(w + E * i), _mm512_loadu_ps(x + i), a0);
+    a1 = _mm512_fmadd_ps(load16<K>(w + E * (i + 16)), _mm512_loadu_ps(x + i + 16), a1);
+    a2 = _mm512_fmadd_ps(load16<K>(w + E * (i + 32)), _mm512_loadu_ps(x + i + 32), a2);
+    a3 = _mm512_fmadd_ps(load16<K>(w + E * (i + 48)), _mm512_loadu_ps(x + i + 48), a3);
+  }
+  for (; i + 16 <= n; i += 16) a0 = _mm512_fmadd_ps(load16<K>(w + E * i), _mm512_loadu_ps(x + i), a0);
+  if (i < n) {
+    const __mmask16 m = static_cast<__mmask16>((1u << (n - i)) - 1u);
+    a1 = _mm512_fmadd_ps(load16_masked<K>(w + E * i, m), _mm512_maskz_loadu_ps(m, x + i), a1);
+  }
+  return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+}
+
+template <FloatKind K>
+void gemv_float(const uint8_t* w, size_t row_bytes, int64_t n_rows, const float* x, int64_t n, float* y) {
+  for (int64_t r = 0; r < n_rows; ++r) y[r] = row_float<K>(w + static_cast<size_t>(r) * row_bytes, x, n);
+}
+
+}  // namespace
+
+bool has_kernel_avx512(GgmlType t) {
+  switch (t) {
+    case GgmlType::F32: case GgmlType::F16: case GgmlType::BF16: case GgmlType::Q4_0: case GgmlType::Q4_1:
+    case GgmlType::Q5_0: case GgmlType::Q5_1: case GgmlType::Q8_0: case GgmlType::Q4_K: case GgmlType::Q5_K:
+    case GgmlType::Q6_K:
+      return true;
+    default: return false;
+  }
+}
+
+bool gemv_rows_avx512(GgmlType t, const uint8_t* w, size_t row_bytes, int64_t n_rows, const float* x, int64_t n,
+                      float* y) {
+  switch (t) {
+    case GgmlType::F32: gemv_float<FloatKind::F32>(w, row_bytes, n_rows, x, n, y); return true;
+    case GgmlType::F16: gemv_float<FloatKind::F16>(w, row_bytes, n_rows, x, n, y); return true;
+    case GgmlType::BF16: gemv_float<FloatKind::BF16>(w, row_bytes, n_rows, x, n, y); return true;
+    case GgmlType::Q4_0: gemv_pairs<FmtQ4_0>(w, row_bytes, n_rows, x, n, y); return true;
+    case GgmlType::Q4_1: gemv_pairs<FmtQ4_1>(w, row_bytes, n_rows, x, n, y); return true;
+    case GgmlType::Q5_0: gemv_pairs<FmtQ5_0>(w, row_bytes, n_rows, x, n, y); return true;
+    case GgmlType::Q5_1: gemv_pairs<FmtQ5_1>(w, row_bytes, n_rows, x, n, y); return true;
+    case GgmlType::Q8_0: gemv_pairs<FmtQ8_0>(w, row_bytes, n_rows, x, n, y); return true;
+    case GgmlType::Q4_K:
+    case GgmlType::Q5_K: {
+      const Activation& a = quantize_activation(x, n, Layout::Natural, false, 0, ScaleLayout::PerSuper);
+      const bool five = t == GgmlType::Q5_K;
+      for (int64_t r = 0; r < n_rows; ++r) {
+        const uint8_t* row = w + static_cast<size_t>(r) * row_bytes;
+        y[r] = five ? row_q45_K<true>(row, n / 256, a) : row_q45_K<false>(row, n / 256, a);
+      }
+      return true;
+    }
+    case GgmlType::Q6_K: {
+      const Activation& a = quantize_activation(x, n, Layout::Natural, false, 32, ScaleLayout::PerSuper);
+      for (int64_t r = 0; r < n_rows; ++r) y[r] = row_q6_K(w + static_cast<size_t>(r) * row_bytes, n / 256, a);
+      return true;
+    }
+    default: return false;
+  }
+}
+
+}  // namespace cvq::detail
+
+#else  // not compiled for AVX-512: no kernels (the dispatcher never selects this level then)
+
+namespace cvq::detail {
+bool has_kernel_avx512(GgmlType) { return false; }
+bool gemv_rows_avx512(GgmlType, const uint8_t*, size_t, int64_t, const float*, int64_t, float*) { return false; }
+}  // namespace cvq::detail
+
+#endif

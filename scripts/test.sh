@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The whole test suite: Release build + every test (unit, integration on the real model, CLI error
+# paths), then an ASan/UBSan build running the unit and CLI tests.
+#   scripts/test.sh [--no-sanitize]
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+jobs=$(nproc)
+
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release > /dev/null
+cmake --build build -j "$jobs"
+ctest --test-dir build --output-on-failure -j "$jobs"
+
+if [ "${1:-}" != "--no-sanitize" ]; then
+  cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCOMMVQ_SANITIZE=ON \
+        -DCOMMVQ_BUILD_BENCH=OFF > /dev/null
+  cmake --build build-asan -j "$jobs" --target unit_tests commvq-bench
+  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+    ctest --test-dir build-asan --output-on-failure -j "$jobs" -L 'unit|cli'
+fi

@@ -1,0 +1,124 @@
+// `bench engine`: prefill and decode speed of this engine and of llama.cpp (through
+// llama-cpp-python, when installed) on the same GGUF, measured in the same run, as ratios.
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+
+#include "cli/commands/common.h"
+#include "core/atomic_file.h"
+#include "core/error.h"
+#include "core/thread_pool.h"
+#include "eval/data_paths.h"
+#include "model/llama_model.h"
+#include "model/model_paths.h"
+#include "tasks/generation.h"
+#include "tasks/text_source.h"
+
+namespace cvq {
+namespace {
+
+struct EngineSpeed {
+  double prefill = 0.0, decode = 0.0;
+};
+
+EngineSpeed bench_ours(const LlamaModel& model, const std::vector<int32_t>& prompt, int decode_tokens, int reps) {
+  EngineSpeed best;
+  for (int r = 0; r < reps; ++r) {
+    auto cache = make_kv_cache("fp16", model.kv_geometry());
+    GenerationResult g = generate_greedy_ids(model, *cache, prompt, decode_tokens + 1);
+    best.prefill = std::max(best.prefill, g.prefill_tokens_per_s());
+    best.decode = std::max(best.decode, g.decode_tokens_per_s());
+  }
+  return best;
+}
+
+// Returns false (with the reason) when llama-cpp-python is not available.
+bool bench_llamacpp(const std::string& model_path, const std::string& text_path, int prompt_tokens, int decode_tokens,
+                    int threads, EngineSpeed* out, std::string* why) {
+  const std::string script = project_source_dir() + "/scripts/llamacpp-bench.py";
+  if (!std::filesystem::exists(script)) {
+    *why = script + " not found";
+    return false;
+  }
+  const std::string json_path = (std::filesystem::temp_directory_path() / ("commvq-llamacpp-" + std::to_string(::getpid()) + ".json")).string();
+  const std::string cmd = "python3 '" + script + "' --model '" + model_path + "' --text '" + text_path +
+                          "' --prompt-tokens " + std::to_string(prompt_tokens) + " --decode-tokens " +
+                          std::to_string(decode_tokens) + " --threads " + std::to_string(threads) + " --json '" +
+                          json_path + "' > /dev/null";
+  int rc = std::system(cmd.c_str());
+  if (rc != 0 || !std::filesystem::exists(json_path)) {
+    *why = WIFEXITED(rc) && WEXITSTATUS(rc) == 3 ? "llama-cpp-python is not installed (pip install llama-cpp-python)"
+                                                  : "the llama.cpp benchmark script failed (exit " + std::to_string(rc) + ")";
+    return false;
+  }
+  auto j = nlohmann::json::parse(read_file(json_path));
+  std::filesystem::remove(json_path);
+  out->prefill = j.at("prefill_tokens_per_s").get<double>();
+  out->decode = j.at("decode_tokens_per_s").get<double>();
+  return true;
+}
+
+void register_bench_engine(CLI::App& bench) {
+  struct Opts : CommonOptions {
+    int prompt_tokens = 512;
+    int decode_tokens = 128;
+    int reps = 3;
+    bool skip_llamacpp = false;
+    std::string text;
+  };
+  auto o = std::make_shared<Opts>();
+  auto* cmd = bench.add_subcommand("engine", "prefill/decode tokens/s vs llama.cpp on the same model");
+  add_common_options(*cmd, *o);
+  cmd->add_option("--prompt-tokens", o->prompt_tokens, "prefill length")->check(CLI::Range(1, 1 << 16));
+  cmd->add_option("--decode-tokens", o->decode_tokens, "tokens decoded one at a time")->check(CLI::Range(2, 1 << 16));
+  cmd->add_option("--reps", o->reps, "repetitions (best is reported)")->check(CLI::Range(1, 100));
+  cmd->add_option("--text", o->text, "text the prompt is cut from (default: WikiText-2 test)");
+  cmd->add_flag("--no-llamacpp", o->skip_llamacpp, "do not run the llama.cpp comparison");
+  cmd->callback([o] {
+    apply_common_options(*o);
+    const std::string model_path = resolve_model_path(o->model_path);
+    const std::string text_path = o->text.empty() ? data_path("text/wikitext-2-raw/wiki.test.raw") : o->text;
+    auto model = LlamaModel::load(model_path);
+    std::vector<int32_t> tokens = model->tokenizer().encode(read_text_file(text_path), false, false);
+    if (static_cast<int>(tokens.size()) < o->prompt_tokens) throw Error(text_path + ": too short for the prompt");
+    tokens.resize(o->prompt_tokens);
+    const int threads = ThreadPool::global().size();
+    bench_ours(*model, tokens, 8, 1);  // warm-up: page in the weights
+    EngineSpeed ours = bench_ours(*model, tokens, o->decode_tokens, o->reps);
+    EngineSpeed ref;
+    std::string why = "skipped (--no-llamacpp)";
+    bool have_ref = !o->skip_llamacpp &&
+                    bench_llamacpp(model_path, text_path, o->prompt_tokens, o->decode_tokens, threads, &ref, &why);
+    std::printf("engine speed, %s, %d threads, prompt %d tokens, decode %d tokens (best of %d)\n",
+                model->config().name.c_str(), threads, o->prompt_tokens, o->decode_tokens, o->reps);
+    std::printf("%-14s %16s %16s\n", "", "prefill tok/s", "decode tok/s");
+    std::printf("%-14s %16.1f %16.1f\n", "commvq-bench", ours.prefill, ours.decode);
+    nlohmann::json j = {{"model", model_path}, {"threads", threads}, {"prompt_tokens", o->prompt_tokens},
+                        {"decode_tokens", o->decode_tokens}, {"ours", {{"prefill_tokens_per_s", ours.prefill}, {"decode_tokens_per_s", ours.decode}}}};
+    if (have_ref) {
+      std::printf("%-14s %16.1f %16.1f\n", "llama.cpp", ref.prefill, ref.decode);
+      std::printf("%-14s %15.2fx %15.2fx\n", "ratio", ours.prefill / ref.prefill, ours.decode / ref.decode);
+      j["llama_cpp"] = {{"prefill_tokens_per_s", ref.prefill}, {"decode_tokens_per_s", ref.decode}};
+      j["ratio"] = {{"prefill", ours.prefill / ref.prefill}, {"decode", ours.decode / ref.decode}};
+    } else {
+      std::printf("llama.cpp      not measured: %s\n", why.c_str());
+      j["llama_cpp"] = nullptr;
+      j["llama_cpp_missing_reason"] = why;
+    }
+    write_json(o->json_path, j);
+  });
+}
+
+}  // namespace
+
+void register_bench(CLI::App& app) {
+  auto* bench = app.add_subcommand("bench", "speed benchmarks");
+  bench->require_subcommand(1);
+  register_bench_engine(*bench);
+}
+
+}  // namespace cvq

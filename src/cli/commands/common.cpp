@@ -1,0 +1,44 @@
+#include "cli/commands/common.h"
+
+#include <cblas.h>
+
+#include <cstdio>
+
+#include "core/atomic_file.h"
+#include "core/progress.h"
+#include "core/thread_pool.h"
+
+namespace cvq {
+
+void add_common_options(CLI::App& cmd, CommonOptions& o, bool with_model) {
+  if (with_model) cmd.add_option("--model,-m", o.model_path, "GGUF model (default: the installed SmolLM2-135M-Instruct)");
+  cmd.add_option("--threads,-t", o.threads, "worker threads (default: all cores)")->check(CLI::NonNegativeNumber);
+  cmd.add_flag("--quiet,-q", o.quiet, "no progress output");
+  cmd.add_option("--json", o.json_path, "also write the results to this JSON file");
+}
+
+void apply_common_options(const CommonOptions& o) {
+  // Our pool parallelizes across tiles and heads; BLAS calls inside it stay single-threaded.
+  openblas_set_num_threads(1);
+  if (o.threads > 0) ThreadPool::set_global_threads(o.threads);
+  Progress::set_quiet(o.quiet);
+}
+
+void write_json(const std::string& path, const nlohmann::json& j) {
+  if (path.empty()) return;
+  write_file_atomic(path, j.dump(2) + "\n");
+}
+
+std::string format_bytes(double bytes) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int u = 0;
+  while (bytes >= 1024.0 && u < 4) {
+    bytes /= 1024.0;
+    ++u;
+  }
+  char buf[64];
+  std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.2f %s", bytes, units[u]);
+  return buf;
+}
+
+}  // namespace cvq

@@ -1,0 +1,27 @@
+#pragma once
+// Options every subcommand shares and small helpers for printing and JSON output.
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+#include <string>
+
+namespace cvq {
+
+struct CommonOptions {
+  std::string model_path;  // empty: the default model
+  int threads = 0;         // 0: all hardware threads
+  bool quiet = false;
+  std::string json_path;   // write results here as JSON when set
+};
+
+void add_common_options(CLI::App& cmd, CommonOptions& o, bool with_model = true);
+void apply_common_options(const CommonOptions& o);  // threads, quiet
+void write_json(const std::string& path, const nlohmann::json& j);
+std::string format_bytes(double bytes);
+
+// Subcommand registration: each adds itself to the app and sets its callback.
+void register_info(CLI::App& app);
+void register_generate(CLI::App& app);
+void register_eval(CLI::App& app);
+void register_bench(CLI::App& app);
+
+}  // namespace cvq

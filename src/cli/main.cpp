@@ -1,0 +1,32 @@
+// commvq-bench: CommVQ KV-cache compression, reproduced and benchmarked on real models.
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <exception>
+
+#include "cli/commands/common.h"
+#include "core/error.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"commvq-bench — CommVQ KV-cache compression: run, evaluate and benchmark LLaMA-family models"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "commvq-bench 0.1.0");
+  cvq::register_info(app);
+  cvq::register_generate(app);
+  cvq::register_eval(app);
+  cvq::register_bench(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const cvq::Error& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "error: out of memory\n");
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

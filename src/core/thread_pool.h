@@ -1,0 +1,44 @@
+#pragma once
+// A small persistent pool: parallel_for splits [0, n) into contiguous chunks, one per worker,
+// and the calling thread takes part. Nested calls run serially on the caller.
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace cvq {
+
+class ThreadPool {
+ public:
+  explicit ThreadPool(int n_threads);
+  ~ThreadPool();
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+
+  int size() const { return n_threads_; }
+  // fn(begin, end, thread_index) over chunks of [0, n); chunks hold at least `grain` items.
+  void parallel_for(int64_t n, const std::function<void(int64_t, int64_t, int)>& fn, int64_t grain = 1);
+
+  // The process-wide pool (size set once by set_global_threads, default: hardware threads).
+  static ThreadPool& global();
+  static void set_global_threads(int n);
+
+ private:
+  void worker(int index);
+
+  int n_threads_;
+  std::vector<std::thread> workers_;
+  std::mutex mu_;
+  std::condition_variable cv_start_, cv_done_;
+  const std::function<void(int64_t, int64_t, int)>* job_ = nullptr;
+  int64_t job_n_ = 0;
+  int job_parts_ = 0;
+  uint64_t generation_ = 0;
+  int pending_ = 0;
+  bool stop_ = false;
+  bool busy_ = false;
+};
+
+}  // namespace cvq

@@ -1,0 +1,16 @@
+#include "eval/data_paths.h"
+
+#include <cstdlib>
+
+#include "model/model_paths.h"
+
+namespace cvq {
+
+std::string data_dir() {
+  if (const char* d = std::getenv("COMMVQ_DATA"); d && *d) return d;
+  return project_source_dir() + "/data";
+}
+
+std::string data_path(const std::string& relative) { return data_dir() + "/" + relative; }
+
+}  // namespace cvq

@@ -1,0 +1,57 @@
+#pragma once
+// The KV-cache seam. A method stores keys and values its own way and answers attention queries.
+// RoPE of keys is the cache's business: append() receives keys *before* RoPE, so methods that
+// quantize pre-RoPE keys (CommVQ, KVQuant) and post-RoPE keys (FP16, KIVI, q8_0) share one seam.
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "model/rope.h"
+
+namespace cvq {
+
+struct KvGeometry {
+  int n_layers = 0;
+  int n_head = 0;     // query heads
+  int n_head_kv = 0;  // key/value heads
+  int head_dim = 0;
+  Rope rope;
+  int kv_dim() const { return n_head_kv * head_dim; }
+  int q_dim() const { return n_head * head_dim; }
+};
+
+class KvCache {
+ public:
+  explicit KvCache(KvGeometry g) : geo_(std::move(g)) {}
+  virtual ~KvCache() = default;
+
+  // k_pre_rope, v: [n x kv_dim] for tokens at positions[0..n), appended in order.
+  virtual void append(int layer, const float* k_pre_rope, const float* v, const int32_t* positions, int n) = 0;
+  // q_post_rope, out: [n x q_dim]. Query i attends to every cached token whose position is
+  // <= positions[i] (causal), with scale 1/sqrt(head_dim).
+  virtual void attend(int layer, const float* q_post_rope, const int32_t* positions, int n, float* out) = 0;
+  // Every byte this cache stores (codes, scales, windows, side stores), all layers.
+  virtual size_t bytes() const = 0;
+  virtual int64_t n_tokens(int layer) const = 0;
+  virtual void clear() = 0;
+  virtual std::string spec() const = 0;
+
+  const KvGeometry& geometry() const { return geo_; }
+
+ protected:
+  KvGeometry geo_;
+};
+
+// Builds a cache from a spec string such as "fp16" or "kivi:k=2,v=2,group=32,window=128".
+// Unknown methods or options throw an Error that names the spec and lists what is known.
+std::unique_ptr<KvCache> make_kv_cache(const std::string& spec, const KvGeometry& geo);
+std::vector<std::string> kv_method_names();
+
+}  // namespace cvq
+
+namespace cvq {
+// For each query position, how many leading cached tokens (positions sorted ascending) it may see.
+void visible_counts(const std::vector<int32_t>& cached_positions, const int32_t* q_positions, int n, int32_t* out);
+}  // namespace cvq

@@ -1,0 +1,149 @@
+#include "model/llama_model.h"
+
+#include "core/error.h"
+#include "kernels/cpu/norm_act.h"
+#include "model/quant_blocks.h"
+
+namespace cvq {
+namespace {
+
+std::vector<float> load_vector(const GgufFile& f, const std::string& name, int64_t expect) {
+  const GgufTensorInfo& t = f.tensor(name);
+  if (t.n_elements != expect) {
+    fail_file(f.path(), "tensor '" + name + "' has " + std::to_string(t.n_elements) + " elements, expected " +
+                            std::to_string(expect));
+  }
+  if (!ggml_type_info(t.type).supported) {
+    fail_file(f.path(), "tensor '" + name + "' has unsupported type " + ggml_type_name(static_cast<uint32_t>(t.type)));
+  }
+  std::vector<float> out(static_cast<size_t>(expect));
+  dequantize_row(t.type, t.data, out.data(), expect);
+  return out;
+}
+
+WeightMatrix load_matrix(const GgufFile& f, const std::string& name, int64_t rows, int64_t cols) {
+  const GgufTensorInfo& t = f.tensor(name);
+  if (t.dims.size() != 2 || t.dims[0] != cols || t.dims[1] != rows) {
+    std::string got;
+    for (auto d : t.dims) got += (got.empty() ? "" : " x ") + std::to_string(d);
+    fail_file(f.path(), "tensor '" + name + "' has shape [" + got + "], expected [" + std::to_string(cols) + " x " +
+                            std::to_string(rows) + "]");
+  }
+  try {
+    return WeightMatrix(t);
+  } catch (const Error& e) {
+    fail_file(f.path(), e.what());
+  }
+}
+
+void add_bias(float* x, const std::vector<float>& b, int n) {
+  if (b.empty()) return;
+  const size_t dim = b.size();
+  for (int t = 0; t < n; ++t)
+    for (size_t i = 0; i < dim; ++i) x[t * dim + i] += b[i];
+}
+
+}  // namespace
+
+std::unique_ptr<LlamaModel> LlamaModel::load(const std::string& path) {
+  std::unique_ptr<LlamaModel> m(new LlamaModel());
+  m->gguf_ = std::make_unique<GgufFile>(path);
+  const GgufFile& f = *m->gguf_;
+  m->config_ = LlamaConfig::from_gguf(f);
+  const LlamaConfig& c = m->config_;
+  m->tokenizer_ = std::make_unique<Tokenizer>(tokenizer_data_from_gguf(f));
+  if (static_cast<int>(m->tokenizer_->vocab_size()) != c.n_vocab) {
+    fail_file(path, "tokenizer has " + std::to_string(m->tokenizer_->vocab_size()) + " tokens but the model has " +
+                        std::to_string(c.n_vocab));
+  }
+  const int q_dim = c.n_head * c.head_dim, kv_dim = c.kv_dim();
+  m->token_embd_ = load_matrix(f, "token_embd.weight", c.n_vocab, c.n_embd);
+  m->output_ = f.find_tensor("output.weight") ? load_matrix(f, "output.weight", c.n_vocab, c.n_embd) : m->token_embd_;
+  m->output_norm_ = load_vector(f, "output_norm.weight", c.n_embd);
+  if (f.find_tensor("rope_freqs.weight")) m->rope_freq_factors_ = load_vector(f, "rope_freqs.weight", c.head_dim / 2);
+  m->layers_.resize(c.n_layers);
+  for (int l = 0; l < c.n_layers; ++l) {
+    const std::string p = "blk." + std::to_string(l) + ".";
+    Layer& L = m->layers_[l];
+    L.attn_norm = load_vector(f, p + "attn_norm.weight", c.n_embd);
+    L.ffn_norm = load_vector(f, p + "ffn_norm.weight", c.n_embd);
+    L.wq = load_matrix(f, p + "attn_q.weight", q_dim, c.n_embd);
+    L.wk = load_matrix(f, p + "attn_k.weight", kv_dim, c.n_embd);
+    L.wv = load_matrix(f, p + "attn_v.weight", kv_dim, c.n_embd);
+    L.wo = load_matrix(f, p + "attn_output.weight", c.n_embd, q_dim);
+    L.w_gate = load_matrix(f, p + "ffn_gate.weight", c.n_ff, c.n_embd);
+    L.w_up = load_matrix(f, p + "ffn_up.weight", c.n_ff, c.n_embd);
+    L.w_down = load_matrix(f, p + "ffn_down.weight", c.n_embd, c.n_ff);
+    if (c.qkv_bias) {
+      L.bq = load_vector(f, p + "attn_q.bias", q_dim);
+      L.bk = load_vector(f, p + "attn_k.bias", kv_dim);
+      L.bv = load_vector(f, p + "attn_v.bias", kv_dim);
+    }
+  }
+  return m;
+}
+
+KvGeometry LlamaModel::kv_geometry() const {
+  KvGeometry g;
+  g.n_layers = config_.n_layers;
+  g.n_head = config_.n_head;
+  g.n_head_kv = config_.n_head_kv;
+  g.head_dim = config_.head_dim;
+  g.rope = Rope(config_.head_dim, config_.rope_theta, config_.rope_layout, rope_freq_factors_, config_.rope_pos_scale);
+  return g;
+}
+
+size_t LlamaModel::weight_bytes() const {
+  size_t b = 0;
+  for (const auto& t : gguf_->tensors()) b += t.n_bytes;
+  return b;
+}
+
+std::vector<float> LlamaModel::forward(const int32_t* tokens, const int32_t* positions, int n, KvCache& cache,
+                                       Logits which, const LayerObserver* observer) const {
+  const LlamaConfig& c = config_;
+  const int E = c.n_embd, F = c.n_ff, q_dim = c.n_head * c.head_dim, kv_dim = c.kv_dim();
+  const Rope& rope = cache.geometry().rope;
+  for (int t = 0; t < n; ++t) {
+    if (tokens[t] < 0 || tokens[t] >= c.n_vocab) {
+      throw Error("token id " + std::to_string(tokens[t]) + " is outside the vocabulary (" + std::to_string(c.n_vocab) + ")");
+    }
+  }
+  std::vector<float> x(static_cast<size_t>(n) * E), h(x.size()), q(static_cast<size_t>(n) * q_dim),
+      k(static_cast<size_t>(n) * kv_dim), v(k.size()), attn(q.size()), gate(static_cast<size_t>(n) * F), up(gate.size());
+  for (int t = 0; t < n; ++t) token_embd_.dequantize_row(tokens[t], x.data() + static_cast<size_t>(t) * E);
+
+  for (int l = 0; l < c.n_layers; ++l) {
+    const Layer& L = layers_[l];
+    rmsnorm_rows(x.data(), L.attn_norm.data(), n, E, c.rms_eps, h.data());
+    L.wq.matmul(h.data(), n, q.data());
+    L.wk.matmul(h.data(), n, k.data());
+    L.wv.matmul(h.data(), n, v.data());
+    add_bias(q.data(), L.bq, n);
+    add_bias(k.data(), L.bk, n);
+    add_bias(v.data(), L.bv, n);
+    for (int t = 0; t < n; ++t) rope.apply(q.data() + static_cast<size_t>(t) * q_dim, c.n_head, positions[t]);
+    if (observer && *observer) (*observer)(l, q.data(), k.data(), v.data(), positions, n);
+    cache.append(l, k.data(), v.data(), positions, n);
+    cache.attend(l, q.data(), positions, n, attn.data());
+    L.wo.matmul(attn.data(), n, h.data());
+    for (size_t i = 0; i < x.size(); ++i) x[i] += h[i];
+
+    rmsnorm_rows(x.data(), L.ffn_norm.data(), n, E, c.rms_eps, h.data());
+    L.w_gate.matmul(h.data(), n, gate.data());
+    L.w_up.matmul(h.data(), n, up.data());
+    swiglu_inplace(gate.data(), up.data(), static_cast<int64_t>(n) * F);
+    L.w_down.matmul(gate.data(), n, h.data());
+    for (size_t i = 0; i < x.size(); ++i) x[i] += h[i];
+  }
+
+  if (which == Logits::None) return {};
+  const int first = which == Logits::Last ? n - 1 : 0;
+  const int rows = n - first;
+  rmsnorm_rows(x.data() + static_cast<size_t>(first) * E, output_norm_.data(), rows, E, c.rms_eps, h.data());
+  std::vector<float> logits(static_cast<size_t>(rows) * c.n_vocab);
+  output_.matmul(h.data(), rows, logits.data());
+  return logits;
+}
+
+}  // namespace cvq

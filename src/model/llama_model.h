@@ -1,0 +1,54 @@
+#pragma once
+// A llama-family transformer loaded from GGUF, weights used in place from the memory map.
+// forward() is the one entry for prefill (many tokens) and decode (one); the KV cache is a seam.
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "kv/kv_cache.h"
+#include "model/gguf.h"
+#include "model/llama_config.h"
+#include "model/tokenizer.h"
+#include "model/weight_matrix.h"
+
+namespace cvq {
+
+// Called per layer during forward with the pre-RoPE keys, values and post-RoPE queries of the
+// batch (used by `collect`). Shapes: k, v [n x kv_dim]; q [n x q_dim].
+using LayerObserver = std::function<void(int layer, const float* q_post_rope, const float* k_pre_rope,
+                                         const float* v, const int32_t* positions, int n)>;
+
+class LlamaModel {
+ public:
+  enum class Logits { None, Last, All };
+
+  static std::unique_ptr<LlamaModel> load(const std::string& path);
+
+  const LlamaConfig& config() const { return config_; }
+  const Tokenizer& tokenizer() const { return *tokenizer_; }
+  const GgufFile& gguf() const { return *gguf_; }
+  KvGeometry kv_geometry() const;
+  size_t weight_bytes() const;
+
+  // Returns logits [rows x n_vocab] with rows = 0, 1 or n per `which`.
+  std::vector<float> forward(const int32_t* tokens, const int32_t* positions, int n, KvCache& cache, Logits which,
+                             const LayerObserver* observer = nullptr) const;
+
+ private:
+  struct Layer {
+    std::vector<float> attn_norm, ffn_norm, bq, bk, bv;
+    WeightMatrix wq, wk, wv, wo, w_gate, w_up, w_down;
+  };
+  LlamaModel() = default;
+
+  std::unique_ptr<GgufFile> gguf_;
+  LlamaConfig config_;
+  std::unique_ptr<Tokenizer> tokenizer_;
+  WeightMatrix token_embd_, output_;
+  std::vector<float> output_norm_;
+  std::vector<Layer> layers_;
+  std::vector<float> rope_freq_factors_;
+};
+
+}  // namespace cvq

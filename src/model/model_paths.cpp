@@ -1,0 +1,30 @@
+#include "model/model_paths.h"
+
+#include <cstdlib>
+#include <filesystem>
+
+#include "core/error.h"
+
+namespace cvq {
+
+std::string default_model_path() {
+  if (const char* m = std::getenv("COMMVQ_MODEL"); m && *m) return m;
+  std::string home_dir;
+  if (const char* h = std::getenv("COMMVQ_HOME"); h && *h) home_dir = h;
+  else if (const char* h2 = std::getenv("HOME"); h2 && *h2) home_dir = std::string(h2) + "/.cache/commvq-bench";
+  else home_dir = ".cache/commvq-bench";
+  return home_dir + "/models/" + kDefaultModelFile;
+}
+
+std::string resolve_model_path(const std::string& user_path) {
+  if (!user_path.empty()) return user_path;
+  std::string p = default_model_path();
+  if (!std::filesystem::exists(p)) {
+    throw Error(p + ": default model not found — run scripts/setup.sh (or scripts/get-model.sh), or pass --model PATH");
+  }
+  return p;
+}
+
+std::string project_source_dir() { return COMMVQ_SOURCE_DIR; }
+
+}  // namespace cvq

@@ -1,0 +1,71 @@
+#include "model/weight_matrix.h"
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "core/error.h"
+#include "core/thread_pool.h"
+#include "kernels/cpu/quant_dot.h"
+#include "model/gguf.h"
+#include "model/quant_blocks.h"
+
+namespace cvq {
+namespace {
+// Below this many tokens the matrix-vector kernels beat dequantize + SGEMM.
+constexpr int64_t kGemmMinTokens = 4;
+constexpr int64_t kTileRows = 64;
+}  // namespace
+
+WeightMatrix::WeightMatrix(const GgufTensorInfo& t)
+    : name_(t.name), type_(t.type), rows_(t.rows()), cols_(t.dims[0]), data_(t.data) {
+  if (t.dims.size() > 2) throw Error("tensor '" + t.name + "' is not a matrix");
+  if (!ggml_type_info(t.type).supported) {
+    throw Error("tensor '" + t.name + "' has type " + ggml_type_name(static_cast<uint32_t>(t.type)) +
+                ", which this build cannot compute with (supported: f32 f16 bf16 q4_0 q4_1 q5_0 q5_1 q8_0 q4_K q5_K q6_K)");
+  }
+  row_bytes_ = ggml_row_bytes(t.type, cols_);
+}
+
+void WeightMatrix::dequantize_row(int64_t r, float* dst) const {
+  cvq::dequantize_row(type_, data_ + static_cast<size_t>(r) * row_bytes_, dst, cols_);
+}
+
+void WeightMatrix::matmul(const float* x, int64_t n_tokens, float* y) const {
+  ThreadPool& pool = ThreadPool::global();
+  if (n_tokens < kGemmMinTokens) {
+    for (int64_t t = 0; t < n_tokens; ++t) {
+      const float* xt = x + t * cols_;
+      float* yt = y + t * rows_;
+      pool.parallel_for(
+          rows_,
+          [&](int64_t begin, int64_t end, int) {
+            gemv_rows(type_, data_ + static_cast<size_t>(begin) * row_bytes_, row_bytes_, end - begin, xt, cols_,
+                      yt + begin);
+          },
+          256);
+    }
+    return;
+  }
+  const int64_t n_tiles = (rows_ + kTileRows - 1) / kTileRows;
+  pool.parallel_for(n_tiles, [&](int64_t tile_begin, int64_t tile_end, int) {
+    std::vector<float> tile(static_cast<size_t>(kTileRows * cols_));
+    for (int64_t tile_i = tile_begin; tile_i < tile_end; ++tile_i) {
+      const int64_t r0 = tile_i * kTileRows;
+      const int64_t nr = std::min(kTileRows, rows_ - r0);
+      const float* w;
+      if (type_ == GgmlType::F32) {
+        w = reinterpret_cast<const float*>(data_ + static_cast<size_t>(r0) * row_bytes_);
+      } else {
+        for (int64_t r = 0; r < nr; ++r) dequantize_row(r0 + r, tile.data() + r * cols_);
+        w = tile.data();
+      }
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(n_tokens), static_cast<int>(nr),
+                  static_cast<int>(cols_), 1.0f, x, static_cast<int>(cols_), w, static_cast<int>(cols_), 0.0f, y + r0,
+                  static_cast<int>(rows_));
+    }
+  });
+}
+
+}  // namespace cvq

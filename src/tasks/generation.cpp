@@ -1,0 +1,65 @@
+#include "tasks/generation.h"
+
+#include <chrono>
+
+#include "core/error.h"
+#include "model/llama_model.h"
+
+namespace cvq {
+
+int32_t argmax(const float* v, int n) {
+  int32_t best = 0;
+  for (int i = 1; i < n; ++i)
+    if (v[i] > v[best]) best = i;
+  return best;
+}
+
+GenerationResult generate_greedy(const LlamaModel& model, KvCache& cache, const std::string& prompt, int max_new_tokens,
+                                 const std::function<void(const std::string&)>& on_piece,
+                                 const std::vector<std::string>& stop) {
+  const Tokenizer& tok = model.tokenizer();
+  return generate_greedy_ids(model, cache, tok.encode(prompt, tok.add_bos_default(), true), max_new_tokens, on_piece, stop);
+}
+
+GenerationResult generate_greedy_ids(const LlamaModel& model, KvCache& cache, const std::vector<int32_t>& prompt,
+                                     int max_new_tokens, const std::function<void(const std::string&)>& on_piece,
+                                     const std::vector<std::string>& stop) {
+  using clock = std::chrono::steady_clock;
+  if (prompt.empty()) throw Error("generate: the prompt is empty");
+  const int n_ctx = model.config().n_ctx_train;
+  if (static_cast<int>(prompt.size()) >= n_ctx) {
+    throw Error("generate: the prompt has " + std::to_string(prompt.size()) + " tokens, at or above the model's context " +
+                std::to_string(n_ctx));
+  }
+  const Tokenizer& tok = model.tokenizer();
+  const int V = model.config().n_vocab;
+  GenerationResult r;
+  r.prompt_tokens = static_cast<int>(prompt.size());
+  std::vector<int32_t> positions(prompt.size());
+  for (size_t i = 0; i < prompt.size(); ++i) positions[i] = static_cast<int32_t>(i);
+  auto t0 = clock::now();
+  std::vector<float> logits = model.forward(prompt.data(), positions.data(), r.prompt_tokens, cache, LlamaModel::Logits::Last);
+  auto t1 = clock::now();
+  r.prefill_seconds = std::chrono::duration<double>(t1 - t0).count();
+  int32_t pos = r.prompt_tokens;
+  for (int step = 0; step < max_new_tokens && pos < n_ctx; ++step) {
+    const int32_t next = argmax(logits.data(), V);
+    if (tok.is_end_of_generation(next)) break;
+    r.tokens.push_back(next);
+    ++r.generated_tokens;
+    const std::string piece = tok.token_to_piece(next);
+    r.text += piece;
+    if (on_piece) on_piece(piece);
+    bool stopped = false;
+    for (const auto& s : stop)
+      if (!s.empty() && r.text.size() >= s.size() && r.text.compare(r.text.size() - s.size(), s.size(), s) == 0) stopped = true;
+    if (stopped || step + 1 == max_new_tokens) break;
+    logits = model.forward(&next, &pos, 1, cache, LlamaModel::Logits::Last);
+    ++pos;
+  }
+  r.decode_seconds = std::chrono::duration<double>(clock::now() - t1).count();
+  r.kv_bytes = cache.bytes();
+  return r;
+}
+
+}  // namespace cvq

@@ -1,0 +1,38 @@
+#pragma once
+// Greedy decoding: prefill the prompt in one forward call, then one token at a time until an
+// end-of-generation token, a stop string, or the token limit.
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace cvq {
+
+class LlamaModel;
+class KvCache;
+
+struct GenerationResult {
+  std::string text;
+  std::vector<int32_t> tokens;
+  int prompt_tokens = 0;
+  int generated_tokens = 0;
+  double prefill_seconds = 0.0;
+  double decode_seconds = 0.0;
+  size_t kv_bytes = 0;
+  double prefill_tokens_per_s() const { return prefill_seconds > 0 ? prompt_tokens / prefill_seconds : 0.0; }
+  double decode_tokens_per_s() const {
+    return decode_seconds > 0 && generated_tokens > 1 ? (generated_tokens - 1) / decode_seconds : 0.0;
+  }
+};
+
+GenerationResult generate_greedy(const LlamaModel& model, KvCache& cache, const std::string& prompt, int max_new_tokens,
+                                 const std::function<void(const std::string&)>& on_piece = {},
+                                 const std::vector<std::string>& stop = {});
+// Same, from token ids (used by benchmarks that build exact-length prompts).
+GenerationResult generate_greedy_ids(const LlamaModel& model, KvCache& cache, const std::vector<int32_t>& prompt,
+                                     int max_new_tokens, const std::function<void(const std::string&)>& on_piece = {},
+                                     const std::vector<std::string>& stop = {});
+
+int32_t argmax(const float* v, int n);
+
+}  // namespace cvq

@@ -1,0 +1,73 @@
+#include "tasks/perplexity.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+
+#include "core/error.h"
+#include "core/progress.h"
+#include "model/llama_model.h"
+
+namespace cvq {
+
+PerplexityResult run_perplexity(const LlamaModel& model, const std::vector<int32_t>& all_tokens,
+                                const PerplexityOptions& opt) {
+  if (opt.ctx < 2) throw Error("perplexity: --ctx must be at least 2");
+  if (opt.chunk < 1) throw Error("perplexity: --chunk must be at least 1");
+  int64_t n_tokens = static_cast<int64_t>(all_tokens.size());
+  if (opt.max_tokens > 0) n_tokens = std::min(n_tokens, opt.max_tokens);
+  const int n_windows = static_cast<int>(n_tokens / opt.ctx);
+  if (n_windows == 0) {
+    throw Error("perplexity: the text has " + std::to_string(n_tokens) + " tokens, fewer than one window of " +
+                std::to_string(opt.ctx));
+  }
+  PerplexityResult r;
+  r.kv_spec = opt.kv_spec;
+  r.n_windows = n_windows;
+  r.n_tokens = static_cast<int64_t>(n_windows) * opt.ctx;
+  const int V = model.config().n_vocab;
+  auto cache = make_kv_cache(opt.kv_spec, model.kv_geometry());
+  Progress progress("perplexity [" + opt.kv_spec + "]", r.n_tokens, "tokens");
+  auto t0 = std::chrono::steady_clock::now();
+  std::vector<int32_t> positions;
+  for (int w = 0; w < n_windows; ++w) {
+    cache->clear();
+    const int32_t* win = all_tokens.data() + static_cast<int64_t>(w) * opt.ctx;
+    double window_nll = 0.0;
+    for (int start = 0; start < opt.ctx; start += opt.chunk) {
+      const int n = std::min(opt.chunk, opt.ctx - start);
+      positions.resize(n);
+      for (int i = 0; i < n; ++i) positions[i] = start + i;
+      std::vector<float> logits = model.forward(win + start, positions.data(), n, *cache, LlamaModel::Logits::All);
+      for (int i = 0; i < n; ++i) {
+        const int pos = start + i;
+        if (pos + 1 >= opt.ctx) break;
+        const float* row = logits.data() + static_cast<int64_t>(i) * V;
+        const int32_t target = win[pos + 1];
+        float mx = row[0];
+        int32_t arg = 0;
+        for (int j = 1; j < V; ++j)
+          if (row[j] > mx) {
+            mx = row[j];
+            arg = j;
+          }
+        double sum = 0.0;
+        for (int j = 0; j < V; ++j) sum += std::exp(static_cast<double>(row[j]) - mx);
+        window_nll += std::log(sum) + mx - row[target];
+        ++r.n_scored;
+        if (opt.keep_top1) r.top1.push_back(arg);
+      }
+      progress.update(static_cast<int64_t>(w) * opt.ctx + start + n,
+                      "ppl " + std::to_string(std::exp((r.nll_sum + window_nll) / std::max<int64_t>(1, r.n_scored))));
+    }
+    r.kv_bytes_at_ctx = std::max(r.kv_bytes_at_ctx, cache->bytes());
+    r.window_nll.push_back(window_nll);
+    r.nll_sum += window_nll;
+  }
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  r.perplexity = std::exp(r.nll_sum / static_cast<double>(r.n_scored));
+  progress.finish("ppl " + std::to_string(r.perplexity));
+  return r;
+}
+
+}  // namespace cvq

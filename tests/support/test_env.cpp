@@ -1,0 +1,20 @@
+#include "support/test_env.h"
+
+#include <cstdlib>
+#include <cstring>
+
+#include "eval/data_paths.h"
+#include "model/model_paths.h"
+
+namespace cvq::test {
+
+bool in_ci() {
+  const char* ci = std::getenv("CI");
+  return ci && (std::strcmp(ci, "true") == 0 || std::strcmp(ci, "1") == 0);
+}
+
+std::string model_path() { return default_model_path(); }
+std::string data_file(const std::string& relative) { return data_path(relative); }
+std::string fixture_path(const std::string& name) { return project_source_dir() + "/tests/fixtures/" + name; }
+
+}  // namespace cvq::test
