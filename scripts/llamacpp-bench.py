@@ -143,6 +143,10 @@ def main():
         "n_batch": 512,
         "model": os.path.basename(args.model),
         "first_generated_ids": generated[:16],
+        # Other processes competing for the cores make multi-threaded ggml very slow
+        # (spinning barriers); record the load so noisy runs can be spotted.
+        "loadavg_1m_at_end": os.getloadavg()[0],
+        "cpu_count": os.cpu_count(),
     }
     s = json.dumps(result)
     print(s)

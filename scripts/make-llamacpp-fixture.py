@@ -275,6 +275,7 @@ def main():
                 f.write("}" + sep)
             else:
                 f.write(json.dumps(key) + ": " + json.dumps(val, ensure_ascii=False) + sep)
+        f.write("}\n")
     # Validate what we wrote.
     with open(args.out, encoding="utf-8") as f:
         json.load(f)

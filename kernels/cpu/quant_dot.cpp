@@ -29,12 +29,9 @@ std::vector<float>& row_buffer(int64_t n) {
 }
 
 double dot_reference_unchecked(GgmlType t, const void* row, const float* x, int64_t n) {
-  const float* wf = static_cast<const float*>(row);
-  if (t != GgmlType::F32) {
-    std::vector<float>& buf = row_buffer(n);
-    dequantize_row(t, row, buf.data(), n);
-    wf = buf.data();
-  }
+  std::vector<float>& buf = row_buffer(n);  // also for f32: rows need not be 4-byte aligned
+  dequantize_row(t, row, buf.data(), n);
+  const float* wf = buf.data();
   double acc = 0.0;
   for (int64_t i = 0; i < n; ++i) acc += static_cast<double>(wf[i]) * static_cast<double>(x[i]);
   return acc;
@@ -94,7 +91,9 @@ void gemv_rows_at(SimdLevel level, GgmlType t, const uint8_t* w, size_t row_byte
   for (int64_t r = 0; r < n_rows; ++r) {
     dequantize_row(t, w + static_cast<size_t>(r) * row_bytes, buf.data(), n);
     if (!run_kernel(level, GgmlType::F32, reinterpret_cast<const uint8_t*>(buf.data()), 0, 1, x, n, y + r)) {
-      y[r] = static_cast<float>(dot_reference_unchecked(GgmlType::F32, buf.data(), x, n));
+      double acc = 0.0;
+      for (int64_t i = 0; i < n; ++i) acc += static_cast<double>(buf[static_cast<size_t>(i)]) * x[i];
+      y[r] = static_cast<float>(acc);
     }
   }
 }

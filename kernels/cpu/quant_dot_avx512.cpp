@@ -212,15 +212,15 @@ void rows_pairs(const uint8_t* row0, size_t row_bytes, int64_t nb, const Activat
   const int8_t* q = a.q.data();
   const int32_t* seed = a.seed.data();
   const float* ds = a.scales.data();
-  __m512 acc[R];
+  __m512 acc[2][R];  // two independent chains per row (even / odd pairs)
   __m128 macc[R];
 #pragma GCC unroll 4
   for (int r = 0; r < R; ++r) {
-    acc[r] = _mm512_setzero_ps();
+    acc[0][r] = acc[1][r] = _mm512_setzero_ps();
     macc[r] = _mm_setzero_ps();
   }
   // One pair of blocks of every row; block_a(r) is the first block of the pair in row r.
-  auto step = [&](auto block_a, int64_t p) {
+  auto step = [&](auto block_a, int64_t p, int chain) {
     const __m512i xq = _mm512_loadu_si512(q + 64 * p);
     __m512i init = _mm512_setzero_si512();
     if constexpr (F::kOffset != 0) init = _mm512_loadu_si512(seed + 16 * p);
@@ -231,21 +231,26 @@ void rows_pairs(const uint8_t* row0, size_t row_bytes, int64_t nb, const Activat
       const __m512i dot = _mm512_dpbusd_epi32(init, pair_codes<F>(ba, ba + B), xq);
       const __m128 f = pair_scales<F>(ba, ba + B, dsx);
       if constexpr (F::kMin) macc[r] = _mm_add_ps(macc[r], f);
-      acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_permutexvar_ps(idx, _mm512_zextps128_ps512(f)),
-                               acc[r]);
+      acc[chain][r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot),
+                                      _mm512_permutexvar_ps(idx, _mm512_zextps128_ps512(f)), acc[chain][r]);
     }
   };
   const int64_t np = nb / 2;
-  for (int64_t p = 0; p < np; ++p) {
-    step([&](int r) { return row0 + r * row_bytes + 2 * p * B; }, p);
+  int64_t p = 0;
+  for (; p + 2 <= np; p += 2) {
+    step([&](int r) { return row0 + r * row_bytes + 2 * p * B; }, p, 0);
+    step([&](int r) { return row0 + r * row_bytes + 2 * (p + 1) * B; }, p + 1, 1);
   }
+  if (p < np) step([&](int r) { return row0 + r * row_bytes + 2 * p * B; }, p, 0);
   if (nb & 1) {  // last block alone: pair it with a zero block (the activation is zero-padded too)
     alignas(64) uint8_t tail[R][2 * B] = {};
+#pragma GCC unroll 4
     for (int r = 0; r < R; ++r) std::memcpy(tail[r], row0 + r * row_bytes + (nb - 1) * B, B);
-    step([&](int r) { return static_cast<const uint8_t*>(tail[r]); }, np);
+    step([&](int r) { return static_cast<const uint8_t*>(tail[r]); }, np, 1);
   }
+#pragma GCC unroll 4
   for (int r = 0; r < R; ++r) {
-    float v = _mm512_reduce_add_ps(acc[r]);
+    float v = _mm512_reduce_add_ps(_mm512_add_ps(acc[0][r], acc[1][r]));
     if constexpr (F::kMin) {
       const __m128 m = _mm_add_ps(macc[r], _mm_movehl_ps(macc[r], macc[r]));  // lane 1: m_a*s_a + m_b*s_b
       v += _mm_cvtss_f32(_mm_shuffle_ps(m, m, 1));
@@ -259,9 +264,12 @@ void gemv_pairs(const uint8_t* w, size_t row_bytes, int64_t n_rows, const float*
   const Activation& a = quantize_activation(x, n, F::kEight ? Layout::Natural : Layout::Pair16, true,
                                             F::kOffset, ScaleLayout::Interleaved);
   const int64_t nb = n / 32;
+  // Two rows at a time share the activation loads (~5% faster for the nibble formats); for q8_0
+  // it halved the streaming speed from DRAM (measured on Zen 4), so one row at a time there.
+  constexpr int R = F::kEight ? 1 : 2;
   int64_t r = 0;
-  for (; r + 2 <= n_rows; r += 2) rows_pairs<F, 2>(w + static_cast<size_t>(r) * row_bytes, row_bytes, nb, a, y + r);
-  if (r < n_rows) rows_pairs<F, 1>(w + static_cast<size_t>(r) * row_bytes, row_bytes, nb, a, y + r);
+  for (; r + R <= n_rows; r += R) rows_pairs<F, R>(w + static_cast<size_t>(r) * row_bytes, row_bytes, nb, a, y + r);
+  for (; r < n_rows; ++r) rows_pairs<F, 1>(w + static_cast<size_t>(r) * row_bytes, row_bytes, nb, a, y + r);
 }
 
 // ---------------------------------------------------------------- K super-blocks
@@ -391,6 +399,15 @@ float row_float(const uint8_t* w, const float* x, int64_t n) {
   constexpr int64_t E = K == FloatKind::F32 ? 4 : 2;  // bytes per element
   __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), a2 = _mm512_setzero_ps(), a3 = _mm512_setzero_ps();
   int64_t i = 0;
+  // Peel up to 15 elements so the weight loads below are aligned to their width (16*E bytes):
+  // split-line 512-bit loads cost ~30% of the streaming bandwidth from DRAM on Zen 4.
+  const auto mis = static_cast<int64_t>(reinterpret_cast<uintptr_t>(w) % (16 * E));
+  if (mis % E == 0 && mis != 0 && n >= 32) {
+    const int64_t head = (16 * E - mis) / E;
+    const __mmask16 m = static_cast<__mmask16>((1u << head) - 1u);
+    a3 = _mm512_fmadd_ps(load16_masked<K>(w, m), _mm512_maskz_loadu_ps(m, x), a3);
+    i = head;
+  }
   for (; i + 64 <= n; i += 64) {
     a0 = _mm512_fmadd_ps(load16<K>(w + E * i), _mm512_loadu_ps(x + i), a0);
     a1 = _mm512_fmadd_ps(load16<K>(w + E * (i + 16)), _mm512_loadu_ps(x + i + 16), a1);

@@ -6,7 +6,9 @@
 
 #include "core/error.h"
 #include "core/progress.h"
+#include "core/thread_pool.h"
 #include "model/llama_model.h"
+#include "tasks/generation.h"
 
 namespace cvq {
 
@@ -39,23 +41,23 @@ PerplexityResult run_perplexity(const LlamaModel& model, const std::vector<int32
       positions.resize(n);
       for (int i = 0; i < n; ++i) positions[i] = start + i;
       std::vector<float> logits = model.forward(win + start, positions.data(), n, *cache, LlamaModel::Logits::All);
-      for (int i = 0; i < n; ++i) {
-        const int pos = start + i;
-        if (pos + 1 >= opt.ctx) break;
-        const float* row = logits.data() + static_cast<int64_t>(i) * V;
-        const int32_t target = win[pos + 1];
-        float mx = row[0];
-        int32_t arg = 0;
-        for (int j = 1; j < V; ++j)
-          if (row[j] > mx) {
-            mx = row[j];
-            arg = j;
-          }
-        double sum = 0.0;
-        for (int j = 0; j < V; ++j) sum += std::exp(static_cast<double>(row[j]) - mx);
-        window_nll += std::log(sum) + mx - row[target];
+      const int n_score = std::min(n, opt.ctx - 1 - start);  // the window's last token predicts nothing
+      std::vector<double> nll(std::max(0, n_score));
+      std::vector<int32_t> top(nll.size());
+      ThreadPool::global().parallel_for(n_score, [&](int64_t b, int64_t e, int) {
+        for (int64_t i = b; i < e; ++i) {
+          const float* row = logits.data() + i * V;
+          top[i] = argmax(row, V);
+          const float mx = row[top[i]];
+          double sum = 0.0;
+          for (int j = 0; j < V; ++j) sum += std::exp(static_cast<double>(row[j] - mx));
+          nll[i] = std::log(sum) + mx - row[win[start + i + 1]];
+        }
+      });
+      for (int i = 0; i < n_score; ++i) {
+        window_nll += nll[i];
         ++r.n_scored;
-        if (opt.keep_top1) r.top1.push_back(arg);
+        if (opt.keep_top1) r.top1.push_back(top[i]);
       }
       progress.update(static_cast<int64_t>(w) * opt.ctx + start + n,
                       "ppl " + std::to_string(std::exp((r.nll_sum + window_nll) / std::max<int64_t>(1, r.n_scored))));

@@ -136,12 +136,22 @@ TEST_P(ForwardTest, MatchesNaiveReferenceAndDecodeMatchesPrefill) {
   }
   EXPECT_LT(max_err, 5e-3 * max_ref) << "max |err| " << max_err << " vs max |logit| " << max_ref;
 
-  // Token-by-token decode through the same cache type gives the same logits as one prefill.
+  // Token-by-token decode through the same cache type gives the same logits as one prefill. For
+  // quantized weights decode quantizes activations to int8 (as llama.cpp does) while prefill runs
+  // float SGEMM on dequantized weights, so the two agree to the activation quantization error.
   auto cache2 = make_kv_cache("fp16", model->kv_geometry());
+  double diff2 = 0, ref2 = 0;
   for (size_t t = 0; t < toks.size(); ++t) {
     std::vector<float> row = model->forward(&toks[t], &pos[t], 1, *cache2, LlamaModel::Logits::Last);
-    for (int j = 0; j < 256; ++j) ASSERT_NEAR(row[j], prefill[t * 256 + j], 1e-3 * max_ref) << "token " << t;
+    for (int j = 0; j < 256; ++j) {
+      const double e = row[j] - prefill[t * 256 + j];
+      diff2 += e * e;
+      ref2 += static_cast<double>(prefill[t * 256 + j]) * prefill[t * 256 + j];
+    }
   }
+  const double rel_rms = std::sqrt(diff2 / ref2);
+  // Measured: ~2e-2 for q8_0 (int8 activations, two layers of a random model), ~1e-6 for float.
+  EXPECT_LT(rel_rms, spec.weight_type == GgmlType::Q8_0 ? 5e-2 : 1e-4) << "decode vs prefill relative RMS " << rel_rms;
   EXPECT_EQ(cache2->bytes(), cache->bytes());
   EXPECT_EQ(cache->bytes(), toks.size() * 2 * spec.n_layers * (spec.n_head_kv * spec.n_embd / spec.n_head) * 2);
 }

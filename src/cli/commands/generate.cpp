@@ -30,9 +30,9 @@ void register_generate(CLI::App& app) {
     auto model = LlamaModel::load(resolve_model_path(o->model_path));
     std::string text = o->prompt;
     if (o->chat) {
-      ChatTemplate tpl = detect_chat_template(model->gguf().opt_string("tokenizer.chat_template").value_or(""));
-      if (tpl == ChatTemplate::None) throw Error(model->gguf().path() + ": the model has no chat template this tool knows");
-      text = render_chat(tpl, {{"user", o->prompt}}, true);
+      const auto source = model->gguf().opt_string("tokenizer.chat_template");
+      if (!source) throw Error(model->gguf().path() + ": the model has no chat template (tokenizer.chat_template)");
+      text = render_chat_from_source(*source, {{"user", o->prompt}}, true);
     }
     auto cache = make_kv_cache(o->kv, model->kv_geometry());
     GenerationResult r = generate_greedy(*model, *cache, text, o->max_new, [](const std::string& piece) {
