@@ -3,11 +3,19 @@
 #include <algorithm>
 #include <memory>
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define CVQ_PAUSE() _mm_pause()
+#else
+#define CVQ_PAUSE() std::this_thread::yield()
+#endif
+
 namespace cvq {
 namespace {
 std::unique_ptr<ThreadPool> g_pool;
 std::mutex g_pool_mu;
 int g_requested_threads = 0;
+constexpr int kSpinIterations = 1 << 14;  // ~50-100 us of pause before a worker sleeps
 
 void run_part(const std::function<void(int64_t, int64_t, int)>& fn, int64_t n, int parts, int index) {
   int64_t begin = n * index / parts;
@@ -23,57 +31,60 @@ ThreadPool::ThreadPool(int n_threads) : n_threads_(std::max(1, n_threads)) {
 ThreadPool::~ThreadPool() {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    stop_ = true;
+    stop_.store(true);
   }
-  cv_start_.notify_all();
+  cv_.notify_all();
   for (auto& t : workers_) t.join();
 }
 
 void ThreadPool::worker(int index) {
   uint64_t seen = 0;
   for (;;) {
-    const std::function<void(int64_t, int64_t, int)>* job;
-    int64_t n;
-    int parts;
-    {
-      std::unique_lock<std::mutex> lock(mu_);
-      cv_start_.wait(lock, [&] { return stop_ || generation_ != seen; });
-      if (stop_) return;
-      seen = generation_;
-      job = job_;
-      n = job_n_;
-      parts = job_parts_;
+    int spins = 0;
+    while (generation_.load() == seen && !stop_.load()) {
+      if (++spins < kSpinIterations) {
+        CVQ_PAUSE();
+        continue;
+      }
+      sleepers_.fetch_add(1);
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        cv_.wait(lock, [&] { return stop_.load() || generation_.load() != seen; });
+      }
+      sleepers_.fetch_sub(1);
     }
-    if (index < parts) run_part(*job, n, parts, index);
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (--pending_ == 0) cv_done_.notify_one();
-    }
+    if (stop_.load()) return;
+    seen = generation_.load();
+    if (index < job_parts_) run_part(*job_, job_n_, job_parts_, index);
+    pending_.fetch_sub(1);
   }
 }
 
 void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64_t, int)>& fn, int64_t grain) {
   if (n <= 0) return;
-  int parts = static_cast<int>(std::min<int64_t>(n_threads_, std::max<int64_t>(1, n / std::max<int64_t>(1, grain))));
-  {
-    std::unique_lock<std::mutex> lock(mu_);
-    if (busy_ || parts == 1) {  // nested or tiny: run here
-      lock.unlock();
-      fn(0, n, 0);
-      return;
-    }
-    busy_ = true;
-    job_ = &fn;
-    job_n_ = n;
-    job_parts_ = parts;
-    pending_ = n_threads_ - 1;
-    ++generation_;
+  const int parts =
+      static_cast<int>(std::min<int64_t>(n_threads_, std::max<int64_t>(1, n / std::max<int64_t>(1, grain))));
+  bool expected = false;
+  if (parts == 1 || !busy_.compare_exchange_strong(expected, true)) {  // tiny, or nested: run here
+    fn(0, n, 0);
+    return;
   }
-  cv_start_.notify_all();
+  job_ = &fn;
+  job_n_ = n;
+  job_parts_ = parts;
+  pending_.store(n_threads_ - 1);
+  generation_.fetch_add(1);
+  if (sleepers_.load() > 0) {
+    std::lock_guard<std::mutex> lock(mu_);
+    cv_.notify_all();
+  }
   run_part(fn, n, parts, 0);
-  std::unique_lock<std::mutex> lock(mu_);
-  cv_done_.wait(lock, [&] { return pending_ == 0; });
-  busy_ = false;
+  int spins = 0;
+  while (pending_.load() != 0) {
+    if (++spins < kSpinIterations) CVQ_PAUSE();
+    else std::this_thread::yield();
+  }
+  busy_.store(false);
 }
 
 ThreadPool& ThreadPool::global() {

@@ -1,6 +1,9 @@
 #pragma once
 // A small persistent pool: parallel_for splits [0, n) into contiguous chunks, one per worker,
 // and the calling thread takes part. Nested calls run serially on the caller.
+// Decode issues hundreds of tiny parallel regions per token, so workers spin briefly on an atomic
+// generation counter before sleeping on a condition variable: wake-up costs microseconds, not tens.
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -31,14 +34,15 @@ class ThreadPool {
   int n_threads_;
   std::vector<std::thread> workers_;
   std::mutex mu_;
-  std::condition_variable cv_start_, cv_done_;
+  std::condition_variable cv_;
   const std::function<void(int64_t, int64_t, int)>* job_ = nullptr;
   int64_t job_n_ = 0;
   int job_parts_ = 0;
-  uint64_t generation_ = 0;
-  int pending_ = 0;
-  bool stop_ = false;
-  bool busy_ = false;
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<int> pending_{0};
+  std::atomic<int> sleepers_{0};
+  std::atomic<bool> stop_{false};
+  std::atomic<bool> busy_{false};
 };
 
 }  // namespace cvq
