@@ -13,7 +13,13 @@ int main(int argc, char** argv) {
   cvq::register_info(app);
   cvq::register_generate(app);
   cvq::register_eval(app);
+  cvq::register_score(app);
+  cvq::register_tables(app);
   cvq::register_bench(app);
+  cvq::register_memory(app);
+  cvq::register_collect(app);
+  cvq::register_calibrate_kvquant(app);
+  cvq::register_train(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

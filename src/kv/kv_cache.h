@@ -18,6 +18,7 @@ struct KvGeometry {
   int n_head_kv = 0;  // key/value heads
   int head_dim = 0;
   Rope rope;
+  std::string model_name;  // general.name of the model (codebooks check it); empty for presets
   int kv_dim() const { return n_head_kv * head_dim; }
   int q_dim() const { return n_head * head_dim; }
 };
@@ -34,6 +35,9 @@ class KvCache {
   virtual void attend(int layer, const float* q_post_rope, const int32_t* positions, int n, float* out) = 0;
   // Every byte this cache stores (codes, scales, windows, side stores), all layers.
   virtual size_t bytes() const = 0;
+  // What bytes() is after n tokens have been appended (and, for windowed methods, settled), all
+  // layers, computed analytically. The default throws: a method without it cannot be used by `memory`.
+  virtual size_t projected_bytes(int64_t n_tokens) const;
   virtual int64_t n_tokens(int layer) const = 0;
   virtual void clear() = 0;
   virtual std::string spec() const = 0;

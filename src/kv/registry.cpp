@@ -3,7 +3,11 @@
 #include <map>
 
 #include "core/error.h"
+#include "kv/commvq_cache.h"
 #include "kv/fp16_cache.h"
+#include "kv/kivi_cache.h"
+#include "kv/kvquant_cache.h"
+#include "kv/qblock_cache.h"
 #include "kv/kv_cache.h"
 #include "kv/kv_spec.h"
 
@@ -13,8 +17,13 @@ using Factory = std::function<std::unique_ptr<KvCache>(const KvSpec&, const KvGe
 
 const std::map<std::string, Factory>& registry() {
   static const std::map<std::string, Factory> r = {
-      {"fp16", [](const KvSpec& s, const KvGeometry& g) { s.allow_only({}); return std::make_unique<Fp16Cache>(g, false); }},
-      {"bf16", [](const KvSpec& s, const KvGeometry& g) { s.allow_only({}); return std::make_unique<Fp16Cache>(g, true); }},
+      {"commvq", [](const KvSpec& s, const KvGeometry& g) { return std::make_unique<CommvqCache>(g, CommvqOptions::parse(s, g)); }},
+      {"fp16", [](const KvSpec& s, const KvGeometry& g) { s.allow_only({"mode"}); return std::make_unique<Fp16Cache>(g, false, parse_kv_exec_mode(s)); }},
+      {"bf16", [](const KvSpec& s, const KvGeometry& g) { s.allow_only({"mode"}); return std::make_unique<Fp16Cache>(g, true, parse_kv_exec_mode(s)); }},
+      {"kivi", [](const KvSpec& s, const KvGeometry& g) { return std::make_unique<KiviCache>(g, KiviOptions::parse(s, g)); }},
+      {"kvquant", [](const KvSpec& s, const KvGeometry& g) { return std::make_unique<KvQuantCache>(g, KvQuantOptions::parse(s, g)); }},
+      {"q8_0", [](const KvSpec& s, const KvGeometry& g) { s.allow_only({"mode"}); return std::make_unique<QBlockCache>(g, QBlockKind::Q8_0, parse_kv_exec_mode(s)); }},
+      {"q4_0", [](const KvSpec& s, const KvGeometry& g) { s.allow_only({"mode"}); return std::make_unique<QBlockCache>(g, QBlockKind::Q4_0, parse_kv_exec_mode(s)); }},
   };
   return r;
 }

@@ -89,6 +89,7 @@ KvGeometry LlamaModel::kv_geometry() const {
   g.n_head = config_.n_head;
   g.n_head_kv = config_.n_head_kv;
   g.head_dim = config_.head_dim;
+  g.model_name = config_.name;
   g.rope = Rope(config_.head_dim, config_.rope_theta, config_.rope_layout, rope_freq_factors_, config_.rope_pos_scale);
   return g;
 }
@@ -97,6 +98,14 @@ size_t LlamaModel::weight_bytes() const {
   size_t b = 0;
   for (const auto& t : gguf_->tensors()) b += t.n_bytes;
   return b;
+}
+
+std::vector<float> LlamaModel::dense_attn_output(int layer) const {
+  if (layer < 0 || layer >= config_.n_layers) throw Error("layer " + std::to_string(layer) + " is out of range");
+  const WeightMatrix& w = layers_[layer].wo;
+  std::vector<float> out(static_cast<size_t>(w.rows() * w.cols()));
+  for (int64_t r = 0; r < w.rows(); ++r) w.dequantize_row(r, out.data() + r * w.cols());
+  return out;
 }
 
 std::vector<float> LlamaModel::forward(const int32_t* tokens, const int32_t* positions, int n, KvCache& cache,

@@ -30,6 +30,8 @@ class LlamaModel {
   const GgufFile& gguf() const { return *gguf_; }
   KvGeometry kv_geometry() const;
   size_t weight_bytes() const;
+  // Layer's attention output projection (o_proj) as dense floats [n_embd x q_dim], row-major.
+  std::vector<float> dense_attn_output(int layer) const;
 
   // Returns logits [rows x n_vocab] with rows = 0, 1 or n per `which`.
   std::vector<float> forward(const int32_t* tokens, const int32_t* positions, int n, KvCache& cache, Logits which,

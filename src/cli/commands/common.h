@@ -22,6 +22,12 @@ std::string format_bytes(double bytes);
 void register_info(CLI::App& app);
 void register_generate(CLI::App& app);
 void register_eval(CLI::App& app);
+void register_score(CLI::App& app);
+void register_tables(CLI::App& app);
 void register_bench(CLI::App& app);
+void register_memory(CLI::App& app);
+void register_collect(CLI::App& app);
+void register_calibrate_kvquant(CLI::App& app);
+void register_train(CLI::App& app);
 
 }  // namespace cvq

@@ -1,9 +1,13 @@
-// `eval`: run a task with one or more KV-cache methods and print one table.
+// `eval`: run a task with one or more KV-cache methods and print one table; or, with --config, an
+// experiment grid (tasks × KV methods × settings) into a resumable results folder.
 #include <cstdio>
+#include <tuple>
 
 #include "cli/commands/common.h"
 #include "core/error.h"
 #include "eval/data_paths.h"
+#include "eval/grid_runner.h"
+#include "eval/tables.h"
 #include "model/llama_model.h"
 #include "model/model_paths.h"
 #include "tasks/perplexity.h"
@@ -19,19 +23,59 @@ void register_eval(CLI::App& app) {
     int ctx = 2048;
     int64_t max_tokens = -1;
     int chunk = 512;
+    std::string config, out, shard = "0/1";
+    int64_t limit = -1;
+    std::vector<std::string> tasks;
   };
   auto o = std::make_shared<Opts>();
-  auto* cmd = app.add_subcommand("eval", "evaluate a task with KV-cache methods");
+  auto* cmd = app.add_subcommand("eval", "evaluate a task with KV-cache methods, or run an experiment grid (--config)");
   add_common_options(*cmd, *o);
-  cmd->add_option("--task", o->task, "task: perplexity")->check(CLI::IsMember({"perplexity"}));
+  auto* task_opt = cmd->add_option("--task", o->task, "task: perplexity")->check(CLI::IsMember({"perplexity"}));
+  auto* config_opt =
+      cmd->add_option("--config", o->config, "experiment config (experiments/*.json): run its grid into --out");
+  config_opt->excludes(task_opt);
+  cmd->add_option("--out", o->out, "results folder for --config (resumable; shards may share it)");
+  cmd->add_option("--limit", o->limit, "--config: at most this many samples per task")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--tasks", o->tasks, "--config: only these tasks (entry or instance names)")->delimiter(',');
+  cmd->add_option("--shard", o->shard, "--config: run slice i of n (sample index mod n == i), e.g. 0/4");
   cmd->add_option("--data", o->data, "text file (default: WikiText-2 test from the data folder)");
   cmd->add_option("--kv", o->kv, "KV-cache method spec(s); several give one table")->delimiter(';');
   cmd->add_option("--ctx", o->ctx, "perplexity window in tokens")->check(CLI::Range(2, 1 << 20));
   cmd->add_option("--max-tokens", o->max_tokens, "use at most this many tokens of the text");
   cmd->add_option("--chunk", o->chunk, "tokens per forward call (<= the method's window to read compressed KV)")
       ->check(CLI::Range(1, 1 << 20));
-  cmd->callback([o] {
+  cmd->callback([o, cmd] {
     apply_common_options(*o);
+    if (!o->config.empty()) {
+      if (o->out.empty()) throw Error("eval --config needs --out DIR (the results folder)");
+      ExperimentConfig cfg = ExperimentConfig::load(o->config);
+      if (cmd->count("--kv") > 0) {  // --kv replaces the config's methods (LABEL=SPEC or SPEC)
+        cfg.methods.clear();
+        for (const auto& k : o->kv) cfg.methods.push_back(method_from_cli(k));
+      }
+      GridOptions g;
+      g.out_dir = o->out;
+      g.limit = o->limit;
+      g.only_tasks = o->tasks;
+      std::tie(g.shard_index, g.shard_count) = parse_shard(o->shard);
+      const std::string model_path = resolve_model_path(o->model_path.empty() ? cfg.model : o->model_path);
+      auto model = LlamaModel::load(model_path);
+      const GridResult r = run_grid(*model, model_path, cfg, g);
+      std::printf("%-28s %-14s %-10s %10s %6s  %s\n", "task", "method", "status", "score", "n", "metric");
+      for (const auto& run : r.runs) {
+        std::printf("%-28s %-14s %-10s %10s %6lld  %s\n", run.value("task", "").c_str(), run.value("method", "").c_str(),
+                    run.value("status", "").c_str(), format_score(run).c_str(),
+                    static_cast<long long>(run.value("n", int64_t{0})), run.value("metric", "").c_str());
+      }
+      std::printf("results in %s (make tables: commvq-bench tables --results %s --out DIR)\n", o->out.c_str(),
+                  o->out.c_str());
+      if (r.n_missing) std::printf("%d run(s) not made: KV method missing or unavailable (see notes above)\n", r.n_missing);
+      write_json(o->json_path, {{"experiment", cfg.name}, {"runs", r.runs}});
+      if (r.n_errors) throw Error(std::to_string(r.n_errors) + " run(s) failed; see the messages above");
+      return;
+    }
+    if (!o->out.empty() || o->limit >= 0 || !o->tasks.empty() || o->shard != "0/1")
+      throw Error("eval: --out, --limit, --tasks and --shard go with --config");
     const std::string data = o->data.empty() ? data_path("text/wikitext-2-raw/wiki.test.raw") : o->data;
     auto model = LlamaModel::load(resolve_model_path(o->model_path));
     const std::string text = read_text_file(data);

@@ -1,0 +1,255 @@
+// AVX-512 versions of the CommVQ per-vector kernels (see commvq_assign.h). Compiled with -mavx512*
+// by CMake; only called after cpu_supports(SimdLevel::Avx512).
+#include "kernels/cpu/commvq_assign.h"
+
+#if defined(__x86_64__) && defined(__AVX512F__) && defined(__AVX512DQ__)
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
+#include <immintrin.h>
+
+#include <algorithm>
+#include <climits>
+#include <cmath>
+#include <limits>
+
+namespace cvq::detail {
+namespace {
+
+// exp(x) for x <= ~0 (Cephes expf polynomial, ~1 ulp; x below -100 gives ~0 through scalef).
+inline __m512 exp_ps(__m512 x) {
+  x = _mm512_max_ps(x, _mm512_set1_ps(-100.0f));
+  const __m512 k = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(k, _mm512_set1_ps(0.693359375f), x);
+  r = _mm512_fnmadd_ps(k, _mm512_set1_ps(-2.12194440e-4f), r);
+  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+  const __m512 r2 = _mm512_mul_ps(r, r);
+  p = _mm512_fmadd_ps(p, r2, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+  return _mm512_scalef_ps(p, k);
+}
+
+// Reduces per-lane (min value, first index) pairs to the overall first index of the minimum.
+inline CommvqArgmin reduce_argmin(__m512 best, __m512i besti) {
+  const float gmin = _mm512_reduce_min_ps(best);
+  const __mmask16 m = _mm512_cmp_ps_mask(best, _mm512_set1_ps(gmin), _CMP_EQ_OQ);
+  const int idx = _mm512_mask_reduce_min_epi32(m, besti);
+  if (m == 0) return {0, gmin};  // all NaN
+  return {idx, gmin};
+}
+
+// Pass 1 of the pair-sum kernels: per row A the lane-wise minimum over its 64 columns,
+// min_k(g + q)_lane + pa (exactly min_k((g + q) + pa), rounding being monotonic), stored in rowmin
+// (16 floats per row); returns the overall minimum as a vector to reduce.
+inline __m512 pair_sum_row_minima(const float* gfull, const float* p, const __m512 (&qv)[4], float offset,
+                                  float* rowmin) {
+  __m512 gmin = _mm512_set1_ps(std::numeric_limits<float>::infinity());
+  for (int a = 0; a < kCommvqSubCodes; ++a) {
+    const float* g = gfull + a * kCommvqSubCodes;
+    const __m512 v0 = _mm512_add_ps(_mm512_loadu_ps(g), qv[0]);
+    const __m512 v1 = _mm512_add_ps(_mm512_loadu_ps(g + 16), qv[1]);
+    const __m512 v2 = _mm512_add_ps(_mm512_loadu_ps(g + 32), qv[2]);
+    const __m512 v3 = _mm512_add_ps(_mm512_loadu_ps(g + 48), qv[3]);
+    const __m512 m = _mm512_add_ps(_mm512_min_ps(_mm512_min_ps(v0, v1), _mm512_min_ps(v2, v3)),
+                                   _mm512_set1_ps(p[a] + offset));
+    _mm512_store_ps(rowmin + a * 16, m);
+    gmin = _mm512_min_ps(gmin, m);
+  }
+  return gmin;
+}
+
+// First index c in row a with (g + q) + pa == value, or -1.
+inline int first_equal_in_row(const float* gfull, const float* p, const __m512 (&qv)[4], float offset, int a,
+                              float value) {
+  const float* g = gfull + a * kCommvqSubCodes;
+  const __m512 pa = _mm512_set1_ps(p[a] + offset), vv = _mm512_set1_ps(value);
+  for (int k = 0; k < 4; ++k) {
+    const __m512 v = _mm512_add_ps(_mm512_add_ps(_mm512_loadu_ps(g + 16 * k), qv[k]), pa);
+    const __mmask16 eq = _mm512_cmp_ps_mask(v, vv, _CMP_EQ_OQ);
+    if (eq) return a * kCommvqSubCodes + 16 * k + __builtin_ctz(eq);
+  }
+  return -1;
+}
+
+}  // namespace
+
+bool commvq_assign_avx512_compiled() { return true; }
+
+CommvqArgmin commvq_pair_sum_argmin_avx512(const float* gfull, const float* p, const float* q, float offset,
+                                           float* out) {
+  const __m512 qv[4] = {_mm512_loadu_ps(q), _mm512_loadu_ps(q + 16), _mm512_loadu_ps(q + 32),
+                        _mm512_loadu_ps(q + 48)};
+  if (out) {  // every value is wanted: compute and store them, then scan for the first minimum
+    __m512 gmin = _mm512_set1_ps(std::numeric_limits<float>::infinity());
+    for (int a = 0; a < kCommvqSubCodes; ++a) {
+      const float* g = gfull + a * kCommvqSubCodes;
+      const __m512 pa = _mm512_set1_ps(p[a] + offset);
+      for (int k = 0; k < 4; ++k) {
+        const __m512 v = _mm512_add_ps(_mm512_add_ps(_mm512_loadu_ps(g + 16 * k), qv[k]), pa);
+        _mm512_storeu_ps(out + a * kCommvqSubCodes + 16 * k, v);
+        gmin = _mm512_min_ps(gmin, v);
+      }
+    }
+    const float m = _mm512_reduce_min_ps(gmin);
+    const __m512 mv = _mm512_set1_ps(m);
+    for (int c = 0; c < kCommvqCodewords; c += 16) {
+      const __mmask16 eq = _mm512_cmp_ps_mask(_mm512_loadu_ps(out + c), mv, _CMP_EQ_OQ);
+      if (eq) return {c + __builtin_ctz(eq), m};
+    }
+    return {0, m};  // NaN everywhere
+  }
+  alignas(64) float rowmin[kCommvqSubCodes * 16];
+  const float m = _mm512_reduce_min_ps(pair_sum_row_minima(gfull, p, qv, offset, rowmin));
+  const __m512 mv = _mm512_set1_ps(m);
+  for (int a = 0; a < kCommvqSubCodes; ++a) {
+    if (_mm512_cmp_ps_mask(_mm512_load_ps(rowmin + a * 16), mv, _CMP_EQ_OQ)) {
+      const int c = first_equal_in_row(gfull, p, qv, offset, a, m);
+      if (c >= 0) return {c, m};
+    }
+  }
+  return {0, m};
+}
+
+CommvqArgmin commvq_pair_soft_assign_avx512(const float* gfull, const float* p, const float* q, float offset,
+                                            float tau, float cutoff, float* counts, float* wa, float* wb,
+                                            CommvqSoftScratch& s) {
+  const __m512 qv[4] = {_mm512_loadu_ps(q), _mm512_loadu_ps(q + 16), _mm512_loadu_ps(q + 32),
+                        _mm512_loadu_ps(q + 48)};
+  const float gmin = _mm512_reduce_min_ps(pair_sum_row_minima(gfull, p, qv, offset, s.rowmin));
+  const float dmin = std::sqrt(std::max(gmin, 0.0f));
+  const float lim = dmin + cutoff * tau;
+  const __m512 t2 = _mm512_set1_ps(std::max(lim * lim, gmin));
+  const __m512 vdmin = _mm512_set1_ps(dmin), vinv_tau = _mm512_set1_ps(1.0f / tau), zero = _mm512_setzero_ps();
+  const __m512 vgmin = _mm512_set1_ps(gmin);
+  // Rows holding a codeword within the cutoff: un-normalized weights of the whole row into s.w.
+  int n_rows = 0;
+  int argmin = -1;
+  __m512 z = zero;
+  for (int a = 0; a < kCommvqSubCodes; ++a) {
+    if (!_mm512_cmp_ps_mask(_mm512_load_ps(s.rowmin + a * 16), t2, _CMP_LE_OQ)) continue;
+    s.idx[n_rows++] = a;
+    const float* g = gfull + a * kCommvqSubCodes;
+    const __m512 pa = _mm512_set1_ps(p[a] + offset);
+    for (int k = 0; k < 4; ++k) {
+      const __m512 v = _mm512_add_ps(_mm512_add_ps(_mm512_loadu_ps(g + 16 * k), qv[k]), pa);
+      const __mmask16 in = _mm512_cmp_ps_mask(v, t2, _CMP_LE_OQ);
+      const __m512 d = _mm512_sqrt_ps(_mm512_max_ps(v, zero));
+      const __m512 e = _mm512_maskz_mov_ps(in, exp_ps(_mm512_mul_ps(_mm512_sub_ps(vdmin, d), vinv_tau)));
+      _mm512_store_ps(s.w + a * kCommvqSubCodes + 16 * k, e);
+      z = _mm512_add_ps(z, e);
+      if (argmin < 0) {
+        const __mmask16 eq = _mm512_cmp_ps_mask(v, vgmin, _CMP_EQ_OQ);
+        if (eq) argmin = a * kCommvqSubCodes + 16 * k + __builtin_ctz(eq);
+      }
+    }
+  }
+  if (n_rows == 0 || argmin < 0) {  // NaN input: all weight on the first index
+    counts[0] += 1.0f;
+    wa[0] += 1.0f;
+    wb[0] += 1.0f;
+    return {0, gmin};
+  }
+  const __m512 inv_z = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(z));
+  __m512 wb_acc[4] = {zero, zero, zero, zero};
+  for (int r = 0; r < n_rows; ++r) {
+    const int a = s.idx[r];
+    __m512 row = zero;
+    for (int k = 0; k < 4; ++k) {
+      const __m512 w = _mm512_mul_ps(_mm512_load_ps(s.w + a * kCommvqSubCodes + 16 * k), inv_z);
+      float* cp = counts + a * kCommvqSubCodes + 16 * k;
+      _mm512_storeu_ps(cp, _mm512_add_ps(_mm512_loadu_ps(cp), w));
+      wb_acc[k] = _mm512_add_ps(wb_acc[k], w);
+      row = _mm512_add_ps(row, w);
+    }
+    wa[a] += _mm512_reduce_add_ps(row);
+  }
+  for (int k = 0; k < 4; ++k) _mm512_storeu_ps(wb + 16 * k, _mm512_add_ps(_mm512_loadu_ps(wb + 16 * k), wb_acc[k]));
+  return {argmin, gmin};
+}
+
+CommvqArgmin commvq_argmin4096_avx512(const float* v) {
+  const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  __m512 best = _mm512_set1_ps(std::numeric_limits<float>::infinity());
+  __m512i besti = _mm512_setzero_si512();
+  for (int c = 0; c < kCommvqCodewords; c += 16) {
+    const __m512 x = _mm512_loadu_ps(v + c);
+    const __mmask16 m = _mm512_cmp_ps_mask(x, best, _CMP_LT_OQ);
+    best = _mm512_mask_mov_ps(best, m, x);
+    besti = _mm512_mask_mov_epi32(besti, m, _mm512_add_epi32(lane, _mm512_set1_epi32(c)));
+  }
+  return reduce_argmin(best, besti);
+}
+
+int commvq_soft_accumulate_avx512(const float* dist2, float dmin2, float tau, float cutoff, float* counts,
+                                  float* wa, float* wb, float* dense_out, CommvqSoftScratch& s) {
+  const float dmin = std::sqrt(std::max(dmin2, 0.0f));
+  const float lim = dmin + cutoff * tau;
+  const __m512 t2 = _mm512_set1_ps(std::max(lim * lim, dmin2));
+  const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  int n = 0;
+  for (int c = 0; c < kCommvqCodewords; c += 16) {
+    const __m512 x = _mm512_loadu_ps(dist2 + c);
+    const __mmask16 m = _mm512_cmp_ps_mask(x, t2, _CMP_LE_OQ);
+    if (m) {  // compress in registers, then a plain store (memory-destination compress is slow on Zen 4)
+      _mm512_storeu_ps(s.w + n, _mm512_maskz_compress_ps(m, x));
+      _mm512_storeu_si512(s.idx + n, _mm512_maskz_compress_epi32(m, _mm512_add_epi32(lane, _mm512_set1_epi32(c))));
+      n += __builtin_popcount(m);
+    }
+  }
+  if (n == 0) {
+    s.idx[0] = commvq_argmin4096_avx512(dist2).index;
+    s.w[0] = std::max(dmin2, 0.0f);
+    n = 1;
+  }
+  const __m512 vdmin = _mm512_set1_ps(dmin), vinv_tau = _mm512_set1_ps(1.0f / tau), zero = _mm512_setzero_ps();
+  __m512 z = _mm512_setzero_ps();
+  for (int k = 0; k < n; k += 16) {
+    const __mmask16 m = n - k >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << (n - k)) - 1);
+    const __m512 x = _mm512_maskz_loadu_ps(m, s.w + k);
+    const __m512 d = _mm512_sqrt_ps(_mm512_max_ps(x, zero));
+    const __m512 e = _mm512_maskz_mov_ps(m, exp_ps(_mm512_mul_ps(_mm512_sub_ps(vdmin, d), vinv_tau)));
+    _mm512_mask_storeu_ps(s.w + k, m, e);
+    z = _mm512_add_ps(z, e);
+  }
+  const float inv_z = 1.0f / _mm512_reduce_add_ps(z);
+  if (dense_out) {
+    for (int c = 0; c < kCommvqCodewords; c += 16) _mm512_storeu_ps(dense_out + c, zero);
+  }
+  for (int k = 0; k < n; ++k) {
+    const int c = s.idx[k];
+    const float w = s.w[k] * inv_z;
+    counts[c] += w;
+    wa[c >> 6] += w;
+    wb[c & 63] += w;
+    s.w[k] = w;
+    if (dense_out) dense_out[c] = w;
+  }
+  return n;
+}
+
+}  // namespace cvq::detail
+
+#else  // not compiled for AVX-512: the dispatcher never selects these
+
+namespace cvq::detail {
+bool commvq_assign_avx512_compiled() { return false; }
+CommvqArgmin commvq_pair_sum_argmin_avx512(const float*, const float*, const float*, float, float*) { return {}; }
+CommvqArgmin commvq_pair_soft_assign_avx512(const float*, const float*, const float*, float, float, float, float*,
+                                            float*, float*, CommvqSoftScratch&) {
+  return {};
+}
+CommvqArgmin commvq_argmin4096_avx512(const float*) { return {}; }
+int commvq_soft_accumulate_avx512(const float*, float, float, float, float*, float*, float*, float*,
+                                  CommvqSoftScratch&) {
+  return 0;
+}
+}  // namespace cvq::detail
+
+#endif

@@ -1,0 +1,94 @@
+// `memory`: exact KV-cache bytes of each method at a context length, computed analytically from the
+// method's storage layout (projected_bytes(), tested to equal what a filled cache holds), for a
+// GGUF model (plus its weights) or a named architecture preset (shapes only, no weights).
+#include <cstdio>
+
+#include "cli/commands/common.h"
+#include "core/error.h"
+#include "kv/kv_cache.h"
+#include "kv/windowed_cache.h"
+#include "model/llama_config.h"
+#include "model/llama_model.h"
+#include "model/model_paths.h"
+
+namespace cvq {
+
+void register_memory(CLI::App& app) {
+  struct Opts : CommonOptions {
+    std::vector<std::string> kv{"fp16"};
+    int64_t context = 131072;
+    std::string arch;
+  };
+  auto o = std::make_shared<Opts>();
+  auto* cmd = app.add_subcommand("memory", "KV-cache bytes per method at a context length (exact, analytical)");
+  add_common_options(*cmd, *o);
+  cmd->add_option("--kv", o->kv, "KV-cache method spec(s)")->delimiter(';');
+  cmd->add_option("--context", o->context, "tokens held in the cache")->check(CLI::Range(int64_t{1}, int64_t{1} << 34));
+  std::string presets;
+  for (const auto& p : LlamaConfig::preset_names()) presets += (presets.empty() ? "" : ", ") + p;
+  cmd->add_option("--arch", o->arch, "architecture preset instead of a model file (" + presets + ")");
+  cmd->callback([o] {
+    apply_common_options(*o);
+    if (!o->arch.empty() && !o->model_path.empty()) throw Error("memory: give --model or --arch, not both");
+    KvGeometry geo;
+    std::string source;
+    size_t weights = 0;
+    if (!o->arch.empty()) {
+      const LlamaConfig c = LlamaConfig::preset(o->arch);
+      geo.n_layers = c.n_layers;
+      geo.n_head = c.n_head;
+      geo.n_head_kv = c.n_head_kv;
+      geo.head_dim = c.head_dim;
+      geo.rope = Rope(c.head_dim, c.rope_theta, c.rope_layout);
+      source = "arch " + o->arch;
+    } else {
+      const std::string path = resolve_model_path(o->model_path);
+      auto model = LlamaModel::load(path);
+      geo = model->kv_geometry();
+      weights = model->weight_bytes();
+      source = path;
+    }
+    const int64_t N = o->context;
+    const double elements = 2.0 * static_cast<double>(N) * geo.kv_dim() * geo.n_layers;  // K and V
+    std::printf("KV memory for %s: %d layers x %d KV heads x head dim %d, %lld tokens%s\n", source.c_str(), geo.n_layers,
+                geo.n_head_kv, geo.head_dim, static_cast<long long>(N),
+                weights ? (", weights " + format_bytes(double(weights))).c_str() : "");
+    std::printf("%-36s %12s %10s %14s %16s%s\n", "kv method", "bytes/token", "bits/elem", "total", "fp16 window",
+                weights ? "   with weights" : "");
+    nlohmann::json runs = nlohmann::json::array();
+    for (const auto& spec : o->kv) {
+      auto cache = make_kv_cache(spec, geo);
+      const size_t total = cache->projected_bytes(N);
+      const auto* wc = dynamic_cast<const WindowedCache*>(cache.get());
+      const size_t window = wc ? wc->projected_window_bytes(N) : 0;
+      const double per_token = double(total) / double(N);
+      const double bits = double(total) * 8.0 / elements;
+      char share[64];
+      std::snprintf(share, sizeof share, "%s (%.1f%%)", format_bytes(double(window)).c_str(), 100.0 * double(window) / double(total));
+      std::printf("%-36s %12.1f %10.3f %14s %16s", cache->spec().c_str(), per_token, bits, format_bytes(double(total)).c_str(), share);
+      if (weights) std::printf(" %14s", format_bytes(double(total + weights)).c_str());
+      std::printf("\n");
+      nlohmann::json r = {{"kv", cache->spec()},
+                          {"bytes", total},
+                          {"bytes_per_token", per_token},
+                          {"bits_per_element", bits},
+                          {"window_bytes", window}};
+      if (weights) r["bytes_with_weights"] = total + weights;
+      runs.push_back(r);
+    }
+    nlohmann::json j = {{"context", N},
+                        {"n_layers", geo.n_layers},
+                        {"n_head_kv", geo.n_head_kv},
+                        {"head_dim", geo.head_dim},
+                        {"runs", runs}};
+    if (!o->arch.empty()) {
+      j["arch"] = o->arch;
+    } else {
+      j["model"] = source;
+      j["weight_bytes"] = weights;
+    }
+    write_json(o->json_path, j);
+  });
+}
+
+}  // namespace cvq

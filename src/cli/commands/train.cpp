@@ -1,0 +1,155 @@
+// `train`: CommVQ codebooks from `collect` activations — per layer, the RoPE-commutative key
+// codebooks by EM (one per KV head) and the value codec by gradient descent. Resumable per layer:
+// finished layers are kept in <out>.parts/ and skipped on a rerun with the same settings.
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+
+#include "cli/commands/common.h"
+#include "commvq/commvq_codebook.h"
+#include "commvq/key_em.h"
+#include "commvq/value_trainer.h"
+#include "core/error.h"
+#include "core/progress.h"
+#include "kv/recorder.h"
+#include "model/llama_model.h"
+#include "model/model_paths.h"
+
+namespace cvq {
+namespace {
+
+struct TrainOpts : CommonOptions {
+  std::string activations;
+  std::string out;
+  int bits = 2;
+  int stages = 0;
+  int64_t key_tokens = 16384;
+  int key_iters = 24;
+  int value_steps = 1500;
+  int value_batch = 64;
+  bool unstructured = false;
+  bool no_attention_loss = false;
+  uint64_t seed = 1;
+};
+
+nlohmann::json settings_json(const TrainOpts& o, int stages) {
+  return {{"bits", o.bits},
+          {"stages", stages},
+          {"key_tokens", o.key_tokens},
+          {"key_iterations", o.key_iters},
+          {"value_steps", o.value_steps},
+          {"value_batch", o.value_batch},
+          {"structured", !o.unstructured},
+          {"attention_loss", !o.no_attention_loss},
+          {"seed", o.seed},
+          {"activations", o.activations}};
+}
+
+void run_train(const TrainOpts& o) {
+  apply_common_options(o);
+  auto model = LlamaModel::load(resolve_model_path(o.model_path));
+  const LlamaConfig& c = model->config();
+  const KvGeometry geo = model->kv_geometry();
+  const int stages = o.stages > 0 ? o.stages : commvq_key_stages(o.bits, c.head_dim);
+  const nlohmann::json settings = settings_json(o, stages);
+  const std::string parts = o.out + ".parts";
+  std::filesystem::create_directories(parts);
+
+  CommvqCodebook cb;
+  cb.model = CommvqModelIdentity::of(geo);
+  cb.key_bits = o.bits;
+  cb.value_bits = o.bits;
+  cb.stages = stages;
+  cb.structured = !o.unstructured;
+  cb.training = settings;
+  cb.layers = nlohmann::json::array();
+  cb.keys.resize(c.n_layers);
+  cb.values.resize(c.n_layers);
+
+  std::printf("%-6s %10s %12s %12s %12s %9s\n", "layer", "tokens", "key relMSE", "value relMSE", "attn relMSE", "seconds");
+  Progress progress("train", c.n_layers, "layers");
+  int done = 0;
+  for (int l = 0; l < c.n_layers; ++l) {
+    char name[64];
+    std::snprintf(name, sizeof name, "/layer_%02d.safetensors", l);
+    const std::string part = parts + name;
+    nlohmann::json info;
+    if (load_commvq_layer(part, l, c.n_head_kv, c.head_dim, c.rope_layout, &cb.keys[l], &cb.values[l], &info) &&
+        info.value("settings", nlohmann::json()) == settings) {
+      cb.layers.push_back(info.at("report"));
+      progress.update(++done, "(layer " + std::to_string(l) + " resumed)");
+      continue;
+    }
+    auto t0 = std::chrono::steady_clock::now();
+    ValueLayerData data = load_value_layer_data(collect_layer_file(o.activations, l), c.n_head, c.n_head_kv, c.head_dim);
+
+    KeyEmOptions ko;
+    ko.iterations = o.key_iters;
+    ko.max_tokens = o.key_tokens;
+    ko.seed = o.seed + static_cast<uint64_t>(l);
+    ko.unstructured = o.unstructured;
+    KeyEmLayerReport kr;
+    cb.keys[l] = train_key_layer(data.keys_pre_rope.data(), data.n_tokens, c.n_head_kv, c.head_dim, stages,
+                                 c.rope_layout, ko, &kr);
+    double key_rel = 0;
+    for (const auto& h : kr.heads) key_rel += h.stages.empty() || h.initial_mse <= 0 ? 0 : h.stages.back().best_loss / h.initial_mse;
+    key_rel /= std::max<size_t>(1, kr.heads.size());
+
+    ValueTrainOptions vo;
+    vo.bits = o.bits;
+    vo.steps = o.value_steps;
+    vo.batch = o.value_batch;
+    vo.seed = o.seed + 1000 + static_cast<uint64_t>(l);
+    vo.attention_loss = !o.no_attention_loss;
+    const std::vector<float> w_o = model->dense_attn_output(l);
+    ValueAttnProj attn{w_o.data(), c.n_embd, c.n_head, c.n_head_kv, c.head_dim};
+    ValueTrainReport vr;
+    cb.values[l] = train_value_codec(data, geo.rope, &attn, vo, &vr);
+
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    nlohmann::json report = {{"layer", l},
+                             {"tokens", data.n_tokens},
+                             {"key_tokens", kr.tokens},
+                             {"key_rel_mse", key_rel},
+                             {"value_rel_mse", vr.trained.rel_mse_values},
+                             {"attn_rel_mse", vr.trained.rel_mse_attn},
+                             {"value_rel_mse_untrained", vr.untrained.rel_mse_values},
+                             {"key_seconds", kr.seconds},
+                             {"value_seconds", vr.train_seconds},
+                             {"seconds", secs}};
+    save_commvq_layer(part, l, cb.keys[l], cb.values[l], {{"settings", settings}, {"report", report}});
+    cb.layers.push_back(report);
+    progress.update(++done);
+    std::printf("%-6d %10lld %12.4f %12.4f %12.4f %9.1f\n", l, static_cast<long long>(data.n_tokens), key_rel,
+                vr.trained.rel_mse_values, vr.trained.rel_mse_attn, secs);
+    std::fflush(stdout);
+  }
+  progress.finish();
+  cb.save(o.out);
+  std::filesystem::remove_all(parts);
+  std::printf("wrote %s (%d-bit, %d key stages, %s of codebooks)\n", o.out.c_str(), o.bits, stages,
+              format_bytes(double(cb.param_bytes())).c_str());
+  write_json(o.json_path, {{"codebook", o.out}, {"settings", settings}, {"layers", cb.layers}});
+}
+
+}  // namespace
+
+void register_train(CLI::App& app) {
+  auto o = std::make_shared<TrainOpts>();
+  auto* cmd = app.add_subcommand("train", "train CommVQ key codebooks (EM) and value codecs from collected activations");
+  add_common_options(*cmd, *o);
+  cmd->add_option("--activations", o->activations, "folder written by `collect`")->required();
+  cmd->add_option("--out", o->out, "codebook file to write (.safetensors)")->required();
+  cmd->add_option("--bits", o->bits, "bits per element: 1 or 2")->check(CLI::IsMember({1, 2}));
+  cmd->add_option("--stages", o->stages, "key residual stages R (default round(bits*d/12))")->check(CLI::Range(1, 64));
+  cmd->add_option("--tokens", o->key_tokens, "tokens per layer for key EM")->check(CLI::Range(256, 1 << 24));
+  cmd->add_option("--iters", o->key_iters, "EM iterations per key stage")->check(CLI::Range(1, 1000));
+  cmd->add_option("--value-steps", o->value_steps, "optimizer steps per layer for the value codec")->check(CLI::Range(0, 1000000));
+  cmd->add_option("--value-batch", o->value_batch, "tokens per value minibatch")->check(CLI::Range(1, 65536));
+  cmd->add_flag("--unstructured", o->unstructured, "ablation: plain VQ key codebooks of the same size (no RoPE commutativity)");
+  cmd->add_flag("--no-attention-loss", o->no_attention_loss, "ablation: value codec trained on reconstruction only");
+  cmd->add_option("--seed", o->seed, "random seed");
+  cmd->callback([o] { run_train(*o); });
+}
+
+}  // namespace cvq

@@ -1,0 +1,53 @@
+#pragma once
+// The trained CommVQ codebooks of one model, as one safetensors file: per layer and KV head the key
+// codebook (RoPE-commutative residual stages), per layer the value codec, and JSON metadata (model
+// identity, bit widths, stages, training settings, per-layer errors). numpy/PyTorch can open it;
+// the `commvq:` KV method loads it and refuses a file made for another model.
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "commvq/key_codebook.h"
+#include "commvq/value_codec.h"
+#include "kv/kv_cache.h"
+
+namespace cvq {
+
+struct CommvqModelIdentity {
+  std::string name;
+  int n_layers = 0, n_head = 0, n_head_kv = 0, head_dim = 0;
+  RopeLayout rope_layout = RopeLayout::Adjacent;
+  double rope_theta = 0.0;
+
+  static CommvqModelIdentity of(const KvGeometry& g);
+  nlohmann::json to_json() const;
+  static CommvqModelIdentity from_json(const nlohmann::json& j);
+  // Empty when compatible, otherwise what differs ("n_head_kv 3 vs 8, ...").
+  std::string mismatch(const CommvqModelIdentity& other) const;
+};
+
+struct CommvqCodebook {
+  CommvqModelIdentity model;
+  int key_bits = 2;
+  int value_bits = 2;
+  int stages = 0;           // R key stages per head
+  bool structured = true;   // false: plain-VQ ablation (no attention on codes for keys)
+  nlohmann::json training;  // settings used
+  nlohmann::json layers;    // per-layer report (errors, times)
+  std::vector<KeyLayerCodebook> keys;
+  std::vector<ValueCodec> values;
+
+  void save(const std::string& path) const;
+  static CommvqCodebook load(const std::string& path);
+  // Throws "<path>: codebook was made for <name> (...) but the model is <name> (...)".
+  void check_compatible(const KvGeometry& g, const std::string& path) const;
+  size_t param_bytes() const;
+};
+
+// One layer's parts, for resumable training (the final file is these merged).
+void save_commvq_layer(const std::string& path, int layer, const KeyLayerCodebook& keys, const ValueCodec& values,
+                       const nlohmann::json& info);
+bool load_commvq_layer(const std::string& path, int layer, int n_kv, int head_dim, RopeLayout layout,
+                       KeyLayerCodebook* keys, ValueCodec* values, nlohmann::json* info);
+
+}  // namespace cvq

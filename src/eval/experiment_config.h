@@ -1,0 +1,57 @@
+#pragma once
+// Experiment configs (experiments/*.json): KV methods × task instances (× sweeps), and how to table
+// them. Format:
+//   { "name": "quick", "description": "...", "model": "" (default model), "seed": 1234,
+//     "vars": {"CODEBOOKS": "codebooks"},             // ${CODEBOOKS} in specs/options; env wins
+//     "methods": [ {"label": "fp16", "kv": "fp16"}, "kivi:k=2,v=2", ... ],
+//     "tasks": [ {"name": "passkey", "task": "passkey", "sweep": {"context_tokens": [2048, 4096]},
+//                 "paper": "infinitebench_passkey", ...task options...}, ... ],
+//     "notes": "..." }
+// A task entry with "sweep" expands to one instance per combination, named "<name>-<v1>[-<v2>...]".
+// Mistakes (unknown keys, duplicate names, bad types) are errors naming the file and the entry.
+#include <cstdint>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "tasks/task.h"
+
+namespace cvq {
+
+struct MethodConfig {
+  std::string label;  // row name in tables, folder name in results
+  std::string kv;     // spec string for make_kv_cache
+  std::string note;
+};
+
+struct TaskInstanceConfig {
+  std::string name;    // unique instance name (folder name in results)
+  std::string group;   // the config entry it came from
+  std::string type;    // passkey | number_string | kv_retrieval | niah | longbench | gsm8k | perplexity | agreement | memory
+  nlohmann::json options = nlohmann::json::object();  // task options with sweep values applied
+  nlohmann::json sweep = nlohmann::json::object();    // the sweep values of this instance
+  std::string paper;   // key into experiments/paper.json, optional
+  std::string where;   // "<file>: task '<name>'" for error messages
+};
+
+struct ExperimentConfig {
+  std::string path, name, description, model, notes;
+  uint64_t seed = 1234;
+  std::vector<MethodConfig> methods;
+  std::vector<TaskInstanceConfig> tasks;
+  nlohmann::json raw;
+
+  static ExperimentConfig load(const std::string& path);
+  static ExperimentConfig parse(const nlohmann::json& j, const std::string& where);
+  std::vector<std::string> groups() const;  // entry names in config order
+};
+
+std::vector<std::string> eval_task_types();
+// Builds the task (reads its data, checks its options); errors name t.where.
+std::unique_ptr<EvalTask> make_eval_task(const TaskInstanceConfig& t);
+// A method given on the command line (--kv SPEC or --kv LABEL=SPEC).
+MethodConfig method_from_cli(const std::string& arg);
+bool is_safe_name(const std::string& s);  // [A-Za-z0-9._+=-]+, usable as a folder name
+
+}  // namespace cvq

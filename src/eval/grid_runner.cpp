@@ -1,0 +1,357 @@
+#include "eval/grid_runner.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <set>
+
+#include "core/atomic_file.h"
+#include "core/error.h"
+#include "core/progress.h"
+#include "eval/aggregate.h"
+#include "eval/kv_footprint.h"
+#include "eval/results_store.h"
+#include "kv/kv_cache.h"
+#include "kv/kv_spec.h"
+#include "model/llama_model.h"
+
+namespace cvq {
+
+namespace fs = std::filesystem;
+
+const char* const kEvalHarnessVersion = "commvq-bench-eval/1";
+
+std::pair<int, int> parse_shard(const std::string& s) {
+  const size_t slash = s.find('/');
+  auto bad = [&]() -> std::pair<int, int> { throw Error("--shard '" + s + "': expected i/n with 0 <= i < n"); };
+  if (slash == std::string::npos || slash == 0 || slash + 1 >= s.size()) return bad();
+  for (size_t k = 0; k < s.size(); ++k)
+    if (k != slash && !(s[k] >= '0' && s[k] <= '9')) return bad();
+  const int i = std::stoi(s.substr(0, slash)), n = std::stoi(s.substr(slash + 1));
+  if (n < 1 || i < 0 || i >= n) return bad();
+  return {i, n};
+}
+
+int64_t peak_rss_bytes() {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmHWM:", 0) == 0) return std::stoll(line.substr(6)) * 1024;
+  }
+  return -1;
+}
+
+void reset_peak_rss() {
+  std::ofstream out("/proc/self/clear_refs");
+  if (out) out << "5";
+}
+
+namespace {
+
+struct MethodState {
+  MethodConfig cfg;
+  std::string status = "ok";  // ok | missing | unavailable
+  std::string note;
+};
+
+MethodState probe_method(const MethodConfig& m, const KvGeometry& geo) {
+  MethodState st{m, "ok", m.note};
+  std::string method;
+  try {
+    method = KvSpec(m.kv).method();
+  } catch (const std::exception& e) {
+    return {m, "unavailable", e.what()};
+  }
+  const auto names = kv_method_names();
+  if (std::find(names.begin(), names.end(), method) == names.end()) {
+    std::string known;
+    for (const auto& n : names) known += (known.empty() ? "" : ", ") + n;
+    return {m, "missing", "KV method '" + method + "' is not registered in this build (registered: " + known + ")"};
+  }
+  try {
+    (void)make_kv_cache(m.kv, geo);
+  } catch (const std::exception& e) {
+    return {m, "unavailable", e.what()};
+  }
+  return st;
+}
+
+nlohmann::json geometry_json(const KvGeometry& g) {
+  return {{"n_layers", g.n_layers}, {"n_head", g.n_head}, {"n_head_kv", g.n_head_kv}, {"head_dim", g.head_dim},
+          {"kv_dim", g.kv_dim()}};
+}
+
+nlohmann::json model_identity(const std::string& path) {
+  std::error_code ec;
+  const auto size = fs::file_size(path, ec);
+  return {{"file", fs::path(path).filename().string()}, {"bytes", ec ? 0 : static_cast<int64_t>(size)}};
+}
+
+std::string first_difference(const nlohmann::json& a, const nlohmann::json& b, const std::string& prefix = "") {
+  if (a.is_object() && b.is_object()) {
+    std::set<std::string> keys;
+    for (const auto& [k, v] : a.items()) keys.insert(k);
+    for (const auto& [k, v] : b.items()) keys.insert(k);
+    for (const auto& k : keys) {
+      if (!a.contains(k) || !b.contains(k)) return prefix + k;
+      if (a[k] != b[k]) return first_difference(a[k], b[k], prefix + k + ".");
+    }
+  }
+  return prefix.empty() ? "(value)" : prefix.substr(0, prefix.size() - 1);
+}
+
+void write_experiment_json(const std::string& out_dir, const ExperimentConfig& cfg,
+                           const std::vector<MethodConfig>& methods) {
+  const std::string path = out_dir + "/experiment.json";
+  nlohmann::json j = {{"name", cfg.name},
+                      {"description", cfg.description},
+                      {"config_path", cfg.path},
+                      {"config", cfg.raw},
+                      {"harness", kEvalHarnessVersion}};
+  nlohmann::json ms = nlohmann::json::array();
+  std::set<std::string> seen;
+  for (const auto& m : methods) {
+    ms.push_back({{"label", m.label}, {"kv", m.kv}, {"note", m.note}});
+    seen.insert(m.label);
+  }
+  if (fs::exists(path)) {
+    const nlohmann::json old = read_json_file(path);
+    if (old.value("name", "") != cfg.name) {
+      throw Error(path + ": this folder holds results of experiment '" + old.value("name", "") + "', not '" + cfg.name +
+                  "' (use another --out)");
+    }
+    for (const auto& m : old.value("methods", nlohmann::json::array()))  // keep methods of earlier calls (--kv)
+      if (!seen.count(m.value("label", ""))) ms.push_back(m), seen.insert(m.value("label", ""));
+  }
+  j["methods"] = ms;
+  nlohmann::json tasks = nlohmann::json::array();
+  for (const auto& t : cfg.tasks)
+    tasks.push_back({{"name", t.name}, {"group", t.group}, {"task", t.type}, {"sweep", t.sweep}, {"paper", t.paper}});
+  j["tasks"] = tasks;
+  write_file_atomic(path, j.dump(2) + "\n");
+}
+
+bool selected(const TaskInstanceConfig& t, const std::vector<std::string>& only) {
+  if (only.empty()) return true;
+  return std::find(only.begin(), only.end(), t.name) != only.end() ||
+         std::find(only.begin(), only.end(), t.group) != only.end();
+}
+
+}  // namespace
+
+nlohmann::json kv_footprint_from_records(const std::vector<nlohmann::json>& records, const nlohmann::json& geometry) {
+  const nlohmann::json* longest = nullptr;
+  for (const auto& r : records)
+    if (r.contains("context_tokens") && r.contains("kv_bytes") &&
+        (!longest || r["context_tokens"].get<int64_t>() > (*longest)["context_tokens"].get<int64_t>()))
+      longest = &r;
+  if (!longest || !geometry.is_object()) return nullptr;
+  KvGeometry g;
+  g.n_layers = geometry.value("n_layers", 0);
+  g.n_head_kv = geometry.value("n_head_kv", 0);
+  g.head_dim = geometry.value("head_dim", 0);
+  const int64_t tokens = (*longest)["context_tokens"].get<int64_t>();
+  const double measured = (*longest)["kv_bytes"].get<double>();
+  nlohmann::json kv = {{"longest_context", tokens},
+                       {"measured_bytes", measured},
+                       {"measured_bits_per_element", bits_per_element(measured, tokens, g)}};
+  if (longest->contains("kv_projected_bytes")) {
+    const double projected = (*longest)["kv_projected_bytes"].get<double>();
+    kv["projected_bytes"] = projected;
+    kv["bits_per_element"] = bits_per_element(projected, tokens, g);
+    kv["source"] = "projected";
+  } else {
+    kv["bits_per_element"] = kv["measured_bits_per_element"];
+    kv["source"] = "measured";
+  }
+  return kv;
+}
+
+nlohmann::json summarize_run(const std::string& dir, const nlohmann::json& run_info, int64_t n_expected,
+                             const std::vector<nlohmann::json>& records) {
+  nlohmann::json s = {{"task", run_info.value("task", "")},     {"group", run_info.value("group", "")},
+                      {"family", run_info.value("family", "")}, {"method", run_info.value("method", "")},
+                      {"kv", run_info.value("kv", "")},         {"paper", run_info.value("paper", "")},
+                      {"n_expected", n_expected}};
+  const nlohmann::json agg = aggregate_records(run_info.value("family", ""), records);
+  for (const auto& [k, v] : agg.items()) s[k] = v;
+  s["status"] = static_cast<int64_t>(records.size()) >= n_expected ? "complete" : "partial";
+  if (run_info.value("family", "") != "memory") {
+    const nlohmann::json kv = kv_footprint_from_records(records, run_info.value("geometry", nlohmann::json()));
+    if (!kv.is_null()) s["kv_footprint"] = kv;
+  }
+  double wall = 0.0, prefill_tokens = 0.0, prefill_s = 0.0, decode_tokens = 0.0, decode_s = 0.0;
+  for (const auto& r : records) {
+    const auto t = r.value("timing", nlohmann::json::object());
+    wall += t.value("seconds", 0.0);
+    prefill_s += t.value("prefill_seconds", 0.0);
+    decode_s += t.value("decode_seconds", 0.0);
+    prefill_tokens += r.value("prompt_tokens", 0.0);
+    decode_tokens += std::max(0.0, r.value("generated_tokens", 0.0) - 1.0);
+  }
+  s["timing"] = {{"wall_seconds", wall}};
+  if (prefill_s > 0) s["timing"]["prefill_tokens_per_s"] = prefill_tokens / prefill_s;
+  if (decode_s > 0 && decode_tokens > 0) s["timing"]["decode_tokens_per_s"] = decode_tokens / decode_s;
+  (void)dir;
+  return s;
+}
+
+GridResult run_grid(const LlamaModel& model, const std::string& model_path, const ExperimentConfig& cfg,
+                    const GridOptions& opt) {
+  if (opt.out_dir.empty()) throw Error("eval --config: --out is required");
+  if (opt.shard_count < 1 || opt.shard_index < 0 || opt.shard_index >= opt.shard_count) throw Error("bad --shard");
+  const KvGeometry geo = model.kv_geometry();
+  const nlohmann::json model_id = model_identity(model_path);
+  const std::string suffix = shard_suffix(opt.shard_index, opt.shard_count);
+
+  // Build every selected task first: bad options or missing data fail before any work is done.
+  std::vector<const TaskInstanceConfig*> instances;
+  std::vector<std::unique_ptr<EvalTask>> tasks;
+  for (const auto& t : cfg.tasks) {
+    if (!selected(t, opt.only_tasks)) continue;
+    instances.push_back(&t);
+    tasks.push_back(make_eval_task(t));
+  }
+  if (instances.empty()) {
+    std::string known;
+    for (const auto& t : cfg.tasks) known += (known.empty() ? "" : ", ") + t.name;
+    throw Error(cfg.path + ": --tasks selects none of the tasks (" + known + ")");
+  }
+  fs::create_directories(opt.out_dir);
+  write_experiment_json(opt.out_dir, cfg, cfg.methods);
+
+  std::vector<MethodState> methods;
+  for (const auto& m : cfg.methods) {
+    methods.push_back(probe_method(m, geo));
+    if (methods.back().status != "ok") {
+      std::fprintf(stderr, "note: method '%s' (%s) is %s: %s\n", m.label.c_str(), m.kv.c_str(),
+                   methods.back().status.c_str(), methods.back().note.c_str());
+    }
+  }
+
+  GridResult result;
+  int64_t new_samples = 0;
+  for (size_t ti = 0; ti < instances.size(); ++ti) {
+    const TaskInstanceConfig& inst = *instances[ti];
+    EvalTask& task = *tasks[ti];
+    const int64_t n_all = opt.limit >= 0 ? std::min(opt.limit, task.size()) : task.size();
+    std::vector<int64_t> indices;
+    for (int64_t i = 0; i < n_all; ++i)
+      if (i % opt.shard_count == opt.shard_index) indices.push_back(i);
+    const std::set<int64_t> mine(indices.begin(), indices.end());
+    for (const auto& m : methods) {
+      const std::string dir = run_dir(opt.out_dir, inst.name, m.cfg.label);
+      fs::create_directories(dir);
+      const nlohmann::json identity = {{"harness", kEvalHarnessVersion},
+                                       {"task", task.identity()},
+                                       {"kv", m.cfg.kv},
+                                       {"model", model_id}};
+      const nlohmann::json info = {{"task", inst.name},           {"group", inst.group}, {"family", task.family()},
+                                   {"type", inst.type},           {"method", m.cfg.label}, {"kv", m.cfg.kv},
+                                   {"paper", inst.paper},         {"sweep", inst.sweep}, {"geometry", geometry_json(geo)},
+                                   {"identity", identity},        {"size", task.size()}};
+      const std::string run_json = dir + "/run.json";
+      if (fs::exists(run_json)) {
+        const nlohmann::json old = read_json_file(run_json);
+        if (old.value("identity", nlohmann::json()) != identity) {
+          throw Error(run_json + ": the results here were made with different settings (" +
+                      first_difference(old.value("identity", nlohmann::json::object()), identity) +
+                      " differs); use another --out or delete this folder");
+        }
+      }
+      write_file_atomic(run_json, info.dump(2) + "\n");
+      const std::string summary_path = dir + "/summary" + suffix + ".json";
+      if (m.status != "ok") {
+        nlohmann::json s = {{"task", inst.name},   {"group", inst.group}, {"family", task.family()},
+                            {"method", m.cfg.label}, {"kv", m.cfg.kv},   {"paper", inst.paper},
+                            {"status", m.status},  {"note", m.note},     {"n", 0},
+                            {"n_expected", static_cast<int64_t>(indices.size())}};
+        write_file_atomic(summary_path, s.dump(2) + "\n");
+        result.runs.push_back(s);
+        ++result.n_missing;
+        continue;
+      }
+      std::vector<nlohmann::json> records = read_run_records(dir, true);
+      std::set<std::string> done;
+      for (const auto& r : records) done.insert(r["id"].get<std::string>());
+      std::vector<int64_t> todo;
+      for (int64_t i : indices)
+        if (!done.count(task.sample_id(i))) todo.push_back(i);
+      std::string status_note;
+      bool failed = false;
+      const auto t0 = std::chrono::steady_clock::now();
+      reset_peak_rss();
+      if (!todo.empty()) {
+        try {
+          auto cache = make_kv_cache(m.cfg.kv, geo);
+          RecordWriter writer(dir + "/samples" + suffix + ".jsonl");
+          Progress progress(inst.name + " [" + m.cfg.label + "]", static_cast<int64_t>(todo.size()), "samples");
+          int64_t n_done = 0;
+          double score_sum = 0.0;
+          for (int64_t i : todo) {
+            cache->clear();
+            const auto ts = std::chrono::steady_clock::now();
+            nlohmann::json rec = task.run_sample(i, model, *cache);
+            const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - ts).count();
+            rec["id"] = task.sample_id(i);
+            rec["index"] = i;
+            if (rec.contains("context_tokens") && task.family() != "memory") {
+              const int64_t projected = try_projected_bytes(*cache, rec["context_tokens"].get<int64_t>());
+              if (projected >= 0) rec["kv_projected_bytes"] = projected;
+            }
+            if (!rec.contains("timing")) rec["timing"] = nlohmann::json::object();
+            rec["timing"]["seconds"] = secs;
+            writer.append(rec);
+            records.push_back(rec);
+            ++n_done;
+            score_sum += rec.value("score", 0.0);
+            char extra[64];
+            std::snprintf(extra, sizeof extra, "mean score %.4g", score_sum / static_cast<double>(n_done));
+            progress.update(n_done, extra);
+            if (opt.stop_after_samples >= 0 && ++new_samples >= opt.stop_after_samples) {
+              result.stopped = true;
+              return result;  // as if killed here: no summaries
+            }
+          }
+          progress.finish();
+        } catch (const std::exception& e) {
+          failed = true;
+          status_note = e.what();
+          std::fprintf(stderr, "error: %s [%s]: %s\n", inst.name.c_str(), m.cfg.label.c_str(), e.what());
+        }
+      }
+      // This shard's records (all files of the folder, so an unsharded rerun sees sharded work).
+      std::vector<nlohmann::json> mine_records;
+      for (auto& r : read_run_records(dir, false))
+        if (mine.count(r.value("index", int64_t{-1}))) mine_records.push_back(std::move(r));
+      nlohmann::json s = summarize_run(dir, info, static_cast<int64_t>(indices.size()), mine_records);
+      if (failed) {
+        s["status"] = "error";
+        s["note"] = status_note;
+        ++result.n_errors;
+      } else if (!m.note.empty()) {
+        s["note"] = m.note;
+      }
+      if (opt.shard_count > 1) s["shard"] = std::to_string(opt.shard_index) + "/" + std::to_string(opt.shard_count);
+      s["timing"]["session_seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      s["timing"]["peak_rss_bytes"] = peak_rss_bytes();
+      if (fs::exists(summary_path) && todo.empty()) {  // nothing ran now: keep the earlier session's numbers
+        const nlohmann::json old = read_json_file(summary_path);
+        const auto ot = old.value("timing", nlohmann::json::object());
+        for (const char* k : {"session_seconds", "peak_rss_bytes"})
+          if (ot.contains(k)) s["timing"][k] = ot[k];
+      }
+      write_file_atomic(summary_path, s.dump(2) + "\n");
+      result.runs.push_back(s);
+    }
+  }
+  nlohmann::json index = {{"experiment", cfg.name}, {"harness", kEvalHarnessVersion}, {"model", model_id},
+                          {"runs", result.runs}};
+  if (opt.shard_count > 1) index["shard"] = std::to_string(opt.shard_index) + "/" + std::to_string(opt.shard_count);
+  write_file_atomic(opt.out_dir + "/summary" + suffix + ".json", index.dump(2) + "\n");
+  return result;
+}
+
+}  // namespace cvq

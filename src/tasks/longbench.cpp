@@ -1,0 +1,145 @@
+#include "tasks/longbench.h"
+
+#include <filesystem>
+#include <fstream>
+
+#include "core/atomic_file.h"
+#include "core/error.h"
+#include "eval/data_paths.h"
+
+namespace cvq {
+
+namespace {
+
+nlohmann::json read_json_file(const std::string& path) {
+  if (!std::filesystem::exists(path)) fail_file(path, "not found (LongBench config; run scripts/get-data.sh)");
+  try {
+    return nlohmann::json::parse(read_file(path));
+  } catch (const nlohmann::json::exception& e) {
+    fail_file(path, std::string("not valid JSON: ") + e.what());
+  }
+}
+
+std::vector<std::string> strings_of(const nlohmann::json& j, const std::string& path, size_t line, const char* field) {
+  std::vector<std::string> out;
+  if (j.is_null()) return out;
+  if (!j.is_array()) fail_file(path, "line " + std::to_string(line) + ": '" + field + "' must be a list");
+  for (const auto& x : j) {
+    if (!x.is_string()) fail_file(path, "line " + std::to_string(line) + ": '" + field + "' must hold strings");
+    out.push_back(x.get<std::string>());
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string render_longbench_template(const std::string& tmpl, const std::string& context, const std::string& input) {
+  std::string out;
+  for (size_t i = 0; i < tmpl.size();) {
+    if (tmpl.compare(i, 9, "{context}") == 0) {
+      out += context, i += 9;
+    } else if (tmpl.compare(i, 7, "{input}") == 0) {
+      out += input, i += 7;
+    } else {
+      out += tmpl[i++];
+    }
+  }
+  return out;
+}
+
+bool LongBenchTask::uses_chat_template(const std::string& d) {
+  return !(d == "trec" || d == "triviaqa" || d == "samsum" || d == "lsht" || d == "lcc" || d == "repobench-p");
+}
+
+LongBenchOptions LongBenchOptions::parse(const TaskOptions& o) {
+  o.allow_only({"dataset", "source", "path", "config_dir", "chat", "max_prompt_tokens", "max_new_tokens", "seed"});
+  LongBenchOptions l;
+  l.dataset = o.require_string("dataset");
+  l.source = o.get_string("source", l.source);
+  if (l.source != "minilongbench" && l.source != "official") o.fail("source", "must be \"minilongbench\" or \"official\"");
+  l.path = o.get_string("path", l.source == "minilongbench" ? data_path("longbench/minilongbench_en.jsonl")
+                                                           : data_path("longbench/data"));
+  l.config_dir = o.get_string("config_dir", data_path("longbench/config"));
+  if (o.has("chat")) {
+    const auto& c = o.json()["chat"];
+    if (c.is_boolean()) {
+      l.chat = c.get<bool>() ? "true" : "false";
+    } else if (c.is_string() && c.get<std::string>() == "auto") {
+      l.chat = "auto";
+    } else {
+      o.fail("chat", "must be true, false or \"auto\"");
+    }
+  }
+  l.max_prompt_tokens = static_cast<int>(o.get_int("max_prompt_tokens", 0, 0, 1 << 24));
+  l.max_new_tokens = static_cast<int>(o.get_int("max_new_tokens", 0, 0, 1 << 16));
+  return l;
+}
+
+LongBenchTask::LongBenchTask(LongBenchOptions o) : o_(std::move(o)) {
+  const nlohmann::json maxlen = read_json_file(o_.config_dir + "/dataset2maxlen.json");
+  const nlohmann::json prompts = read_json_file(o_.config_dir + "/dataset2prompt.json");
+  if (!maxlen.contains(o_.dataset) || !prompts.contains(o_.dataset)) {
+    throw Error(o_.config_dir + ": LongBench dataset '" + o_.dataset + "' is not in dataset2maxlen/dataset2prompt");
+  }
+  max_new_ = o_.max_new_tokens > 0 ? o_.max_new_tokens : maxlen[o_.dataset].get<int>();
+  template_ = prompts[o_.dataset].get<std::string>();
+  const std::string file = o_.source == "official" ? o_.path + "/" + o_.dataset + ".jsonl" : o_.path;
+  if (!std::filesystem::exists(file)) {
+    fail_file(file, o_.source == "official"
+                        ? "not found (official LongBench rows: unzip the HF data.zip's data/ folder here, or use "
+                          "\"source\": \"minilongbench\")"
+                        : "not found (run scripts/get-data.sh)");
+  }
+  std::ifstream in(file);
+  std::string line;
+  size_t lineno = 0;
+  while (std::getline(in, line)) {
+    ++lineno;
+    if (line.empty()) continue;
+    nlohmann::json j;
+    try {
+      j = nlohmann::json::parse(line);
+    } catch (const nlohmann::json::exception& e) {
+      fail_file(file, "line " + std::to_string(lineno) + ": not valid JSON (" + e.what() + ")");
+    }
+    LongBenchRow r;
+    if (o_.source == "minilongbench") {
+      if (!j.contains("task") || !j.contains("prompt") || !j.contains("answers"))
+        fail_file(file, "line " + std::to_string(lineno) + ": expected fields task, id, prompt, answers, all_classes");
+      if (j["task"].get<std::string>() != o_.dataset) continue;
+      r.id = j.value("id", o_.dataset + "-" + std::to_string(rows_.size()));
+      r.prompt = j["prompt"].get<std::string>();
+    } else {
+      if (!j.contains("context") || !j.contains("input") || !j.contains("answers"))
+        fail_file(file, "line " + std::to_string(lineno) + ": expected fields input, context, answers, all_classes, _id");
+      r.id = j.value("_id", o_.dataset + "-" + std::to_string(rows_.size()));
+      r.prompt = render_longbench_template(template_, j["context"].get<std::string>(), j["input"].get<std::string>());
+    }
+    r.answers = strings_of(j["answers"], file, lineno, "answers");
+    r.all_classes = strings_of(j.value("all_classes", nlohmann::json()), file, lineno, "all_classes");
+    rows_.push_back(std::move(r));
+  }
+  if (rows_.empty()) fail_file(file, "has no rows for LongBench dataset '" + o_.dataset + "'");
+}
+
+nlohmann::json LongBenchTask::identity() const {
+  return {{"task", "longbench"},       {"dataset", o_.dataset},   {"source", o_.source},
+          {"rows", rows_.size()},      {"chat", o_.chat},         {"max_prompt_tokens", o_.max_prompt_tokens},
+          {"max_new_tokens", max_new_}};
+}
+
+TaskPrompt LongBenchTask::prompt(int64_t i, const LlamaModel&) const {
+  const LongBenchRow& r = rows_.at(static_cast<size_t>(i));
+  TaskPrompt p;
+  p.id = r.id;
+  p.text = r.prompt;
+  p.chat = o_.chat == "auto" ? uses_chat_template(o_.dataset) : o_.chat == "true";
+  p.max_new_tokens = max_new_;
+  p.max_prompt_tokens = o_.max_prompt_tokens;
+  if (o_.dataset == "samsum") p.stop = {"\n"};
+  p.gold = {{"dataset", o_.dataset}, {"answers", r.answers}, {"all_classes", r.all_classes}};
+  p.meta = {{"dataset", o_.dataset}};
+  return p;
+}
+
+}  // namespace cvq

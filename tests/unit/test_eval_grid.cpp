@@ -1,0 +1,348 @@
+// The experiment grid on a tiny random model: every task family runs end to end; a run killed midway
+// (and a torn last JSONL line) resumes to the same final summary as an uninterrupted run; shards
+// merge to the same numbers; missing KV methods are reported, not fatal; config mistakes give clear
+// errors. Also the prompt builders (passkey sizing, NIAH insertion, middle truncation, GSM8K shots).
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+#include "core/atomic_file.h"
+#include "core/error.h"
+#include "eval/experiment_config.h"
+#include "eval/grid_runner.h"
+#include "eval/results_store.h"
+#include "eval/tables.h"
+#include "model/llama_model.h"
+#include "support/tiny_model.h"
+#include "tasks/gsm8k.h"
+#include "tasks/longbench.h"
+#include "tasks/niah.h"
+#include "tasks/synthetic_retrieval.h"
+#include "tasks/task.h"
+
+namespace cvq {
+namespace {
+
+namespace fs = std::filesystem;
+
+class EvalGrid : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    root_ = fs::temp_directory_path() / ("cvq_eval_grid_" + std::to_string(::getpid()));
+    fs::create_directories(root_);
+    test::TinyModelSpec spec;
+    spec.n_ctx = 1024;
+    spec.seed = 7;
+    model_path_ = (root_ / "tiny.gguf").string();
+    test::write_tiny_model(model_path_, spec);
+    model_ = LlamaModel::load(model_path_).release();
+    // Data files for every task family.
+    std::string text;
+    std::mt19937 rng(3);
+    const char* words[] = {"alpha", "beta", "gamma", "delta", "stone", "river", "light", "house"};
+    for (int i = 0; i < 1200; ++i) text += std::string(words[rng() % 8]) + ((i % 11 == 10) ? ". " : " ");
+    write_file_atomic((root_ / "text.txt").string(), text);
+    fs::create_directories(root_ / "lb" / "config");
+    fs::create_directories(root_ / "lb" / "data");
+    write_file_atomic((root_ / "lb" / "config" / "dataset2prompt.json").string(),
+                      R"({"trec": "Classify.\n\n{context}\n{input}", "qasper": "Read.\n\n{context}\n\nQ: {input}\nA:"})");
+    write_file_atomic((root_ / "lb" / "config" / "dataset2maxlen.json").string(), R"({"trec": 8, "qasper": 6})");
+    std::string rows;
+    for (int i = 0; i < 3; ++i) {
+      nlohmann::json r = {{"input", "Question: what is " + std::to_string(i) + "?\nType:"},
+                          {"context", std::string(1500 + 100 * i, 'a' + i)},  // forces middle truncation
+                          {"answers", {"Number"}},
+                          {"length", 100},
+                          {"dataset", "trec"},
+                          {"language", "en"},
+                          {"all_classes", {"Number", "Date"}},
+                          {"_id", "id" + std::to_string(i)}};
+      rows += r.dump() + "\n";
+    }
+    write_file_atomic((root_ / "lb" / "data" / "trec.jsonl").string(), rows);
+    std::string gsm;
+    for (int i = 0; i < 6; ++i)
+      gsm += nlohmann::json({{"question", "What is " + std::to_string(i) + " + 1?"},
+                             {"answer", std::to_string(i) + " + 1 = <<" + std::to_string(i) + "+1=" + std::to_string(i + 1) +
+                                            ">>" + std::to_string(i + 1) + "\n#### " + std::to_string(i + 1)}})
+                 .dump() +
+             "\n";
+    write_file_atomic((root_ / "gsm_train.jsonl").string(), gsm);
+    write_file_atomic((root_ / "gsm_test.jsonl").string(), gsm);
+  }
+  static void TearDownTestSuite() {
+    delete model_;
+    std::error_code ec;
+    fs::remove_all(root_, ec);
+  }
+
+  static nlohmann::json config_json() {
+    const std::string r = root_.string();
+    return nlohmann::json::parse(R"({
+      "name": "grid-test",
+      "seed": 5,
+      "methods": [{"label": "fp16", "kv": "fp16"}, {"label": "nope", "kv": "nosuchmethod:bits=2"}],
+      "tasks": [
+        {"name": "passkey", "task": "passkey", "sweep": {"context_tokens": [400, 600]}, "depths": 3, "per_depth": 1},
+        {"name": "kv", "task": "kv_retrieval", "context_tokens": 700, "depths": 2, "per_depth": 1, "max_new_tokens": 8},
+        {"name": "niah", "task": "niah", "lengths": [300, 500], "depths": 2, "haystack": [")" + r + R"(/text.txt"],
+         "max_new_tokens": 6},
+        {"name": "lb", "task": "longbench", "dataset": "trec", "source": "official", "path": ")" + r + R"(/lb/data",
+         "config_dir": ")" + r + R"(/lb/config", "max_prompt_tokens": 400},
+        {"name": "gsm", "task": "gsm8k", "n_shot": 2, "max_new_tokens": 8, "train": ")" + r + R"(/gsm_train.jsonl",
+         "test": ")" + r + R"(/gsm_test.jsonl"},
+        {"name": "ppl", "task": "perplexity", "data": ")" + r + R"(/text.txt", "ctx": 128, "chunk": 48, "windows": 3},
+        {"name": "agree", "task": "agreement", "data": ")" + r + R"(/text.txt", "ctx": 96, "chunk": 40, "windows": 2},
+        {"name": "memory", "task": "memory", "lengths": [64, 200, 4096], "measure_up_to": 200, "chunk": 50}
+      ]})");
+  }
+
+  // Summaries without the fields that legitimately differ between sessions.
+  static nlohmann::json comparable(nlohmann::json runs) {
+    for (auto& r : runs) r.erase("timing");
+    return runs;
+  }
+  static std::vector<nlohmann::json> records_without_timing(const std::string& dir) {
+    auto recs = read_run_records(dir, false);
+    for (auto& r : recs) r.erase("timing");
+    return recs;
+  }
+
+  static fs::path root_;
+  static std::string model_path_;
+  static LlamaModel* model_;
+};
+
+fs::path EvalGrid::root_;
+std::string EvalGrid::model_path_;
+LlamaModel* EvalGrid::model_ = nullptr;
+
+TEST_F(EvalGrid, ResumeAfterKillEqualsUninterruptedRun) {
+  const ExperimentConfig cfg = ExperimentConfig::parse(config_json(), "grid-test.json");
+  GridOptions a;
+  a.out_dir = (root_ / "full").string();
+  const GridResult full = run_grid(*model_, model_path_, cfg, a);
+  EXPECT_FALSE(full.stopped);
+  EXPECT_EQ(full.n_errors, 0);
+  EXPECT_EQ(full.n_missing, static_cast<int>(cfg.tasks.size()));  // every task for the unknown method
+  for (const auto& r : full.runs) {
+    if (r["method"] == "nope") {
+      EXPECT_EQ(r["status"], "missing");
+      EXPECT_NE(r["note"].get<std::string>().find("not registered"), std::string::npos);
+    } else {
+      EXPECT_EQ(r["status"], "complete") << r.dump();
+      EXPECT_EQ(r["n"], r["n_expected"]);
+    }
+  }
+
+  // Kill after a few samples (in the middle of the second task), then tear the last line as a kill
+  // during a write would, then resume.
+  GridOptions b = a;
+  b.out_dir = (root_ / "resumed").string();
+  b.stop_after_samples = 8;
+  const GridResult part = run_grid(*model_, model_path_, cfg, b);
+  EXPECT_TRUE(part.stopped);
+  const std::string kv_samples = run_dir(b.out_dir, "passkey-600", "fp16") + "/samples.jsonl";
+  ASSERT_TRUE(fs::exists(kv_samples));
+  {
+    std::ofstream torn(kv_samples, std::ios::app);
+    torn << R"({"id": "depth100-0", "prediction": "12)";  // no newline, cut mid-record
+  }
+  b.stop_after_samples = -1;
+  const GridResult resumed = run_grid(*model_, model_path_, cfg, b);
+  EXPECT_FALSE(resumed.stopped);
+  EXPECT_EQ(comparable(resumed.runs), comparable(full.runs));
+  for (const auto& t : cfg.tasks) {
+    EXPECT_EQ(records_without_timing(run_dir(b.out_dir, t.name, "fp16")),
+              records_without_timing(run_dir(a.out_dir, t.name, "fp16")))
+        << t.name;
+  }
+  // A third call has nothing left to do and keeps the same summary.
+  const GridResult again = run_grid(*model_, model_path_, cfg, b);
+  EXPECT_EQ(comparable(again.runs), comparable(full.runs));
+
+  // Shards: two slices into one folder merge (as `tables` does) to the unsharded numbers.
+  GridOptions s0 = a, s1 = a;
+  s0.out_dir = s1.out_dir = (root_ / "sharded").string();
+  s0.shard_index = 0, s0.shard_count = 2;
+  s1.shard_index = 1, s1.shard_count = 2;
+  run_grid(*model_, model_path_, cfg, s0);
+  run_grid(*model_, model_path_, cfg, s1);
+  EXPECT_TRUE(fs::exists(s0.out_dir + "/summary.shard-0-of-2.json"));
+  nlohmann::json merged = comparable(merge_results(s0.out_dir));
+  nlohmann::json reference = comparable(merge_results(a.out_dir));
+  EXPECT_EQ(merged, reference);
+
+  // Tables from the results: Markdown and CSV, the missing method marked as such.
+  TablesOptions to;
+  to.results_dir = a.out_dir;
+  to.out_dir = (root_ / "tables").string();
+  to.plots = false;
+  const TablesResult tr = make_tables(to);
+  const std::string main_md = read_file(to.out_dir + "/main.md");
+  EXPECT_NE(main_md.find("| nope | missing"), std::string::npos) << main_md;
+  EXPECT_TRUE(fs::exists(to.out_dir + "/passkey.csv"));
+  EXPECT_TRUE(fs::exists(to.out_dir + "/results.md"));
+}
+
+TEST_F(EvalGrid, RecordsHoldWhatRescoringNeeds) {
+  const ExperimentConfig cfg = ExperimentConfig::parse(config_json(), "grid-test.json");
+  GridOptions o;
+  o.out_dir = (root_ / "records").string();
+  o.only_tasks = {"lb", "memory", "ppl"};
+  o.limit = 2;
+  run_grid(*model_, model_path_, cfg, o);
+  const auto lb = read_run_records(run_dir(o.out_dir, "lb", "fp16"), false);
+  ASSERT_EQ(lb.size(), 2u);
+  EXPECT_TRUE(lb[0]["truncated"].get<bool>());  // 1500-char context, 400-token limit
+  EXPECT_LE(lb[0]["prompt_tokens"].get<int>(), 400);
+  EXPECT_EQ(lb[0]["gold"]["dataset"], "trec");
+  EXPECT_EQ(lb[0]["prompt_hash"].get<std::string>().size(), 16u);
+  const auto mem = read_run_records(run_dir(o.out_dir, "memory", "fp16"), false);
+  ASSERT_EQ(mem.size(), 2u);
+  // fp16: 16 bits per element, measured and projected agree
+  EXPECT_DOUBLE_EQ(mem[1]["measured_bits_per_element"].get<double>(), 16.0);
+  EXPECT_DOUBLE_EQ(mem[1]["bits_per_element"].get<double>(), 16.0);
+  const auto ppl = read_run_records(run_dir(o.out_dir, "ppl", "fp16"), false);
+  ASSERT_EQ(ppl.size(), 2u);
+  EXPECT_EQ(ppl[0]["n_scored"].get<int>(), 127);
+  // Changing a task option and resuming into the same folder is refused, naming run.json.
+  nlohmann::json j = config_json();
+  j["tasks"][5]["chunk"] = 32;
+  const ExperimentConfig changed = ExperimentConfig::parse(j, "grid-test.json");
+  try {
+    run_grid(*model_, model_path_, changed, o);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("run.json"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("chunk"), std::string::npos) << e.what();
+  }
+}
+
+TEST_F(EvalGrid, PromptBuilders) {
+  // Passkey: sized under the target, needle at the depth, key in the gold.
+  SyntheticOptions so;
+  so.context_tokens = 600;
+  so.depths = 3;
+  so.per_depth = 2;
+  SyntheticRetrievalTask pk(so);
+  ASSERT_EQ(pk.size(), 6);
+  EXPECT_EQ(pk.sample_id(0), "depth000-0");
+  EXPECT_EQ(pk.sample_id(4), "depth050-1");
+  for (int64_t i = 0; i < pk.size(); ++i) {
+    const TaskPrompt p = pk.prompt(i, *model_);
+    EXPECT_LE(count_prompt_tokens(*model_, p), 600);
+    EXPECT_NE(p.text.find("The pass key is " + p.gold.get<std::string>() + ". Remember it."), std::string::npos);
+    EXPECT_EQ(p.text.substr(p.text.size() - 15), "The pass key is");
+  }
+  const std::string shallow = pk.prompt(0, *model_).text;  // depth 0: the needle precedes every filler line
+  EXPECT_LT(shallow.find("The pass key is"), shallow.find(kInfiniteBenchFiller));
+  const std::string deep = pk.prompt(2, *model_).text;  // depth 1: the needle follows every filler line
+  EXPECT_GT(deep.find("The pass key is"), deep.rfind(kInfiniteBenchFiller));
+  // Same key at another length (keys depend on seed and index only).
+  so.context_tokens = 800;
+  SyntheticRetrievalTask pk2(so);
+  EXPECT_EQ(pk2.prompt(3, *model_).gold, pk.prompt(3, *model_).gold);
+
+  // NIAH: the needle lands right after a sentence end.
+  EXPECT_EQ(insert_at_sentence_boundary("One. Two three. Four", 12, " N."), "One. N. Two three. Four");
+  EXPECT_EQ(insert_at_sentence_boundary("no boundary here", 8, "N "), "N no boundary here");
+  EXPECT_EQ(insert_at_sentence_boundary("End.", 99, " N."), "End. N.");
+
+  // Middle truncation keeps both ends.
+  const std::string long_text = std::string(300, 'x') + "MIDDLE" + std::string(300, 'y');
+  bool truncated = false;
+  const std::string cut = middle_truncate_text(model_->tokenizer(), long_text, 100, &truncated);
+  EXPECT_TRUE(truncated);
+  EXPECT_EQ(cut, std::string(50, 'x') + std::string(50, 'y'));
+  EXPECT_EQ(render_longbench_template("A {context} B {input} {other}", "c", "i"), "A c B i {other}");
+
+  // GSM8K: shots drawn like random.Random(seed).sample(range(n_train), k), one draw per test row in order.
+  Gsm8kOptions go;
+  go.train_path = (root_ / "gsm_train.jsonl").string();
+  go.test_path = (root_ / "gsm_test.jsonl").string();
+  go.n_shot = 2;
+  go.seed = 1234;
+  Gsm8kTask g(go);
+  // python3 -c "import random; r=random.Random(1234); print([r.sample(range(6),2) for _ in range(2)])"
+  EXPECT_EQ(g.shots_for(0), (std::vector<int64_t>{3, 0}));
+  EXPECT_EQ(g.shots_for(1), (std::vector<int64_t>{0, 5}));
+  const std::string text = g.prompt_text(0);
+  EXPECT_EQ(text.rfind("Question: What is 0 + 1?\nAnswer:"), text.size() - 32);
+  EXPECT_NE(text.find("Question: What is 3 + 1?\nAnswer: 3 + 1 = 4\n#### 4\n\n"), std::string::npos);  // no <<>>
+}
+
+TEST(EvalConfig, ClearErrors) {
+  auto err = [](const std::string& text) {
+    try {
+      (void)ExperimentConfig::parse(nlohmann::json::parse(text), "x.json");
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("(no error)");
+  };
+  const std::string ok_methods = R"("methods": ["fp16"])";
+  EXPECT_NE(err(R"({"name": "a", )" + ok_methods + R"(, "tasks": [{"name": "p", "task": "passkey"}], "extra": 1})")
+                .find("x.json: unknown key 'extra'"),
+            std::string::npos);
+  EXPECT_NE(err(R"({"name": "a", "methods": ["fp16", {"label": "fp16", "kv": "bf16"}], "tasks": [{"name": "p", "task": "passkey"}]})")
+                .find("duplicate method label 'fp16'"),
+            std::string::npos);
+  EXPECT_NE(err(R"({"name": "a", )" + ok_methods + R"(, "tasks": [{"name": "p", "task": "paskey"}]})")
+                .find("task 'p': unknown task 'paskey'"),
+            std::string::npos);
+  EXPECT_NE(err(R"({"name": "a", )" + ok_methods + R"(, "tasks": [{"name": "p", "task": "passkey"}, {"name": "p", "task": "passkey"}]})")
+                .find("duplicate task name"),
+            std::string::npos);
+  EXPECT_NE(err(R"({"name": "a", )" + ok_methods + R"(, "tasks": [{"name": "p", "task": "passkey", "context_tokens": 1, "sweep": {"context_tokens": [2]}}]})")
+                .find("both set and swept"),
+            std::string::npos);
+  EXPECT_NE(err(R"({"name": "a", )" + ok_methods + R"(, "tasks": []})").find("'tasks' must be a non-empty list"),
+            std::string::npos);
+  EXPECT_NE(err(R"({"methods": ["fp16"], "tasks": [{"name": "p", "task": "passkey"}]})").find("'name' is required"),
+            std::string::npos);
+  EXPECT_NE(err(R"({"name": "a", "methods": ["commvq:codebook=${NO_SUCH_VAR_X}"], "tasks": [{"name": "p", "task": "passkey"}]})")
+                .find("'${NO_SUCH_VAR_X}' is not set"),
+            std::string::npos);
+  // Variables from "vars".
+  const ExperimentConfig c = ExperimentConfig::parse(
+      nlohmann::json::parse(R"({"name": "a", "vars": {"CB": "dir"}, "methods": [{"label": "c", "kv": "commvq:codebook=${CB}/x"}],
+                               "tasks": [{"name": "p", "task": "passkey", "sweep": {"context_tokens": [2048, 4096]}}]})"),
+      "x.json");
+  EXPECT_EQ(c.methods[0].kv, "commvq:codebook=dir/x");
+  ASSERT_EQ(c.tasks.size(), 2u);
+  EXPECT_EQ(c.tasks[1].name, "p-4096");
+  EXPECT_EQ(c.tasks[1].options["context_tokens"], 4096);
+
+  // Task options are checked when the task is built: a typo names the file, the task and the key.
+  TaskInstanceConfig t;
+  t.name = "p";
+  t.type = "passkey";
+  t.where = "x.json: task 'p'";
+  t.options = {{"dephts", 3}};
+  try {
+    (void)make_eval_task(t);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("x.json: task 'p': unknown option 'dephts'"), std::string::npos) << e.what();
+  }
+  t.options = {{"depths", "three"}};
+  EXPECT_THROW((void)make_eval_task(t), Error);
+  t.type = "longbench";
+  t.options = {{"dataset", "qasper"}, {"source", "official"}, {"path", "/no/such/dir"}};
+  try {
+    (void)make_eval_task(t);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("qasper.jsonl"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(parse_shard("2/2"), Error);
+  EXPECT_THROW(parse_shard("a/2"), Error);
+  EXPECT_EQ(parse_shard("1/3"), std::make_pair(1, 3));
+  EXPECT_THROW(ExperimentConfig::load("/no/such/config.json"), Error);
+}
+
+}  // namespace
+}  // namespace cvq
