@@ -93,7 +93,7 @@ def plot_cells(summary, out, written):
             lengths = sorted({int(re.match(r"len=(\d+)", k).group(1)) for k in keys})
             depths = sorted({float(re.search(r"depth=([0-9.]+)", k).group(1)) for k in keys})
             fig, axes = plt.subplots(1, len(truns), figsize=(2.2 + 1.2 * len(lengths) * len(truns), 3.8), squeeze=False)
-            for ax, r in zip(axes[0], truns):
+            for col, (ax, r) in enumerate(zip(axes[0], truns)):
                 grid = [[math.nan] * len(lengths) for _ in depths]
                 for k, v in r["breakdown"].items():
                     L = int(re.match(r"len=(\d+)", k).group(1))
@@ -105,7 +105,8 @@ def plot_cells(summary, out, written):
                 ax.set_yticks(range(len(depths)))
                 ax.set_yticklabels([f"{100 * d:.0f}%" for d in depths])
                 ax.set_xlabel("context tokens")
-                ax.set_ylabel("needle depth")
+                if col == 0:
+                    ax.set_ylabel("needle depth")
                 ax.set_title(r["method"])
             fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8, label=truns[0].get("metric", "score"))
             fig.suptitle(task)

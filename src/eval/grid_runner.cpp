@@ -169,8 +169,7 @@ nlohmann::json kv_footprint_from_records(const std::vector<nlohmann::json>& reco
   return kv;
 }
 
-nlohmann::json summarize_run(const std::string& dir, const nlohmann::json& run_info, int64_t n_expected,
-                             const std::vector<nlohmann::json>& records) {
+nlohmann::json summarize_run(const nlohmann::json& run_info, int64_t n_expected, const std::vector<nlohmann::json>& records) {
   nlohmann::json s = {{"task", run_info.value("task", "")},     {"group", run_info.value("group", "")},
                       {"family", run_info.value("family", "")}, {"method", run_info.value("method", "")},
                       {"kv", run_info.value("kv", "")},         {"paper", run_info.value("paper", "")},
@@ -194,7 +193,6 @@ nlohmann::json summarize_run(const std::string& dir, const nlohmann::json& run_i
   s["timing"] = {{"wall_seconds", wall}};
   if (prefill_s > 0) s["timing"]["prefill_tokens_per_s"] = prefill_tokens / prefill_s;
   if (decode_s > 0 && decode_tokens > 0) s["timing"]["decode_tokens_per_s"] = decode_tokens / decode_s;
-  (void)dir;
   return s;
 }
 
@@ -326,7 +324,7 @@ GridResult run_grid(const LlamaModel& model, const std::string& model_path, cons
       std::vector<nlohmann::json> mine_records;
       for (auto& r : read_run_records(dir, false))
         if (mine.count(r.value("index", int64_t{-1}))) mine_records.push_back(std::move(r));
-      nlohmann::json s = summarize_run(dir, info, static_cast<int64_t>(indices.size()), mine_records);
+      nlohmann::json s = summarize_run(info, static_cast<int64_t>(indices.size()), mine_records);
       if (failed) {
         s["status"] = "error";
         s["note"] = status_note;

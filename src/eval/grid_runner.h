@@ -40,9 +40,8 @@ extern const char* const kEvalHarnessVersion;
 GridResult run_grid(const LlamaModel& model, const std::string& model_path, const ExperimentConfig& cfg,
                     const GridOptions& opt);
 
-// The run summary from a run folder's records (and, for status/notes/timing, its summary files).
-nlohmann::json summarize_run(const std::string& dir, const nlohmann::json& run_info, int64_t n_expected,
-                             const std::vector<nlohmann::json>& records);
+// A run's summary from its records and its run.json (run_info); status "complete" or "partial".
+nlohmann::json summarize_run(const nlohmann::json& run_info, int64_t n_expected, const std::vector<nlohmann::json>& records);
 // KV footprint of a run from its records: bits/element at the longest context (projected when the
 // method reports it, else measured cache.bytes()).
 nlohmann::json kv_footprint_from_records(const std::vector<nlohmann::json>& records, const nlohmann::json& geometry);

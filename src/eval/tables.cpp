@@ -50,11 +50,16 @@ struct SummaryFiles {
 SummaryFiles read_summaries(const std::string& dir) {
   SummaryFiles out;
   std::map<int, int64_t> expected_by_count;  // shard count -> summed n_expected
-  for (const auto& f : list_files(dir, "summary", ".json")) {
+  std::vector<std::string> files = list_files(dir, "summary", ".json");
+  // Oldest first: the newest file's status and note win (a later session may have fixed an error).
+  std::stable_sort(files.begin(), files.end(), [](const std::string& a, const std::string& b) {
+    return fs::last_write_time(a) < fs::last_write_time(b);
+  });
+  for (const auto& f : files) {
     const nlohmann::json s = read_json_file(f);
     const std::string st = s.value("status", "");
-    if (st == "missing" || st == "unavailable" || st == "error") out.status = st, out.note = s.value("note", "");
-    if (out.note.empty() && s.contains("note")) out.note = s.value("note", "");
+    out.status = (st == "missing" || st == "unavailable" || st == "error") ? st : "";
+    out.note = s.value("note", "");
     const std::string name = fs::path(f).filename().string();
     int count = 1;
     if (const size_t p = name.find("-of-"); p != std::string::npos) count = std::atoi(name.c_str() + p + 4);
@@ -166,7 +171,7 @@ nlohmann::json merge_results(const std::string& results_dir) {
     const std::vector<nlohmann::json> records = read_run_records(dir, false);
     const SummaryFiles sf = read_summaries(dir);
     const int64_t n_expected = sf.n_expected >= 0 ? sf.n_expected : info.value("size", int64_t{0});
-    nlohmann::json s = summarize_run(dir, info, n_expected, records);
+    nlohmann::json s = summarize_run(info, n_expected, records);
     s["sweep"] = info.value("sweep", nlohmann::json::object());
     s["type"] = info.value("type", "");
     if (!sf.status.empty() && (records.empty() || sf.status == "error")) s["status"] = sf.status;
@@ -230,13 +235,12 @@ TablesResult make_tables(const TablesOptions& opt) {
           if (std::find(inst.begin(), inst.end(), n) == inst.end()) inst.push_back(n);
         }
     if (inst.empty()) continue;
+    // The group's metric and direction from a run that has records (missing runs have none).
     nlohmann::json first;
-    for (const auto& m : methods)
-      if (by.count({inst.front(), m})) {
-        first = by[{inst.front(), m}];
-        break;
-      }
-    if (first.is_null()) first = by.begin()->second;
+    for (const auto& n : inst)
+      for (const auto& m : methods)
+        if (first.is_null() && by.count({n, m}) && by[{n, m}].contains("metric")) first = by[{n, m}];
+    if (first.is_null()) first = by.lower_bound({inst.front(), ""})->second;
     const std::string family = first.value("family", "");
     std::string metric = first.value("metric", family);
     for (const auto& r : runs)

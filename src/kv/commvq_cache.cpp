@@ -13,7 +13,6 @@ namespace cvq {
 namespace {
 constexpr int64_t kOffsetRows = 256;  // cos/sin by angle addition within runs of this many positions
 constexpr int64_t kTokenChunk = 512;  // scratch bound for the score kernels
-constexpr int kTableMaxRows = 16;     // above this many query rows, decode-then-dot is cheaper than tables
 
 void put12(std::vector<uint8_t>& b, int64_t i, uint16_t v) {
   const int64_t bit = 12 * i, byte = bit >> 3;
@@ -36,7 +35,7 @@ size_t packed12_bytes(int64_t n_codes) { return static_cast<size_t>((12 * n_code
 }  // namespace
 
 CommvqOptions CommvqOptions::parse(const KvSpec& s, const KvGeometry& g) {
-  s.allow_only({"bits", "codebook", "window", "sink", "mode", "stages"});
+  s.allow_only({"bits", "codebook", "window", "sink", "mode", "stages", "scores"});
   CommvqOptions o;
   o.bits = s.get_int("bits", 2);
   if (o.bits != 1 && o.bits != 2) throw Error("KV method spec '" + s.text() + "': bits must be 1 or 2");
@@ -49,6 +48,9 @@ CommvqOptions CommvqOptions::parse(const KvSpec& s, const KvGeometry& g) {
   o.policy.value_rule = WindowRule::Blocks;
   o.policy.keys_pre_rope = true;
   o.mode = parse_kv_exec_mode(s);
+  const std::string scores = s.get("scores", "decode");
+  if (scores != "decode" && scores != "table") throw Error("KV method spec '" + s.text() + "': scores must be decode or table");
+  o.score_tables = scores == "table";
   (void)g;
   return o;
 }
@@ -82,6 +84,7 @@ std::string CommvqCache::spec() const {
   if (!opt_.codebook_path.empty()) s += ",codebook=" + opt_.codebook_path;
   s += ",window=" + std::to_string(opt_.policy.window);
   if (opt_.policy.sink) s += ",sink=" + std::to_string(opt_.policy.sink);
+  if (opt_.score_tables) s += ",scores=table";
   return s + ",mode=" + kv_exec_mode_name(opt_.mode);
 }
 
@@ -183,7 +186,8 @@ void CommvqCache::native_scores(int layer, int kv_head, const float* q, int rows
     return;
   }
   std::vector<float> table;
-  if (rows <= kTableMaxRows) {
+  const bool use_table = opt_.score_tables;
+  if (use_table) {
     table.resize(commvq_query_table_floats(R, d, rows));
     commvq_query_table(cb.params(), R, d, q_pairs.data(), rows, table.data());
   }
@@ -198,7 +202,7 @@ void CommvqCache::native_scores(int layer, int kv_head, const float* q, int rows
     for (int64_t t = 0; t < n; ++t) norms[t] = fp16_to_float(L.key_norms[c0 + t]);
     cos_sin_rows(pos + c0, n, cs.data());
     float* out = scores + (c0 - t0);
-    if (rows <= kTableMaxRows) {
+    if (use_table) {
       commvq_scores_codes(table.data(), R, d, rows, codes.data(), R, norms.data(), cs.data(), n, out, ld);
     } else {
       commvq_scores_decode(cb.params(), R, d, q_pairs.data(), rows, codes.data(), R, norms.data(), cs.data(), n, out, ld);

@@ -20,6 +20,10 @@ class KvSpec;
 struct CommvqOptions {
   int bits = 2;
   int stages = 0;  // 0: from the codebook, or round(bits·d/12) for accounting
+  // Native key scores: "decode" (default) rebuilds each key from its codes once per KV head and dots
+  // it with the group's queries; "table" is §2.5's per-query tables + gathers. Same numbers; on CPU
+  // with GQA the fused decode is 3-5x faster (bench/bench_commvq_keys.cpp).
+  bool score_tables = false;
   std::string codebook_path;
   WindowPolicy policy;
   KvExecMode mode = KvExecMode::Native;

@@ -61,12 +61,13 @@ struct RowStats {
   int32_t top;
   double logsumexp;
 };
+// Same arithmetic as run_perplexity (float differences, double sums), so the numbers are identical.
 RowStats row_stats(const float* row, int V) {
   const int32_t top = argmax(row, V);
-  const double mx = row[top];
+  const float mx = row[top];
   double sum = 0.0;
-  for (int j = 0; j < V; ++j) sum += std::exp(static_cast<double>(row[j]) - mx);
-  return {top, mx + std::log(sum)};
+  for (int j = 0; j < V; ++j) sum += std::exp(static_cast<double>(row[j] - mx));
+  return {top, std::log(sum) + mx};
 }
 
 }  // namespace

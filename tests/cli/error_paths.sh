@@ -35,6 +35,22 @@ expect_error random "random.gguf" -- "$bin" info --model "$tmp/random.gguf"
 expect_error directory "not a regular file" -- "$bin" info --model "$tmp"
 expect_error unknown-subcommand "" -- "$bin" frobnicate
 
+# Experiment grids, tables and re-scoring (no model needed: these fail before loading one).
+printf '{"name": "x", "methods": ["fp16"], "tasks": [{"name": "p", "task": "paskey"}]}' > "$tmp/bad_task.json"
+printf '{"name": "x", "methods": ["fp16"], "tasks": [{"name": "p", "task": "passkey"}], "metods": 1}' > "$tmp/bad_key.json"
+printf '{"name": "x", "methods": [' > "$tmp/bad_json.json"
+printf '{"id": 0, "prediction": "1"}\n' > "$tmp/no_gold.jsonl"
+expect_error config-missing "no/such.json" -- "$bin" eval --config "$tmp/no/such.json" --out "$tmp/o"
+expect_error config-json "not valid JSON" -- "$bin" eval --config "$tmp/bad_json.json" --out "$tmp/o"
+expect_error config-task "unknown task 'paskey'" -- "$bin" eval --config "$tmp/bad_task.json" --out "$tmp/o"
+expect_error config-key "unknown key 'metods'" -- "$bin" eval --config "$tmp/bad_key.json" --out "$tmp/o"
+expect_error config-no-out "needs --out" -- "$bin" eval --config "$tmp/bad_task.json"
+expect_error bad-shard "expected i/n" -- "$bin" eval --config "$tmp/bad_task.json" --out "$tmp/o" --shard 3/2
+expect_error tables-no-runs "no runs/ folder" -- "$bin" tables --results "$tmp"
+expect_error score-missing "no/preds.jsonl" -- "$bin" score --task passkey --predictions "$tmp/no/preds.jsonl"
+expect_error score-no-gold "no gold answer" -- "$bin" score --task passkey --predictions "$tmp/no_gold.jsonl"
+expect_error score-bad-task "not supported" -- "$bin" score --task qqq --predictions "$tmp/no_gold.jsonl"
+
 model="${COMMVQ_MODEL:-$HOME/.cache/commvq-bench/models/SmolLM2-135M-Instruct.Q4_1.gguf}"
 if [ -f "$model" ]; then
   head -c 5000000 "$model" > "$tmp/cut.gguf"

@@ -14,9 +14,15 @@
 #include "eval/grid_runner.h"
 #include "eval/results_store.h"
 #include "eval/tables.h"
+#include "kv/kv_cache.h"
 #include "model/llama_model.h"
+#include "model/model_paths.h"
+#include "support/test_env.h"
 #include "support/tiny_model.h"
+#include "tasks/fidelity.h"
 #include "tasks/gsm8k.h"
+#include "tasks/perplexity.h"
+#include "tasks/text_source.h"
 #include "tasks/longbench.h"
 #include "tasks/niah.h"
 #include "tasks/synthetic_retrieval.h"
@@ -137,22 +143,26 @@ TEST_F(EvalGrid, ResumeAfterKillEqualsUninterruptedRun) {
     }
   }
 
-  // Kill after a few samples (in the middle of the second task), then tear the last line as a kill
-  // during a write would, then resume.
+  // Kill in the middle of the third run (passkey-400: 3 samples, passkey-600: 3, kv: 1 of 2), then
+  // tear the last line as a kill during a write would, then resume.
   GridOptions b = a;
   b.out_dir = (root_ / "resumed").string();
-  b.stop_after_samples = 8;
+  b.stop_after_samples = 7;
   const GridResult part = run_grid(*model_, model_path_, cfg, b);
   EXPECT_TRUE(part.stopped);
-  const std::string kv_samples = run_dir(b.out_dir, "passkey-600", "fp16") + "/samples.jsonl";
+  const std::string kv_samples = run_dir(b.out_dir, "kv", "fp16") + "/samples.jsonl";
   ASSERT_TRUE(fs::exists(kv_samples));
+  EXPECT_EQ(read_records_file(kv_samples, false).size(), 1u);
+  EXPECT_FALSE(fs::exists(run_dir(b.out_dir, "kv", "fp16") + "/summary.json"));
   {
     std::ofstream torn(kv_samples, std::ios::app);
     torn << R"({"id": "depth100-0", "prediction": "12)";  // no newline, cut mid-record
   }
+  EXPECT_EQ(read_records_file(kv_samples, false).size(), 1u);  // the torn line is not a record
   b.stop_after_samples = -1;
   const GridResult resumed = run_grid(*model_, model_path_, cfg, b);
   EXPECT_FALSE(resumed.stopped);
+  EXPECT_EQ(read_records_file(kv_samples, false).size(), 2u);  // repaired, then the missing sample added
   EXPECT_EQ(comparable(resumed.runs), comparable(full.runs));
   for (const auto& t : cfg.tasks) {
     EXPECT_EQ(records_without_timing(run_dir(b.out_dir, t.name, "fp16")),
@@ -274,6 +284,35 @@ TEST_F(EvalGrid, PromptBuilders) {
   EXPECT_NE(text.find("Question: What is 3 + 1?\nAnswer: 3 + 1 = 4\n#### 4\n\n"), std::string::npos);  // no <<>>
 }
 
+TEST_F(EvalGrid, PerplexityTaskEqualsEvalTaskPerplexity) {
+  // The grid's perplexity windows give the numbers `eval --task perplexity` (run_perplexity) gives.
+  WindowOptions wo;
+  wo.data = (root_ / "text.txt").string();
+  wo.ctx = 128;
+  wo.chunk = 48;
+  wo.windows = 3;
+  WindowTask task(wo, false);
+  auto cache = make_kv_cache("kivi:k=2,v=2,group=16,window=32", model_->kv_geometry());
+  double nll = 0.0;
+  int64_t n = 0;
+  for (int64_t w = 0; w < 3; ++w) {
+    cache->clear();
+    const auto rec = task.run_sample(w, *model_, *cache);
+    nll += rec["nll_sum"].get<double>();
+    n += rec["n_scored"].get<int64_t>();
+  }
+  const Tokenizer& tok = model_->tokenizer();
+  const auto tokens = tok.encode(read_text_file(wo.data), tok.add_bos_default(), false);
+  PerplexityOptions po;
+  po.ctx = 128;
+  po.chunk = 48;
+  po.max_tokens = 3 * 128;
+  po.kv_spec = "kivi:k=2,v=2,group=16,window=32";
+  const PerplexityResult ref = run_perplexity(*model_, tokens, po);
+  EXPECT_EQ(n, ref.n_scored);
+  EXPECT_DOUBLE_EQ(nll, ref.nll_sum);
+}
+
 TEST(EvalConfig, ClearErrors) {
   auto err = [](const std::string& text) {
     try {
@@ -342,6 +381,24 @@ TEST(EvalConfig, ClearErrors) {
   EXPECT_THROW(parse_shard("a/2"), Error);
   EXPECT_EQ(parse_shard("1/3"), std::make_pair(1, 3));
   EXPECT_THROW(ExperimentConfig::load("/no/such/config.json"), Error);
+}
+
+TEST(EvalConfig, ShippedExperimentsParseAndBuild) {
+  // Every experiments/*.json parses; its tasks build (data read, options checked) when the data is here.
+  CVQ_NEED_FILE(data, test::data_file("longbench/minilongbench_en.jsonl"));
+  int n = 0;
+  for (const auto& e : fs::directory_iterator(project_source_dir() + "/experiments")) {
+    if (e.path().extension() != ".json" || e.path().filename() == "paper.json") continue;
+    SCOPED_TRACE(e.path().string());
+    const ExperimentConfig c = ExperimentConfig::load(e.path().string());
+    EXPECT_FALSE(c.methods.empty());
+    for (const auto& t : c.tasks) EXPECT_NO_THROW((void)make_eval_task(t)) << t.name;
+    ++n;
+  }
+  EXPECT_GE(n, 7);
+  // paper.json: every entry has values keyed by method label.
+  const nlohmann::json paper = read_json_file(project_source_dir() + "/experiments/paper.json");
+  for (const auto& [k, v] : paper["entries"].items()) EXPECT_TRUE(v["values"].is_object()) << k;
 }
 
 }  // namespace

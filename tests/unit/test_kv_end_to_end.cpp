@@ -30,7 +30,7 @@ TEST(KvEndToEnd, PerplexityThroughEveryMethod) {
     const std::string path = (std::filesystem::temp_directory_path() / (std::string("kv_e2e_") + arch + ".gguf")).string();
     test::write_tiny_model(path, spec);
     auto model = LlamaModel::load(path);
-    std::vector<int32_t> tokens(768);
+    std::vector<int32_t> tokens(384);
     std::mt19937 rng(5);
     // Some structure so attention matters: a repeated random phrase with noise.
     std::vector<int32_t> phrase(40);

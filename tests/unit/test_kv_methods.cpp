@@ -262,11 +262,13 @@ class IdentityCache : public WindowedCache {
 
 TEST(KvWindowedBase, IdentityCompressionBookkeeping) {
   const std::vector<std::vector<int>> patterns = {{150, 1, 1, 1}, {1, 1, 1, 1, 1, 1, 1, 1, 1, 1}, {40, 40, 40, 1, 1}};
-  for (const auto& gc : geo_cases()) {
+  auto geos = geo_cases();
+  geos.pop_back();  // both RoPE layouts, with GQA, are enough here
+  for (const auto& gc : geos) {
     for (int sink : {0, 4}) {
       for (bool pre : {false, true}) {
         for (WindowRule vr : {WindowRule::Blocks, WindowRule::KeepLast}) {
-          for (int window : {0, 8, 64}) {
+          for (int window : {0, 16}) {
             WindowPolicy p;
             p.window = window;
             p.sink = sink;

@@ -48,16 +48,16 @@ void register_eval(CLI::App& app) {
     apply_common_options(*o);
     if (!o->config.empty()) {
       if (o->out.empty()) throw Error("eval --config needs --out DIR (the results folder)");
+      GridOptions g;
+      std::tie(g.shard_index, g.shard_count) = parse_shard(o->shard);
       ExperimentConfig cfg = ExperimentConfig::load(o->config);
       if (cmd->count("--kv") > 0) {  // --kv replaces the config's methods (LABEL=SPEC or SPEC)
         cfg.methods.clear();
         for (const auto& k : o->kv) cfg.methods.push_back(method_from_cli(k));
       }
-      GridOptions g;
       g.out_dir = o->out;
       g.limit = o->limit;
       g.only_tasks = o->tasks;
-      std::tie(g.shard_index, g.shard_count) = parse_shard(o->shard);
       const std::string model_path = resolve_model_path(o->model_path.empty() ? cfg.model : o->model_path);
       auto model = LlamaModel::load(model_path);
       const GridResult r = run_grid(*model, model_path, cfg, g);

@@ -1,0 +1,187 @@
+// The `commvq:` KV method: native attention on codes equals the simulated (decode-then-attend)
+// path, memory is counted exactly, and a codebook for another model is refused.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <random>
+
+#include "commvq/commvq_codebook.h"
+#include "core/error.h"
+#include "kv/kv_cache.h"
+#include "kv/windowed_cache.h"
+#include "model/llama_model.h"
+#include "support/tiny_model.h"
+
+namespace cvq {
+namespace {
+
+std::string tmp(const std::string& name) { return (std::filesystem::temp_directory_path() / name).string(); }
+
+// A random (untrained) codebook with the geometry of g: enough to test exactness of the code paths.
+CommvqCodebook random_codebook(const KvGeometry& g, int bits, bool structured, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  CommvqCodebook cb;
+  cb.model = CommvqModelIdentity::of(g);
+  cb.key_bits = cb.value_bits = bits;
+  cb.stages = commvq_key_stages(bits, g.head_dim);
+  cb.structured = structured;
+  const int h = g.head_dim / 2;
+  for (int l = 0; l < g.n_layers; ++l) {
+    KeyLayerCodebook k;
+    k.n_kv = g.n_head_kv;
+    k.head_dim = g.head_dim;
+    for (int head = 0; head < g.n_head_kv; ++head) {
+      KeyCodebook c(g.head_dim, g.rope.layout(), structured);
+      for (int j = 0; j < cb.stages; ++j) {
+        const float sd = 0.3f / static_cast<float>(j + 1);
+        if (structured) {
+          std::vector<float> x(64 * h), y(64 * h);
+          for (auto& v : x) v = sd * nd(rng);
+          for (auto& v : y) v = sd * nd(rng);
+          c.add_stage(x, y);
+        } else {
+          std::vector<float> cent(4096 * g.head_dim);
+          for (auto& v : cent) v = sd * nd(rng);
+          c.add_unstructured_stage(cent);
+        }
+      }
+      k.heads.push_back(std::move(c));
+    }
+    cb.keys.push_back(std::move(k));
+    ValueCodec v(g.kv_dim(), bits);
+    v.init_random(seed + l);
+    std::vector<float> calib(64 * g.kv_dim());
+    for (auto& x : calib) x = nd(rng);
+    v.fit_scale(calib.data(), 64);
+    cb.values.push_back(std::move(v));
+  }
+  return cb;
+}
+
+struct TinyCommvq {
+  std::string model_path = tmp("commvq_tiny.gguf");
+  std::string cb_path = tmp("commvq_tiny_cb.safetensors");
+  std::unique_ptr<LlamaModel> model;
+  TinyCommvq(const std::string& arch, bool structured) {
+    test::TinyModelSpec spec;
+    spec.arch = arch;
+    spec.n_ctx = 1024;
+    test::write_tiny_model(model_path, spec);
+    model = LlamaModel::load(model_path);
+    random_codebook(model->kv_geometry(), 2, structured, 7).save(cb_path);
+  }
+  ~TinyCommvq() {
+    std::filesystem::remove(model_path);
+    std::filesystem::remove(cb_path);
+  }
+  // Feeds n tokens in chunks and returns every logit row.
+  std::vector<float> run(const std::string& spec, int n, int chunk, size_t* bytes = nullptr) {
+    auto cache = make_kv_cache(spec, model->kv_geometry());
+    std::vector<float> all;
+    for (int s = 0; s < n; s += chunk) {
+      const int m = std::min(chunk, n - s);
+      std::vector<int32_t> toks(m), pos(m);
+      for (int i = 0; i < m; ++i) {
+        toks[i] = ((s + i) * 37 + 5) % 256;
+        pos[i] = s + i;
+      }
+      auto lg = model->forward(toks.data(), pos.data(), m, *cache, LlamaModel::Logits::All);
+      all.insert(all.end(), lg.begin(), lg.end());
+    }
+    if (bytes) *bytes = cache->bytes();
+    return all;
+  }
+};
+
+double rel_diff(const std::vector<float>& a, const std::vector<float>& b) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    num += (a[i] - b[i]) * (a[i] - b[i]);
+    den += static_cast<double>(b[i]) * b[i];
+  }
+  return std::sqrt(num / den);
+}
+
+class CommvqCacheTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(CommvqCacheTest, NativeEqualsSimulatedAndDiffersFromFp16) {
+  TinyCommvq s(GetParam(), true);
+  const std::string base = "commvq:bits=2,codebook=" + s.cb_path + ",window=32";
+  size_t native_bytes = 0, sim_bytes = 0;
+  // chunk 16 <= window: older tokens are read back from codes; 200 tokens = 6 blocks + a window.
+  auto native = s.run(base + ",mode=native", 200, 16, &native_bytes);
+  auto simulated = s.run(base + ",mode=simulated", 200, 16, &sim_bytes);
+  auto tables = s.run(base + ",mode=native,scores=table", 200, 16);
+  auto fp16 = s.run("fp16", 200, 16);
+  EXPECT_LT(rel_diff(tables, simulated), 1e-4);
+  EXPECT_LT(rel_diff(native, simulated), 1e-4);
+  EXPECT_GT(rel_diff(native, fp16), 1e-3) << "the compressed cache was not read back";
+  EXPECT_EQ(native_bytes, sim_bytes);
+}
+
+INSTANTIATE_TEST_SUITE_P(Layouts, CommvqCacheTest, ::testing::Values("llama", "qwen2"));
+
+TEST(CommvqCache, PlainVqAblationRunsAndMatchesSimulated) {
+  TinyCommvq s("llama", false);
+  const std::string base = "commvq:bits=2,codebook=" + s.cb_path + ",window=32";
+  auto native = s.run(base + ",mode=native", 100, 16);
+  auto simulated = s.run(base + ",mode=simulated", 100, 16);
+  EXPECT_LT(rel_diff(native, simulated), 1e-4);
+}
+
+TEST(CommvqCache, BytesAreExactAndMatchTheBitBudget) {
+  TinyCommvq s("llama", true);
+  const KvGeometry g = s.model->kv_geometry();
+  auto cache = make_kv_cache("commvq:bits=2,codebook=" + s.cb_path + ",window=32", g);
+  // 150 tokens fed at once then settled: 128 compressed, 22 in the fp16 window.
+  std::vector<int32_t> toks(150), pos(150);
+  for (int i = 0; i < 150; ++i) {
+    toks[i] = i % 256;
+    pos[i] = i;
+  }
+  s.model->forward(toks.data(), pos.data(), 150, *cache, LlamaModel::Logits::None);
+  auto* w = dynamic_cast<WindowedCache*>(cache.get());
+  ASSERT_NE(w, nullptr);
+  w->settle();
+  const int R = commvq_key_stages(2, g.head_dim);  // 16/12*... for d=16: round(2*16/12) = 3
+  const int64_t key_bits = int64_t{128} * g.n_head_kv * R * 12, value_bits = int64_t{128} * g.kv_dim() * 2;
+  const size_t compressed = static_cast<size_t>((key_bits + 7) / 8 + 128 * 2 + value_bits / 8 + 128 * 2);
+  const size_t window = static_cast<size_t>(22) * g.kv_dim() * 2 * 2;
+  EXPECT_EQ(cache->bytes(), g.n_layers * (compressed + window));
+  EXPECT_EQ(cache->projected_bytes(150), cache->bytes());
+}
+
+TEST(CommvqCache, CodebookForAnotherModelIsRefused) {
+  TinyCommvq s("llama", true);
+  KvGeometry other = s.model->kv_geometry();
+  other.model_name = "some-other-model";
+  try {
+    make_kv_cache("commvq:bits=2,codebook=" + s.cb_path, other);
+    FAIL() << "accepted a codebook made for another model";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("another model"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find(s.cb_path), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(make_kv_cache("commvq:bits=1,codebook=" + s.cb_path, s.model->kv_geometry()), Error);
+  EXPECT_THROW(make_kv_cache("commvq:bits=2,codebook=/nonexistent.safetensors", s.model->kv_geometry()), Error);
+}
+
+TEST(CommvqCache, AccountingWithoutCodebookMatchesThePaperBudget) {
+  KvGeometry g;
+  g.n_layers = 32;
+  g.n_head = 32;
+  g.n_head_kv = 8;
+  g.head_dim = 128;
+  g.rope = Rope(128, 500000.0, RopeLayout::Adjacent);
+  const int64_t n = 131072;  // a multiple of 128: no window tokens left
+  const double elems = 2.0 * n * g.n_layers * g.kv_dim();
+  auto two = make_kv_cache("commvq:bits=2", g);
+  auto one = make_kv_cache("commvq:bits=1", g);
+  EXPECT_NEAR(8.0 * static_cast<double>(two->projected_bytes(n)) / elems, 2.0, 0.02);   // 21 stages: 2.016
+  EXPECT_NEAR(8.0 * static_cast<double>(one->projected_bytes(n)) / elems, 1.03, 0.01);  // 11 stages
+}
+
+}  // namespace
+}  // namespace cvq
