@@ -64,7 +64,7 @@ KvQuantOptions KvQuantOptions::parse(const KvSpec& spec, const KvGeometry& g) {
     if (!std::filesystem::exists(o.calib)) {
       bad("no calib= given and no calibration file next to the default model (" + o.calib +
           "); make one with `commvq-bench calibrate-kvquant --out " + o.calib +
-          "` (add --model M for another model) and pass calib=FILE");
+          "` (then it is found without calib=), or pass calib=FILE");
     }
   }
   (void)g;

@@ -130,8 +130,13 @@ void KvQuantCalibration::check_model(const KvGeometry& g, const std::string& pat
                              std::fabs(here.rope_theta - model.rope_theta) <= 1e-6 * std::max(1.0, model.rope_theta);
   const bool same_name = expected_name.empty() || model.name.empty() || expected_name == model.name;
   if (!same_geometry || !same_name) {
-    fail_file(path, "KVQuant calibration is for " + model.describe() + ", but this model is " + here.describe() +
-                        " — run `commvq-bench calibrate-kvquant --model <this model> --out FILE`");
+    const std::string mine = here.describe();
+    std::string msg = "KVQuant calibration is for ";
+    msg += model.describe();
+    msg += expected_name.empty() ? ", but the model here has " : ", but the model here is ";
+    msg.append(mine, expected_name.empty() ? mine.find('(') : 0);
+    msg += " — run `commvq-bench calibrate-kvquant --model <this model> --out FILE`";
+    fail_file(path, msg);
   }
 }
 
