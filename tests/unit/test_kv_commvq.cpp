@@ -5,6 +5,7 @@
 #include <cmath>
 #include <filesystem>
 #include <random>
+#include <unistd.h>
 
 #include "commvq/commvq_codebook.h"
 #include "core/error.h"
@@ -16,7 +17,14 @@
 namespace cvq {
 namespace {
 
-std::string tmp(const std::string& name) { return (std::filesystem::temp_directory_path() / name).string(); }
+// ctest runs tests as parallel processes: every file name carries the test's name and the pid.
+std::string tmp(const std::string& name) {
+  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+  std::string unique = std::string(info->test_suite_name()) + "_" + info->name() + "_" + std::to_string(::getpid()) + "_" + name;
+  for (char& c : unique)
+    if (c == '/') c = '_';
+  return (std::filesystem::temp_directory_path() / unique).string();
+}
 
 // A random (untrained) codebook with the geometry of g: enough to test exactness of the code paths.
 CommvqCodebook random_codebook(const KvGeometry& g, int bits, bool structured, unsigned seed) {

@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <unistd.h>
 
 #include "core/error.h"
 #include "kv/kv_cache.h"
@@ -104,7 +105,7 @@ std::vector<double> reference_logits(const TinyModelWeights& w, const TinyModelS
 class ForwardTest : public ::testing::TestWithParam<std::tuple<std::string, GgmlType, bool>> {
  protected:
   std::string path_ = (std::filesystem::temp_directory_path() /
-                       ("tiny_forward_" + std::to_string(reinterpret_cast<uintptr_t>(this)) + ".gguf"))
+                       ("tiny_forward_" + std::to_string(::getpid()) + "_" + std::to_string(reinterpret_cast<uintptr_t>(this)) + ".gguf"))
                           .string();
   void TearDown() override { std::filesystem::remove(path_); }
 };
