@@ -84,7 +84,9 @@ void kv_scores_half_at(SimdLevel level, HalfKind kind, const float* q, int rows,
   if (n <= 0) return;
   switch (level) {
     case SimdLevel::Avx512: return detail::kv_scores_half_avx512(kind, q, rows, d, k, stride, n, scale, scores, ld);
-    case SimdLevel::Avx2:  // no AVX2 variant yet: the reference
+    case SimdLevel::Avx2:
+      if (detail::kv_scores_half_avx2(kind, q, rows, d, k, stride, n, scale, scores, ld)) return;
+      return scores_half_scalar(kind, q, rows, d, k, stride, n, scale, scores, ld);
     case SimdLevel::Scalar: return scores_half_scalar(kind, q, rows, d, k, stride, n, scale, scores, ld);
   }
 }
@@ -96,6 +98,8 @@ void kv_values_half_at(SimdLevel level, HalfKind kind, const float* p, int64_t l
   switch (level) {
     case SimdLevel::Avx512: return detail::kv_values_half_avx512(kind, p, ld, rows, d, v, stride, n, out);
     case SimdLevel::Avx2:
+      if (detail::kv_values_half_avx2(kind, p, ld, rows, d, v, stride, n, out)) return;
+      return values_half_scalar(kind, p, ld, rows, d, v, stride, n, out);
     case SimdLevel::Scalar: return values_half_scalar(kind, p, ld, rows, d, v, stride, n, out);
   }
 }
@@ -105,7 +109,7 @@ float kv_exp_sum_at(SimdLevel level, float* x, int64_t n, float m) {
   if (n <= 0) return 0.0f;
   switch (level) {
     case SimdLevel::Avx512: return detail::kv_exp_sum_avx512(x, n, m);
-    case SimdLevel::Avx2:
+    case SimdLevel::Avx2: return detail::kv_exp_sum_avx2(x, n, m);
     case SimdLevel::Scalar: return exp_sum_scalar(x, n, m);
   }
   return 0.0f;

@@ -48,6 +48,12 @@ void kv_values_f32_avx512(const float* p, int64_t ld, int rows, int d, const flo
                           float* out);
 float kv_exp_sum_avx512(float* x, int64_t n, float m);
 float kv_max_avx512(const float* x, int64_t n);
+// AVX2: return false (computing nothing) when d is not a multiple of 8.
+bool kv_scores_half_avx2(HalfKind kind, const float* q, int rows, int d, const uint16_t* k, int64_t stride,
+                         int64_t n, float scale, float* scores, int64_t ld);
+bool kv_values_half_avx2(HalfKind kind, const float* p, int64_t ld, int rows, int d, const uint16_t* v,
+                         int64_t stride, int64_t n, float* out);
+float kv_exp_sum_avx2(float* x, int64_t n, float m);
 }  // namespace detail
 
 }  // namespace cvq

@@ -182,6 +182,7 @@ ExperimentConfig ExperimentConfig::parse(const nlohmann::json& j, const std::str
     nlohmann::json options = nlohmann::json::object();
     nlohmann::json sweep = nlohmann::json::object();
     std::string paper;
+    int64_t limit = -1;
     for (const auto& [k, v] : t.items()) {
       if (k == "name" || k == "task") continue;
       if (k == "sweep") {
@@ -191,6 +192,9 @@ ExperimentConfig ExperimentConfig::parse(const nlohmann::json& j, const std::str
           if (t.contains(sk)) throw Error(tw + ": '" + sk + "' is both set and swept");
         }
         sweep = v;
+      } else if (k == "limit") {
+        if (!v.is_number_unsigned()) throw Error(tw + ": 'limit' must be a non-negative integer");
+        limit = v.get<int64_t>();
       } else if (k == "paper") {
         if (!v.is_string()) throw Error(tw + ": 'paper' must be a key of experiments/paper.json");
         paper = v.get<std::string>();
@@ -216,6 +220,7 @@ ExperimentConfig ExperimentConfig::parse(const nlohmann::json& j, const std::str
       inst.group = group;
       inst.type = type;
       inst.paper = paper;
+      inst.limit = limit;
       inst.options = options;
       inst.sweep = combo;
       inst.name = group;

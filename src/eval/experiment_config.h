@@ -5,7 +5,7 @@
 //     "vars": {"CODEBOOKS": "codebooks"},             // ${CODEBOOKS} in specs/options; env wins
 //     "methods": [ {"label": "fp16", "kv": "fp16"}, "kivi:k=2,v=2", ... ],
 //     "tasks": [ {"name": "passkey", "task": "passkey", "sweep": {"context_tokens": [2048, 4096]},
-//                 "paper": "infinitebench_passkey", ...task options...}, ... ],
+//                 "paper": "infinitebench_passkey", "limit": 10, ...task options...}, ... ],
 //     "notes": "..." }
 // A task entry with "sweep" expands to one instance per combination, named "<name>-<v1>[-<v2>...]".
 // Mistakes (unknown keys, duplicate names, bad types) are errors naming the file and the entry.
@@ -32,6 +32,7 @@ struct TaskInstanceConfig {
   nlohmann::json options = nlohmann::json::object();  // task options with sweep values applied
   nlohmann::json sweep = nlohmann::json::object();    // the sweep values of this instance
   std::string paper;   // key into experiments/paper.json, optional
+  int64_t limit = -1;  // "limit": run at most the first N samples (-1: all); --limit caps it further
   std::string where;   // "<file>: task '<name>'" for error messages
 };
 

@@ -234,7 +234,9 @@ GridResult run_grid(const LlamaModel& model, const std::string& model_path, cons
   for (size_t ti = 0; ti < instances.size(); ++ti) {
     const TaskInstanceConfig& inst = *instances[ti];
     EvalTask& task = *tasks[ti];
-    const int64_t n_all = opt.limit >= 0 ? std::min(opt.limit, task.size()) : task.size();
+    int64_t n_all = task.size();
+    if (inst.limit >= 0) n_all = std::min(n_all, inst.limit);
+    if (opt.limit >= 0) n_all = std::min(n_all, opt.limit);
     std::vector<int64_t> indices;
     for (int64_t i = 0; i < n_all; ++i)
       if (i % opt.shard_count == opt.shard_index) indices.push_back(i);
@@ -251,7 +253,7 @@ GridResult run_grid(const LlamaModel& model, const std::string& model_path, cons
                                    {"paper", inst.paper},         {"sweep", inst.sweep}, {"geometry", geometry_json(geo)},
                                    {"identity", identity},        {"size", task.size()}};
       const std::string run_json = dir + "/run.json";
-      if (fs::exists(run_json)) {
+      if (fs::exists(run_json) && !list_files(dir, "samples", ".jsonl").empty()) {  // nothing to protect otherwise
         const nlohmann::json old = read_json_file(run_json);
         if (old.value("identity", nlohmann::json()) != identity) {
           throw Error(run_json + ": the results here were made with different settings (" +
@@ -265,7 +267,7 @@ GridResult run_grid(const LlamaModel& model, const std::string& model_path, cons
         nlohmann::json s = {{"task", inst.name},   {"group", inst.group}, {"family", task.family()},
                             {"method", m.cfg.label}, {"kv", m.cfg.kv},   {"paper", inst.paper},
                             {"status", m.status},  {"note", m.note},     {"n", 0},
-                            {"n_expected", static_cast<int64_t>(indices.size())}};
+                            {"n_expected", static_cast<int64_t>(indices.size())}, {"sample_limit", n_all}};
         write_file_atomic(summary_path, s.dump(2) + "\n");
         result.runs.push_back(s);
         ++result.n_missing;
@@ -325,6 +327,7 @@ GridResult run_grid(const LlamaModel& model, const std::string& model_path, cons
       for (auto& r : read_run_records(dir, false))
         if (mine.count(r.value("index", int64_t{-1}))) mine_records.push_back(std::move(r));
       nlohmann::json s = summarize_run(info, static_cast<int64_t>(indices.size()), mine_records);
+      s["sample_limit"] = n_all;  // samples 0..n_all-1 are this grid's; `tables` ignores records beyond
       if (failed) {
         s["status"] = "error";
         s["note"] = status_note;

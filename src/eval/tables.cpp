@@ -43,6 +43,7 @@ int decimals_for(const std::string& family) {
 struct SummaryFiles {
   std::string status, note;
   int64_t n_expected = -1;
+  int64_t sample_limit = -1;  // records with index >= this were made under a larger --limit
   double session_seconds = 0.0;
   int64_t peak_rss = -1;
 };
@@ -64,6 +65,7 @@ SummaryFiles read_summaries(const std::string& dir) {
     int count = 1;
     if (const size_t p = name.find("-of-"); p != std::string::npos) count = std::atoi(name.c_str() + p + 4);
     expected_by_count[count] += s.value("n_expected", int64_t{0});
+    out.sample_limit = s.value("sample_limit", int64_t{-1});  // the newest file decides
     const auto t = s.value("timing", nlohmann::json::object());
     out.session_seconds += t.value("session_seconds", 0.0);
     out.peak_rss = std::max<int64_t>(out.peak_rss, t.value("peak_rss_bytes", int64_t{-1}));
@@ -168,8 +170,10 @@ nlohmann::json merge_results(const std::string& results_dir) {
   std::sort(dirs.begin(), dirs.end());
   for (const auto& dir : dirs) {
     const nlohmann::json info = read_json_file(dir + "/run.json");
-    const std::vector<nlohmann::json> records = read_run_records(dir, false);
     const SummaryFiles sf = read_summaries(dir);
+    std::vector<nlohmann::json> records;
+    for (auto& r : read_run_records(dir, false))
+      if (sf.sample_limit < 0 || r.value("index", int64_t{0}) < sf.sample_limit) records.push_back(std::move(r));
     const int64_t n_expected = sf.n_expected >= 0 ? sf.n_expected : info.value("size", int64_t{0});
     nlohmann::json s = summarize_run(info, n_expected, records);
     s["sweep"] = info.value("sweep", nlohmann::json::object());
@@ -292,10 +296,10 @@ TablesResult make_tables(const TablesOptions& opt) {
           max_bits = std::max(max_bits, it->second["kv_footprint"].value("bits_per_element", -1.0));
       }
       if (with_avg) {
-        bool any_missing = false;
-        for (const auto& c : std::vector<std::string>(row.begin() + 1, row.end())) any_missing |= c == "missing";
-        row.push_back(all && cnt > 0 ? fmt(sum / cnt, 2)
-                                     : (cnt > 0 ? fmt(sum / cnt, 2) + "*" : (any_missing ? "missing" : "—")));
+        std::string not_run = "—";  // no run scored: say why when every cell says the same
+        for (size_t k = 1; k < row.size(); ++k) not_run = (k == 1 || row[k] == not_run) ? row[k] : "—";
+        if (not_run != "missing" && not_run != "n/a" && not_run != "error") not_run = "—";
+        row.push_back(all && cnt > 0 ? fmt(sum / cnt, 2) : (cnt > 0 ? fmt(sum / cnt, 2) + "*" : not_run));
       }
       if (!paper_entry.is_null()) {
         const auto vals = paper_entry.value("values", nlohmann::json::object());

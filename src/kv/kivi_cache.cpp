@@ -1,5 +1,8 @@
 #include "kv/kivi_cache.h"
 
+#include <algorithm>
+#include <vector>
+
 #include "core/error.h"
 #include "core/fp16.h"
 #include "kernels/cpu/kivi_attention.h"
@@ -94,16 +97,25 @@ void KiviCache::compress_values(int layer, int64_t, int n, const float* v, const
 }
 
 void KiviCache::decode_keys(int layer, int64_t first, int n, float* out) const {
-  const int D = geo_.kv_dim(), d = geo_.head_dim, G = opt_.group;
+  const int D = geo_.kv_dim(), d = geo_.head_dim, G = opt_.group, b = opt_.key_bits;
+  const uint32_t mask = (1u << b) - 1u;
+  const int per = 32 / b;
+  std::vector<float> sc(static_cast<size_t>(d)), zp(static_cast<size_t>(d));
   for (int h = 0; h < geo_.n_head_kv; ++h) {
     const HeadStore& s = store_[layer][h];
-    for (int i = 0; i < n; ++i) {
-      const int64_t t = first + i, g = t / G;
-      const int j = static_cast<int>(t % G);
+    for (int64_t g = first / G; g * G < first + n; ++g) {
+      const int j0 = static_cast<int>(std::max<int64_t>(first, g * G) - g * G);
+      const int j1 = static_cast<int>(std::min<int64_t>(first + n, (g + 1) * G) - g * G);
+      const size_t base = static_cast<size_t>(g) * d;
       for (int c = 0; c < d; ++c) {
-        const size_t idx = static_cast<size_t>(g) * d + c;
-        const float code = static_cast<float>(unpack_code(s.k_codes.data() + idx * k_words_, j, opt_.key_bits));
-        out[static_cast<int64_t>(i) * D + h * d + c] = code * fp16_to_float(s.k_scale[idx]) + fp16_to_float(s.k_zero[idx]);
+        sc[c] = fp16_to_float(s.k_scale[base + c]);
+        zp[c] = fp16_to_float(s.k_zero[base + c]);
+      }
+      const uint32_t* w = s.k_codes.data() + base * k_words_;
+      for (int j = j0; j < j1; ++j) {  // token-major: contiguous writes
+        const int wi = j / per, sh = b * (j % per);
+        float* dst = out + (g * G + j - first) * D + h * d;
+        for (int c = 0; c < d; ++c) dst[c] = static_cast<float>((w[c * k_words_ + wi] >> sh) & mask) * sc[c] + zp[c];
       }
     }
   }

@@ -35,7 +35,13 @@ void minmax_quantize_pack(const float* x, int64_t stride, int n, int bits, uint3
 void minmax_dequantize(const uint32_t* words, int n, int bits, uint16_t scale_fp16, uint16_t zero_fp16, float* x,
                        int64_t stride) {
   const float s = fp16_to_float(scale_fp16), z = fp16_to_float(zero_fp16);
-  for (int i = 0; i < n; ++i) x[i * stride] = static_cast<float>(unpack_code(words, i, bits)) * s + z;
+  const int per = 32 / bits;
+  const uint32_t mask = (1u << bits) - 1u;
+  for (int i0 = 0, w = 0; i0 < n; i0 += per, ++w) {
+    const uint32_t word = words[w];
+    const int m = std::min(per, n - i0);
+    for (int k = 0; k < m; ++k) x[(i0 + k) * stride] = static_cast<float>((word >> (bits * k)) & mask) * s + z;
+  }
 }
 
 }  // namespace cvq

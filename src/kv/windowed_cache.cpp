@@ -277,7 +277,9 @@ void WindowedCache::attend_native(int layer, const float* q, const int32_t* visi
     }
     // Token splits: enough tasks for every thread, scores of one task within ~4 MB.
     constexpr int64_t kMinSplit = 256;
-    int64_t n_splits = std::max<int64_t>(1, (2 * n_threads + Hkv - 1) / Hkv);
+    // Small work (short context decode) runs on this thread: waking the pool costs more than it saves.
+    const bool serial = n_threads == 1 || static_cast<int64_t>(Hkv) * ctx * rows * d < (int64_t{1} << 21);
+    int64_t n_splits = serial ? 1 : std::max<int64_t>(1, (2 * n_threads + Hkv - 1) / Hkv);
     n_splits = std::min<int64_t>(n_splits, (ctx + kMinSplit - 1) / kMinSplit);
     n_splits = std::max<int64_t>(n_splits, (static_cast<int64_t>(rows) * ctx + (1 << 20) - 1) >> 20);
     int64_t split_len = (ctx + n_splits - 1) / n_splits;
@@ -287,7 +289,7 @@ void WindowedCache::attend_native(int layer, const float* q, const int32_t* visi
     std::vector<float> part_m(static_cast<size_t>(n_tasks) * rows), part_l(part_m.size());
     std::vector<float> part_o(static_cast<size_t>(n_tasks) * rows * d);
 
-    pool.parallel_for(n_tasks, [&](int64_t tb, int64_t te, int) {
+    auto run_tasks = [&](int64_t tb, int64_t te, int) {
       thread_local std::vector<float> qg, sc;
       for (int64_t task = tb; task < te; ++task) {
         const int kvh = static_cast<int>(task / n_splits);
@@ -347,7 +349,12 @@ void WindowedCache::attend_native(int layer, const float* q, const int32_t* visi
           kv_values_half(kind, sc.data() + (s0 - a), len, rows, d, L.win_v.at(kvh, s0 - S - cv, d), d, s1 - s0, o_out);
         });
       }
-    });
+    };
+    if (serial) {
+      run_tasks(0, n_tasks, 0);
+    } else {
+      pool.parallel_for(n_tasks, run_tasks);
+    }
 
     // Merge the ranges' partial softmaxes.
     for (int kvh = 0; kvh < Hkv; ++kvh) {

@@ -42,11 +42,11 @@
 // Hooks a derived class implements (compressed index i is sequence index S + i; all layers separate):
 //   compress_keys(layer, first, n, k, positions)   take the next n keys (compressed indices
 //       [first, first+n)) into the compressed store. k: [n x kv_dim] floats, post-RoPE (pre-RoPE if
-//       policy.keys_pre_rope); they are the fp16-rounded window values. Under Rule::Blocks with R > 0,
+//       policy.keys_pre_rope); they are the fp16-rounded window values. Under WindowRule::Blocks, R > 0,
 //       n is a multiple of R. compress_values likewise (v: [n x kv_dim]).
 //   decode_keys(layer, first, n, out) / decode_values(...)   (simulated mode, and tests) write the
 //       dequantized tokens [first, first+n) as floats [n x kv_dim], keys in the method's key domain
-//       (the base applies RoPE to pre-RoPE keys).
+//       (the base applies RoPE to pre-RoPE keys). Any range of already compressed tokens.
 //   native_scores(layer, kv_head, q, rows, scale, t0, t1, scores, ld)
 //       scores[r*ld + (t - t0)] = scale * dot(q_r, k̂_t) for t in [t0, t1) (compressed indices) and the
 //       `rows` query vectors q_r = q + r*d (post-RoPE, of query heads that share kv_head; rows come

@@ -35,6 +35,14 @@ expect_error random "random.gguf" -- "$bin" info --model "$tmp/random.gguf"
 expect_error directory "not a regular file" -- "$bin" info --model "$tmp"
 expect_error unknown-subcommand "" -- "$bin" frobnicate
 
+# KV specs and `memory` (no model needed with --arch).
+expect_error kv-unknown-method "unknown KV method 'kivy'" -- "$bin" memory --arch llama-3.1-8b --kv kivy
+expect_error kv-unknown-option "unknown option 'grup'" -- "$bin" memory --arch llama-3.1-8b --kv kivi:grup=32
+expect_error kv-bad-bits "k and v must be 1, 2 or 4" -- "$bin" memory --arch llama-3.1-8b --kv kivi:k=3
+expect_error kv-bad-window "multiple of group" -- "$bin" memory --arch llama-3.1-8b --kv kivi:window=100
+expect_error kv-bad-mode "mode=fast" -- "$bin" memory --arch llama-3.1-8b --kv q8_0:mode=fast
+expect_error memory-unknown-arch "llama-9b" -- "$bin" memory --arch llama-9b --kv fp16
+
 # Experiment grids, tables and re-scoring (no model needed: these fail before loading one).
 printf '{"name": "x", "methods": ["fp16"], "tasks": [{"name": "p", "task": "paskey"}]}' > "$tmp/bad_task.json"
 printf '{"name": "x", "methods": ["fp16"], "tasks": [{"name": "p", "task": "passkey"}], "metods": 1}' > "$tmp/bad_key.json"

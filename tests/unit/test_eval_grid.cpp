@@ -10,6 +10,7 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/progress.h"
 #include "eval/experiment_config.h"
 #include "eval/grid_runner.h"
 #include "eval/results_store.h"
@@ -36,6 +37,7 @@ namespace fs = std::filesystem;
 class EvalGrid : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
+    Progress::set_quiet(true);
     root_ = fs::temp_directory_path() / ("cvq_eval_grid_" + std::to_string(::getpid()));
     fs::create_directories(root_);
     test::TinyModelSpec spec;
@@ -97,7 +99,7 @@ class EvalGrid : public ::testing::Test {
          "max_new_tokens": 6},
         {"name": "lb", "task": "longbench", "dataset": "trec", "source": "official", "path": ")" + r + R"(/lb/data",
          "config_dir": ")" + r + R"(/lb/config", "max_prompt_tokens": 400},
-        {"name": "gsm", "task": "gsm8k", "n_shot": 2, "max_new_tokens": 8, "train": ")" + r + R"(/gsm_train.jsonl",
+        {"name": "gsm", "task": "gsm8k", "n_shot": 2, "max_new_tokens": 8, "limit": 4, "train": ")" + r + R"(/gsm_train.jsonl",
          "test": ")" + r + R"(/gsm_test.jsonl"},
         {"name": "ppl", "task": "perplexity", "data": ")" + r + R"(/text.txt", "ctx": 128, "chunk": 48, "windows": 3},
         {"name": "agree", "task": "agreement", "data": ")" + r + R"(/text.txt", "ctx": 96, "chunk": 40, "windows": 2},
@@ -140,6 +142,9 @@ TEST_F(EvalGrid, ResumeAfterKillEqualsUninterruptedRun) {
     } else {
       EXPECT_EQ(r["status"], "complete") << r.dump();
       EXPECT_EQ(r["n"], r["n_expected"]);
+    }
+    if (r["task"] == "gsm") {
+      EXPECT_EQ(r["n_expected"], 4);  // the task's "limit" (6 rows)
     }
   }
 
@@ -354,6 +359,10 @@ TEST(EvalConfig, ClearErrors) {
   ASSERT_EQ(c.tasks.size(), 2u);
   EXPECT_EQ(c.tasks[1].name, "p-4096");
   EXPECT_EQ(c.tasks[1].options["context_tokens"], 4096);
+  EXPECT_EQ(c.tasks[1].limit, -1);
+  EXPECT_NE(err(R"({"name": "a", )" + ok_methods + R"(, "tasks": [{"name": "p", "task": "passkey", "limit": -1}]})")
+                .find("'limit' must be a non-negative integer"),
+            std::string::npos);
 
   // Task options are checked when the task is built: a typo names the file, the task and the key.
   TaskInstanceConfig t;

@@ -7,6 +7,9 @@
 #include <cmath>
 #include <filesystem>
 #include <random>
+#include <string>
+
+#include <unistd.h>
 
 #include "kv/kv_cache.h"
 #include "model/llama_model.h"
@@ -27,7 +30,7 @@ TEST(KvEndToEnd, PerplexityThroughEveryMethod) {
     spec.n_head_kv = 2;  // head dim 32
     spec.n_ff = 192;
     spec.n_ctx = 512;
-    const std::string path = (std::filesystem::temp_directory_path() / (std::string("kv_e2e_") + arch + ".gguf")).string();
+    const std::string path = (std::filesystem::temp_directory_path() / (std::string("kv_e2e_") + arch + "_" + std::to_string(::getpid()) + ".gguf")).string();
     test::write_tiny_model(path, spec);
     auto model = LlamaModel::load(path);
     std::vector<int32_t> tokens(384);
