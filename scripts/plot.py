@@ -61,7 +61,7 @@ def plot_groups(summary, out, written):
         instances = sorted({r["task"] for r in gruns}, key=natural_key)
         labels = {r["task"]: column_label(r) for r in gruns}
         present = [m for m in methods if any(r["method"] == m for r in gruns)]
-        fig, ax = plt.subplots(figsize=(max(5, 1.2 * len(instances) * max(1, len(present)) / 2 + 2), 3.6))
+        fig, ax = plt.subplots(figsize=(min(14, max(5, 0.35 * len(instances) * max(1, len(present)) + 2)), 3.8))
         width = 0.8 / max(1, len(present))
         for k, m in enumerate(present):
             xs, ys = [], []
@@ -73,7 +73,8 @@ def plot_groups(summary, out, written):
             ax.bar(xs, ys, width=width, label=m)
         ax.set_xticks(range(len(instances)))
         ax.set_xticklabels([labels[i] for i in instances], rotation=30 if len(instances) > 4 else 0, ha="right" if len(instances) > 4 else "center")
-        metric = gruns[0].get("metric", "score")
+        metrics = {r.get("metric", "score") for r in gruns}
+        metric = metrics.pop() if len(metrics) == 1 else "score (each task's metric)"
         better = "higher is better" if gruns[0].get("higher_is_better", True) else "lower is better"
         ax.set_ylabel(f"{metric} ({better})")
         ax.set_title(group)
@@ -83,10 +84,12 @@ def plot_groups(summary, out, written):
 
 def plot_cells(summary, out, written):
     runs = [r for r in summary["runs"] if usable(r) and r.get("breakdown") and r.get("family") != "memory"]
+    order = {m: i for i, m in enumerate(summary.get("methods") or [])}
     by_task = {}
     for r in runs:
         by_task.setdefault(r["task"], []).append(r)
     for task, truns in by_task.items():
+        truns.sort(key=lambda r: order.get(r["method"], len(order)))
         keys = sorted({k for r in truns for k in r["breakdown"]}, key=natural_key)
         two_d = all(re.fullmatch(r"len=\d+,depth=[0-9.]+", k) for k in keys)
         if two_d:
@@ -103,7 +106,7 @@ def plot_cells(summary, out, written):
                 ax.set_xticks(range(len(lengths)))
                 ax.set_xticklabels(lengths)
                 ax.set_yticks(range(len(depths)))
-                ax.set_yticklabels([f"{100 * d:.0f}%" for d in depths])
+                ax.set_yticklabels([f"{100 * d:.0f}%" for d in depths] if col == 0 else [])
                 ax.set_xlabel("context tokens")
                 if col == 0:
                     ax.set_ylabel("needle depth")
@@ -171,16 +174,22 @@ def plot_quality_vs_bits(summary, out, written):
         return
     groups = {}
     for r in summary["runs"]:
-        if usable(r) and r.get("family") not in ("memory",) and r["method"] in bits:
+        # Scores on a 0-100 scale only (perplexity and the footprint itself are left out).
+        if usable(r) and r.get("family") not in ("memory", "perplexity") and r["method"] in bits:
             groups.setdefault(r["group"], {}).setdefault(r["method"], []).append(r["score"])
     if not groups:
         return
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    labelled = set()
     for g, per_method in groups.items():
         ms = sorted(per_method, key=lambda m: bits[m])
-        ax.plot([bits[m] for m in ms], [sum(per_method[m]) / len(per_method[m]) for m in ms], marker="o", label=g)
-        for m in ms:
-            ax.annotate(m, (bits[m], sum(per_method[m]) / len(per_method[m])), fontsize=7)
+        ys = [sum(per_method[m]) / len(per_method[m]) for m in ms]
+        ax.plot([bits[m] for m in ms], ys, marker="o", label=g)
+        for m, y in zip(ms, ys):
+            if m not in labelled:  # name each method once, at its first point
+                ax.annotate(m, (bits[m], y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+                labelled.add(m)
+    ax.set_xscale("log", base=2)
     ax.set_xlabel("KV bits per element")
     ax.set_ylabel("score (group mean)")
     ax.set_title("quality vs KV size")

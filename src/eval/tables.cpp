@@ -385,14 +385,15 @@ TablesResult make_tables(const TablesOptions& opt) {
         b.header = {"method"};
         for (const auto& k : keys) b.header.push_back(k + " tokens");
         b.header.push_back("reduction vs fp16");
-        if (!paper_entry.is_null()) b.header.push_back("paper: " + paper_entry.value("metric", std::string("")));
+        if (!paper_entry.is_null()) b.header.push_back("paper: " + paper_entry.value("model", std::string("paper")));
         for (const auto& m : methods) {
           std::vector<std::string> row{m};
           auto it = by.find({inst[0], m});
           const auto bd = it != by.end() ? it->second.value("breakdown", nlohmann::json::object()) : nlohmann::json::object();
           for (const auto& k : keys) {
             if (!bd.contains(k)) {
-              row.push_back(it != by.end() ? format_score(it->second) == "missing" ? "missing" : "—" : "—");
+              const std::string st = it != by.end() ? format_score(it->second) : "—";
+              row.push_back(st == "missing" || st == "n/a" || st == "error" ? st : "—");
               continue;
             }
             const auto& c = bd[k];
@@ -406,12 +407,14 @@ TablesResult make_tables(const TablesOptions& opt) {
                             : "—");
           if (!paper_entry.is_null()) {
             const auto vals = paper_entry.value("values", nlohmann::json::object());
-            row.push_back(vals.contains(m) && vals[m].is_number() ? fmt(vals[m].get<double>(), 1) : "");
+            row.push_back(vals.contains(m) && vals[m].is_number() ? fmt(vals[m].get<double>(), 2) : "");
           }
           b.rows.push_back(row);
         }
         b.note = "Cells: measured (synthetic activations appended to a fresh cache, then cache.bytes()) / projected "
                  "(KvCache::projected_bytes). Codebooks are a fixed per-model cost, not included.";
+        if (!paper_entry.is_null())
+          b.note += " Paper: " + paper_entry.value("metric", std::string("")) + " — " + paper_entry.value("source", std::string("")) + ".";
         tables.push_back(b);
       }
     }
