@@ -4,11 +4,7 @@
 
 #if defined(__x86_64__) && defined(__AVX512F__) && defined(__AVX512DQ__)
 
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#endif
-#include <immintrin.h>
+#include "kernels/cpu/simd_avx512.h"
 
 #include <algorithm>
 #include <climits>
@@ -17,24 +13,6 @@
 
 namespace cvq::detail {
 namespace {
-
-// exp(x) for x <= ~0 (Cephes expf polynomial, ~1 ulp; x below -100 gives ~0 through scalef).
-inline __m512 exp_ps(__m512 x) {
-  x = _mm512_max_ps(x, _mm512_set1_ps(-100.0f));
-  const __m512 k = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512 r = _mm512_fnmadd_ps(k, _mm512_set1_ps(0.693359375f), x);
-  r = _mm512_fnmadd_ps(k, _mm512_set1_ps(-2.12194440e-4f), r);
-  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
-  const __m512 r2 = _mm512_mul_ps(r, r);
-  p = _mm512_fmadd_ps(p, r2, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
-  return _mm512_scalef_ps(p, k);
-}
 
 // Reduces per-lane (min value, first index) pairs to the overall first index of the minimum.
 inline CommvqArgmin reduce_argmin(__m512 best, __m512i besti) {
@@ -141,7 +119,7 @@ CommvqArgmin commvq_pair_soft_assign_avx512(const float* gfull, const float* p, 
       const __m512 v = _mm512_add_ps(_mm512_add_ps(_mm512_loadu_ps(g + 16 * k), qv[k]), pa);
       const __mmask16 in = _mm512_cmp_ps_mask(v, t2, _CMP_LE_OQ);
       const __m512 d = _mm512_sqrt_ps(_mm512_max_ps(v, zero));
-      const __m512 e = _mm512_maskz_mov_ps(in, exp_ps(_mm512_mul_ps(_mm512_sub_ps(vdmin, d), vinv_tau)));
+      const __m512 e = _mm512_maskz_mov_ps(in, exp512(_mm512_mul_ps(_mm512_sub_ps(vdmin, d), vinv_tau)));
       _mm512_store_ps(s.w + a * kCommvqSubCodes + 16 * k, e);
       z = _mm512_add_ps(z, e);
       if (argmin < 0) {
@@ -214,7 +192,7 @@ int commvq_soft_accumulate_avx512(const float* dist2, float dmin2, float tau, fl
     const __mmask16 m = n - k >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << (n - k)) - 1);
     const __m512 x = _mm512_maskz_loadu_ps(m, s.w + k);
     const __m512 d = _mm512_sqrt_ps(_mm512_max_ps(x, zero));
-    const __m512 e = _mm512_maskz_mov_ps(m, exp_ps(_mm512_mul_ps(_mm512_sub_ps(vdmin, d), vinv_tau)));
+    const __m512 e = _mm512_maskz_mov_ps(m, exp512(_mm512_mul_ps(_mm512_sub_ps(vdmin, d), vinv_tau)));
     _mm512_mask_storeu_ps(s.w + k, m, e);
     z = _mm512_add_ps(z, e);
   }

@@ -14,6 +14,7 @@
 #include <random>
 #include <vector>
 
+#include "support/kv_test_geometry.h"
 #include "core/error.h"
 #include "core/fp16.h"
 #include "core/safetensors.h"
@@ -29,15 +30,7 @@ std::string tmp_path(const std::string& name) {
   return (std::filesystem::temp_directory_path() / ("kvquant_" + std::to_string(getpid()) + "_" + name)).string();
 }
 
-KvGeometry make_geo(int layers, int heads, int kv_heads, int d, RopeLayout layout, double theta = 10000.0) {
-  KvGeometry g;
-  g.n_layers = layers;
-  g.n_head = heads;
-  g.n_head_kv = kv_heads;
-  g.head_dim = d;
-  g.rope = Rope(d, theta, layout);
-  return g;
-}
+using test::make_geo;
 
 // Pre-RoPE-key-like activations: per-channel scales and offsets, an outlier channel, heavy tails.
 struct Acts {

@@ -8,6 +8,7 @@
 #include <random>
 #include <vector>
 
+#include "support/kv_test_geometry.h"
 #include "core/error.h"
 #include "core/fp16.h"
 #include "kv/kivi_cache.h"
@@ -17,15 +18,7 @@
 namespace cvq {
 namespace {
 
-KvGeometry make_geo(int layers, int heads, int kv_heads, int d, RopeLayout layout, double theta = 10000.0) {
-  KvGeometry g;
-  g.n_layers = layers;
-  g.n_head = heads;
-  g.n_head_kv = kv_heads;
-  g.head_dim = d;
-  g.rope = Rope(d, theta, layout);
-  return g;
-}
+using test::make_geo;
 
 // Deterministic activations for token position p of a layer: keys with per-channel scales and an
 // outlier channel (like real pre-RoPE keys), values ~N(0,1), queries ~N(0,1).
