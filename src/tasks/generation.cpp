@@ -24,6 +24,16 @@ GenerationResult generate_greedy(const LlamaModel& model, KvCache& cache, const 
 GenerationResult generate_greedy_ids(const LlamaModel& model, KvCache& cache, const std::vector<int32_t>& prompt,
                                      int max_new_tokens, const std::function<void(const std::string&)>& on_piece,
                                      const std::vector<std::string>& stop) {
+  return generate_greedy_ids(model, cache, prompt, max_new_tokens, on_piece, [&stop](const std::string& text) {
+    for (const auto& s : stop)
+      if (!s.empty() && text.size() >= s.size() && text.compare(text.size() - s.size(), s.size(), s) == 0) return true;
+    return false;
+  });
+}
+
+GenerationResult generate_greedy_ids(const LlamaModel& model, KvCache& cache, const std::vector<int32_t>& prompt,
+                                     int max_new_tokens, const std::function<void(const std::string&)>& on_piece,
+                                     const StopPredicate& should_stop) {
   using clock = std::chrono::steady_clock;
   if (prompt.empty()) throw Error("generate: the prompt is empty");
   const int n_ctx = model.config().n_ctx_train;
@@ -44,16 +54,20 @@ GenerationResult generate_greedy_ids(const LlamaModel& model, KvCache& cache, co
   int32_t pos = r.prompt_tokens;
   for (int step = 0; step < max_new_tokens && pos < n_ctx; ++step) {
     const int32_t next = argmax(logits.data(), V);
-    if (tok.is_end_of_generation(next)) break;
+    if (tok.is_end_of_generation(next)) {
+      r.hit_eog = true;
+      break;
+    }
     r.tokens.push_back(next);
     ++r.generated_tokens;
     const std::string piece = tok.token_to_piece(next);
     r.text += piece;
     if (on_piece) on_piece(piece);
-    bool stopped = false;
-    for (const auto& s : stop)
-      if (!s.empty() && r.text.size() >= s.size() && r.text.compare(r.text.size() - s.size(), s.size(), s) == 0) stopped = true;
-    if (stopped || step + 1 == max_new_tokens) break;
+    if (should_stop && should_stop(r.text)) {
+      r.hit_stop = true;
+      break;
+    }
+    if (step + 1 == max_new_tokens) break;
     logits = model.forward(&next, &pos, 1, cache, LlamaModel::Logits::Last);
     ++pos;
   }

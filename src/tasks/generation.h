@@ -19,6 +19,8 @@ struct GenerationResult {
   double prefill_seconds = 0.0;
   double decode_seconds = 0.0;
   size_t kv_bytes = 0;
+  bool hit_eog = false;   // ended on an end-of-generation token
+  bool hit_stop = false;  // ended because the stop predicate fired
   double prefill_tokens_per_s() const { return prefill_seconds > 0 ? prompt_tokens / prefill_seconds : 0.0; }
   double decode_tokens_per_s() const {
     return decode_seconds > 0 && generated_tokens > 1 ? (generated_tokens - 1) / decode_seconds : 0.0;
@@ -28,10 +30,16 @@ struct GenerationResult {
 GenerationResult generate_greedy(const LlamaModel& model, KvCache& cache, const std::string& prompt, int max_new_tokens,
                                  const std::function<void(const std::string&)>& on_piece = {},
                                  const std::vector<std::string>& stop = {});
-// Same, from token ids (used by benchmarks that build exact-length prompts).
+// Same, from token ids (used by benchmarks that build exact-length prompts); stops when the text
+// ends with one of `stop`.
 GenerationResult generate_greedy_ids(const LlamaModel& model, KvCache& cache, const std::vector<int32_t>& prompt,
                                      int max_new_tokens, const std::function<void(const std::string&)>& on_piece = {},
                                      const std::vector<std::string>& stop = {});
+// The decoding loop itself: stops when should_stop(text so far) is true (checked after each token).
+using StopPredicate = std::function<bool(const std::string& text)>;
+GenerationResult generate_greedy_ids(const LlamaModel& model, KvCache& cache, const std::vector<int32_t>& prompt,
+                                     int max_new_tokens, const std::function<void(const std::string&)>& on_piece,
+                                     const StopPredicate& should_stop);
 
 int32_t argmax(const float* v, int n);
 

@@ -1,7 +1,6 @@
 #include "tasks/task.h"
 
 #include <algorithm>
-#include <chrono>
 #include <cstdio>
 
 #include "core/error.h"
@@ -115,42 +114,17 @@ std::string cut_at_stop(const std::string& text, const std::vector<std::string>&
 
 TaskGeneration generate_for_task(const LlamaModel& model, KvCache& cache, const std::vector<int32_t>& prompt,
                                  int max_new_tokens, const std::vector<std::string>& stop, bool stop_after_content) {
-  using clock = std::chrono::steady_clock;
-  if (prompt.empty()) throw Error("generate: the prompt is empty");
-  const int n_ctx = model.config().n_ctx_train;
-  if (static_cast<int>(prompt.size()) >= n_ctx) {
-    throw Error("generate: the prompt has " + std::to_string(prompt.size()) + " tokens, at or above the model's context " +
-                std::to_string(n_ctx));
-  }
-  const Tokenizer& tok = model.tokenizer();
-  const int V = model.config().n_vocab;
+  const GenerationResult g = generate_greedy_ids(model, cache, prompt, max_new_tokens, {}, [&](const std::string& text) {
+    return cut_at_stop(text, stop, stop_after_content).size() < text.size();
+  });
   TaskGeneration r;
-  std::vector<int32_t> positions(prompt.size());
-  for (size_t i = 0; i < prompt.size(); ++i) positions[i] = static_cast<int32_t>(i);
-  const auto t0 = clock::now();
-  std::vector<float> logits =
-      model.forward(prompt.data(), positions.data(), static_cast<int>(prompt.size()), cache, LlamaModel::Logits::Last);
-  const auto t1 = clock::now();
-  r.prefill_seconds = std::chrono::duration<double>(t1 - t0).count();
-  int32_t pos = static_cast<int32_t>(prompt.size());
-  for (int step = 0; step < max_new_tokens && pos < n_ctx; ++step) {
-    const int32_t next = argmax(logits.data(), V);
-    if (tok.is_end_of_generation(next)) {
-      r.hit_eog = true;
-      break;
-    }
-    r.tokens.push_back(next);
-    r.text += tok.token_to_piece(next);
-    if (cut_at_stop(r.text, stop, stop_after_content).size() < r.text.size()) {
-      r.hit_stop = true;
-      break;
-    }
-    if (step + 1 == max_new_tokens) break;
-    logits = model.forward(&next, &pos, 1, cache, LlamaModel::Logits::Last);
-    ++pos;
-  }
-  r.decode_seconds = std::chrono::duration<double>(clock::now() - t1).count();
-  r.kv_bytes = cache.bytes();
+  r.text = g.text;
+  r.tokens = g.tokens;
+  r.hit_stop = g.hit_stop;
+  r.hit_eog = g.hit_eog;
+  r.prefill_seconds = g.prefill_seconds;
+  r.decode_seconds = g.decode_seconds;
+  r.kv_bytes = g.kv_bytes;
   r.context_tokens = cache.n_tokens(0);
   return r;
 }
