@@ -27,6 +27,12 @@ struct CommvqLayerView {
   const float* value_scale = nullptr;     // [D]
   CosSinSource angles;                    // token t at angles.first_position + t
   int64_t n_tokens = 0;
+  // Optional full-precision window after the coded tokens (COMMVQ.md §4): post-RoPE fp16 keys and
+  // values, token t at win_k/win_v + t·win_stride (head layout). Only commvq_attend_codes reads it.
+  const uint16_t* win_k = nullptr;
+  const uint16_t* win_v = nullptr;
+  int64_t win_stride = 0;
+  int64_t n_window = 0;
 };
 
 // q: n_head × d post-RoPE (head layout); out: n_head × d. Scratch is kept per thread.

@@ -303,23 +303,19 @@ void KeyStageEm::init_random(uint64_t seed, int64_t init_tokens, double init_tau
   m_step(ridge);
 }
 
-void KeyStageEm::m_step(double ridge) {
-  if (!have_stats_) throw Error("commvq key EM: m_step before an E step");
-  const int d = d_;
+void key_m_step_system(const std::vector<double>& counts, const std::vector<double>& sa_all,
+                       const std::vector<double>& sb_all, const std::vector<float>& x, const std::vector<float>& y,
+                       int d, double ridge, std::vector<double>* h_out, std::vector<double>* g_out) {
   const int h = d / 2;
-  if (!structured_) {
-    for (int c = 0; c < kCodes; ++c) {
-      if (counts_[c] < 1e-6) continue;  // an unused centroid keeps its place
-      for (int k = 0; k < d; ++k) centroids_[static_cast<size_t>(c) * d + k] = static_cast<float>(sums_[static_cast<size_t>(c) * d + k] / counts_[c]);
-    }
-    return;
-  }
+  if (counts.size() != static_cast<size_t>(kCodes) || sa_all.size() != static_cast<size_t>(kSub) * d ||
+      sb_all.size() != sa_all.size() || x.size() != static_cast<size_t>(kSub) * h || y.size() != x.size())
+    throw Error("commvq key EM: M-step statistics have the wrong shape");
   // Weighted least squares for all pairs at once: (TᵀWT) θ_f = Tᵀ W m_f with θ_f = (X[·,f], Y[·,f]).
   // TᵀWT = [[D, K], [Kᵀ, D]], D = diag(N_A + N_B) (row and column marginals of N_c),
   // K[s,t] = N[t,s] − N[s,t]; the right-hand side needs only the marginal weighted sums (§6):
   //   g_X[s,f] = SA[s].x_f + SB[s].y_f,  g_Y[s,f] = SA[s].y_f − SB[s].x_f.
   std::vector<double> nc(kCodes);
-  for (int c = 0; c < kCodes; ++c) nc[c] = counts_[c] + 1e-8;
+  for (int c = 0; c < kCodes; ++c) nc[c] = counts[c] + 1e-8;
   std::vector<double> na(kSub, 0.0), nb(kSub, 0.0);
   for (int a = 0; a < kSub; ++a) {
     for (int b = 0; b < kSub; ++b) {
@@ -343,13 +339,37 @@ void KeyStageEm::m_step(double ridge) {
   H.diagonal().array() += lam;
   Eigen::MatrixXd g(2 * kSub, h);
   for (int s = 0; s < kSub; ++s) {
-    const double* sa = sa_.data() + static_cast<size_t>(s) * d;
-    const double* sb = sb_.data() + static_cast<size_t>(s) * d;
+    const double* sa = sa_all.data() + static_cast<size_t>(s) * d;
+    const double* sb = sb_all.data() + static_cast<size_t>(s) * d;
     for (int f = 0; f < h; ++f) {
-      g(s, f) = sa[f] + sb[h + f] + lam * x_[s * h + f];
-      g(kSub + s, f) = sa[h + f] - sb[f] + lam * y_[s * h + f];
+      g(s, f) = sa[f] + sb[h + f] + lam * x[s * h + f];
+      g(kSub + s, f) = sa[h + f] - sb[f] + lam * y[s * h + f];
     }
   }
+  h_out->assign(static_cast<size_t>(4 * kSub * kSub), 0.0);
+  g_out->assign(static_cast<size_t>(2 * kSub) * h, 0.0);
+  for (int r = 0; r < 2 * kSub; ++r) {
+    for (int c = 0; c < 2 * kSub; ++c) (*h_out)[static_cast<size_t>(r) * 2 * kSub + c] = H(r, c);
+    for (int f = 0; f < h; ++f) (*g_out)[static_cast<size_t>(r) * h + f] = g(r, f);
+  }
+}
+
+void KeyStageEm::m_step(double ridge) {
+  if (!have_stats_) throw Error("commvq key EM: m_step before an E step");
+  const int d = d_;
+  const int h = d / 2;
+  if (!structured_) {
+    for (int c = 0; c < kCodes; ++c) {
+      if (counts_[c] < 1e-6) continue;  // an unused centroid keeps its place
+      for (int k = 0; k < d; ++k) centroids_[static_cast<size_t>(c) * d + k] = static_cast<float>(sums_[static_cast<size_t>(c) * d + k] / counts_[c]);
+    }
+    return;
+  }
+  std::vector<double> hv, gv;
+  key_m_step_system(counts_, sa_, sb_, x_, y_, d, ridge, &hv, &gv);
+  const Eigen::Map<const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>> H(hv.data(), 2 * kSub,
+                                                                                                  2 * kSub);
+  const Eigen::Map<const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>> g(gv.data(), 2 * kSub, h);
   const Eigen::MatrixXd theta = H.ldlt().solve(g);
   for (int s = 0; s < kSub; ++s) {
     for (int f = 0; f < h; ++f) {

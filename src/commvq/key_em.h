@@ -119,6 +119,14 @@ class KeyStageEm {
   bool have_stats_ = false;
 };
 
+// The M step's linear system for all d/2 pairs at once, (TᵀWT + λI)·θ_f = Tᵀ W m_f + λ·θ_old, from
+// the E-step statistics (counts 4096, SA and SB 64 × d) and the current parameters x, y (64 × d/2):
+// H (128 × 128) and g (128 × d/2), row-major, θ_f = (X[·,f], Y[·,f]). KeyStageEm::m_step solves it
+// with Eigen LDLT, the CUDA EM (src/gpu/key_em_gpu.h) with cuBLAS.
+void key_m_step_system(const std::vector<double>& counts, const std::vector<double>& sa,
+                       const std::vector<double>& sb, const std::vector<float>& x, const std::vector<float>& y,
+                       int head_dim, double ridge, std::vector<double>* h_out, std::vector<double>* g_out);
+
 // Trains the R-stage codebook of one KV head. u_head: n normalized head vectors (head layout) at
 // stride ld; norms: the tokens' layer key norms (for the de-normalized loss; null = 1).
 KeyCodebook train_key_head(const float* u_head, int64_t ld, const float* norms, int64_t n, int head_dim, int stages,

@@ -35,4 +35,16 @@ struct PerplexityResult {
 
 PerplexityResult run_perplexity(const LlamaModel& model, const std::vector<int32_t>& tokens, const PerplexityOptions& opt);
 
+// The same windowing and scoring for any engine (e.g. the GPU model, src/gpu/gpu_perplexity.h):
+// reset() starts a window with an empty cache, forward() returns logits [n × n_vocab] for tokens at
+// the given positions, cache_bytes() is the cache's size after a window.
+struct PerplexityEngine {
+  int n_vocab = 0;
+  std::function<void()> reset;
+  std::function<std::vector<float>(const int32_t* tokens, const int32_t* positions, int n)> forward;
+  std::function<size_t()> cache_bytes;
+};
+PerplexityResult run_perplexity(const PerplexityEngine& engine, const std::vector<int32_t>& tokens,
+                                const PerplexityOptions& opt);
+
 }  // namespace cvq

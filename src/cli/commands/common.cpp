@@ -7,6 +7,7 @@
 #include "core/atomic_file.h"
 #include "core/progress.h"
 #include "core/thread_pool.h"
+#include "device/device.h"
 
 namespace cvq {
 
@@ -15,6 +16,16 @@ void add_common_options(CLI::App& cmd, CommonOptions& o, bool with_model) {
   cmd.add_option("--threads,-t", o.threads, "worker threads (default: all cores)")->check(CLI::NonNegativeNumber);
   cmd.add_flag("--quiet,-q", o.quiet, "no progress output");
   cmd.add_option("--json", o.json_path, "also write the results to this JSON file");
+}
+
+void add_device_option(CLI::App& cmd, std::string& device) {
+  cmd.add_option("--device", device, "where the model runs: cpu (default) or cuda")->check(CLI::IsMember({"cpu", "cuda"}));
+}
+
+bool use_cuda_device(const std::string& device) {
+  if (parse_backend(device) == Backend::Cpu) return false;
+  require_cuda("--device cuda");
+  return true;
 }
 
 void apply_common_options(const CommonOptions& o) {

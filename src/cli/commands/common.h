@@ -14,6 +14,10 @@ struct CommonOptions {
 };
 
 void add_common_options(CLI::App& cmd, CommonOptions& o, bool with_model = true);
+// `--device cpu|cuda` (default cpu) for commands with a GPU path.
+void add_device_option(CLI::App& cmd, std::string& device);
+// True for cuda; throws a clear Error when this build has no CUDA support or no device is found.
+bool use_cuda_device(const std::string& device);
 void apply_common_options(const CommonOptions& o);  // threads, quiet
 void write_json(const std::string& path, const nlohmann::json& j);
 std::string format_bytes(double bytes);
@@ -25,6 +29,7 @@ void register_eval(CLI::App& app);
 void register_score(CLI::App& app);
 void register_tables(CLI::App& app);
 void register_bench(CLI::App& app);
+void register_bench_gpu(CLI::App& bench);  // bench gpu-attention, bench gpu-memory
 void register_memory(CLI::App& app);
 void register_collect(CLI::App& app);
 void register_calibrate_kvquant(CLI::App& app);

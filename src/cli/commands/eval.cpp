@@ -8,6 +8,10 @@
 #include "eval/data_paths.h"
 #include "eval/grid_runner.h"
 #include "eval/tables.h"
+#ifdef COMMVQ_HAVE_CUDA
+#include "gpu/gpu_llama_model.h"
+#include "gpu/gpu_perplexity.h"
+#endif
 #include "model/llama_model.h"
 #include "model/model_paths.h"
 #include "tasks/perplexity.h"
@@ -26,10 +30,12 @@ void register_eval(CLI::App& app) {
     std::string config, out, shard = "0/1";
     int64_t limit = -1;
     std::vector<std::string> tasks;
+    std::string device = "cpu";
   };
   auto o = std::make_shared<Opts>();
   auto* cmd = app.add_subcommand("eval", "evaluate a task with KV-cache methods, or run an experiment grid (--config)");
   add_common_options(*cmd, *o);
+  add_device_option(*cmd, o->device);
   auto* task_opt = cmd->add_option("--task", o->task, "task: perplexity")->check(CLI::IsMember({"perplexity"}));
   auto* config_opt =
       cmd->add_option("--config", o->config, "experiment config (experiments/*.json): run its grid into --out");
@@ -46,6 +52,9 @@ void register_eval(CLI::App& app) {
       ->check(CLI::Range(1, 1 << 20));
   cmd->callback([o, cmd] {
     apply_common_options(*o);
+    const bool cuda = use_cuda_device(o->device);
+    if (cuda && !o->config.empty())
+      throw Error("--device cuda: experiment grids (--config) run on the CPU; use it with --task perplexity");
     if (!o->config.empty()) {
       if (o->out.empty()) throw Error("eval --config needs --out DIR (the results folder)");
       GridOptions g;
@@ -83,13 +92,25 @@ void register_eval(CLI::App& app) {
     std::vector<int32_t> tokens = tok.encode(text, tok.add_bos_default(), false);
     nlohmann::json runs = nlohmann::json::array();
     std::vector<PerplexityResult> results;
+#ifdef COMMVQ_HAVE_CUDA
+    std::unique_ptr<gpu::GpuLlamaModel> gpu_model;  // uploaded once, for all specs
+#endif
     for (const auto& spec : o->kv) {
       PerplexityOptions po;
       po.ctx = o->ctx;
       po.max_tokens = o->max_tokens;
       po.chunk = o->chunk;
       po.kv_spec = spec;
+#ifdef COMMVQ_HAVE_CUDA
+      if (cuda) {
+        if (!gpu_model) gpu_model = gpu::GpuLlamaModel::upload(*model);
+        results.push_back(gpu::run_perplexity_gpu(*gpu_model, tokens, po));
+      } else {
+        results.push_back(run_perplexity(*model, tokens, po));
+      }
+#else
       results.push_back(run_perplexity(*model, tokens, po));
+#endif
       const auto& r = results.back();
       runs.push_back({{"kv", spec},
                       {"perplexity", r.perplexity},
@@ -112,6 +133,7 @@ void register_eval(CLI::App& app) {
                               {"data", data},
                               {"ctx", o->ctx},
                               {"chunk", o->chunk},
+                              {"device", o->device},
                               {"runs", runs}});
   });
 }
