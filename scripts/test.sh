@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: Release build + every test (unit, integration on the real model, CLI error
-# paths), then an ASan/UBSan build running the unit and CLI tests.
+# paths), then an ASan/UBSan build running the unit and CLI tests; where nvcc exists, the CUDA
+# build (build-cuda: commvq-bench + gpu_tests) and the `gpu` tests, which skip without a device.
 #   scripts/test.sh [--no-sanitize]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -17,4 +18,12 @@ if [ "${1:-}" != "--no-sanitize" ]; then
   cmake --build build-asan -j "$jobs" --target unit_tests commvq-bench
   ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
     ctest --test-dir build-asan --output-on-failure -j "$jobs" -L 'unit|cli'
+fi
+
+nvcc=$(command -v nvcc || true)
+if [ -z "$nvcc" ] && [ -x /usr/local/cuda/bin/nvcc ]; then nvcc=/usr/local/cuda/bin/nvcc; fi
+if [ -n "$nvcc" ]; then
+  cmake -S . -B build-cuda -G Ninja -DCMAKE_BUILD_TYPE=Release -DCOMMVQ_CUDA=ON -DCMAKE_CUDA_COMPILER="$nvcc" > /dev/null
+  cmake --build build-cuda -j "$jobs" --target commvq-bench gpu_tests
+  ctest --test-dir build-cuda --output-on-failure -j "$jobs" -L gpu
 fi
