@@ -59,6 +59,14 @@ expect_error score-missing "no/preds.jsonl" -- "$bin" score --task passkey --pre
 expect_error score-no-gold "no gold answer" -- "$bin" score --task passkey --predictions "$tmp/no_gold.jsonl"
 expect_error score-bad-task "not supported" -- "$bin" score --task qqq --predictions "$tmp/no_gold.jsonl"
 
+# --device cuda where no CUDA device can be used (a build without CUDA, or no GPU): one clear line.
+# Skipped only when this binary has CUDA support and a device (then the command succeeds).
+if ! "$bin" bench gpu-attention --context 64 --reps 1 > /dev/null 2>&1; then
+  expect_error device-cuda-unavailable "bench gpu-attention: \(this build has no CUDA support (configure with -DCOMMVQ_CUDA=ON)\|no CUDA device was found\)" -- "$bin" bench gpu-attention --context 64 --reps 1
+  expect_error device-cuda-eval "^error: --device cuda: " -- "$bin" eval --task perplexity --device cuda --model "$tmp/nope.gguf"
+fi
+expect_error unknown-device "gpu not in {cpu,cuda}" -- "$bin" eval --task perplexity --device gpu
+
 model="${COMMVQ_MODEL:-$HOME/.cache/commvq-bench/models/SmolLM2-135M-Instruct.Q4_1.gguf}"
 if [ -f "$model" ]; then
   head -c 5000000 "$model" > "$tmp/cut.gguf"

@@ -17,6 +17,11 @@
 #include "model/model_paths.h"
 #include "tasks/generation.h"
 #include "tasks/text_source.h"
+#ifdef COMMVQ_HAVE_CUDA
+#include "gpu/gpu_generation.h"
+#include "gpu/gpu_kv_cache.h"
+#include "gpu/gpu_llama_model.h"
+#endif
 
 namespace cvq {
 namespace {
@@ -35,6 +40,21 @@ EngineSpeed bench_ours(const LlamaModel& model, const std::vector<int32_t>& prom
   }
   return best;
 }
+
+#ifdef COMMVQ_HAVE_CUDA
+EngineSpeed bench_ours_cuda(gpu::GpuLlamaModel& model, const Tokenizer& tok, const std::vector<int32_t>& prompt,
+                            int decode_tokens, int reps) {
+  EngineSpeed best;
+  gpu::GpuFp16Cache cache(model.kv_geometry(), static_cast<int64_t>(prompt.size()) + decode_tokens + 1);
+  for (int r = 0; r < reps; ++r) {
+    cache.clear();
+    GenerationResult g = gpu::generate_greedy_gpu(model, cache, tok, prompt, decode_tokens + 1);
+    best.prefill = std::max(best.prefill, g.prefill_tokens_per_s());
+    best.decode = std::max(best.decode, g.decode_tokens_per_s());
+  }
+  return best;
+}
+#endif
 
 // Returns false (with the reason) when llama-cpp-python is not available.
 bool bench_llamacpp(const std::string& model_path, const std::string& text_path, int prompt_tokens, int decode_tokens,
@@ -69,6 +89,7 @@ void register_bench_engine(CLI::App& bench) {
     int reps = 3;
     bool skip_llamacpp = false;
     std::string text;
+    std::string device = "cpu";
   };
   auto o = std::make_shared<Opts>();
   auto* cmd = bench.add_subcommand("engine", "prefill/decode tokens/s vs llama.cpp on the same model");
@@ -78,8 +99,10 @@ void register_bench_engine(CLI::App& bench) {
   cmd->add_option("--reps", o->reps, "repetitions (best is reported)")->check(CLI::Range(1, 100));
   cmd->add_option("--text", o->text, "text the prompt is cut from (default: WikiText-2 test)");
   cmd->add_flag("--no-llamacpp", o->skip_llamacpp, "do not run the llama.cpp comparison");
+  add_device_option(*cmd, o->device);
   cmd->callback([o] {
     apply_common_options(*o);
+    const bool cuda = use_cuda_device(o->device);
     const std::string model_path = resolve_model_path(o->model_path);
     const std::string text_path = o->text.empty() ? data_path("text/wikitext-2-raw/wiki.test.raw") : o->text;
     auto model = LlamaModel::load(model_path);
@@ -87,17 +110,27 @@ void register_bench_engine(CLI::App& bench) {
     if (static_cast<int>(tokens.size()) < o->prompt_tokens) throw Error(text_path + ": too short for the prompt");
     tokens.resize(o->prompt_tokens);
     const int threads = ThreadPool::global().size();
-    bench_ours(*model, tokens, 8, 1);  // warm-up: page in the weights
-    EngineSpeed ours = bench_ours(*model, tokens, o->decode_tokens, o->reps);
+    EngineSpeed ours;
+#ifdef COMMVQ_HAVE_CUDA
+    if (cuda) {
+      auto gpu_model = gpu::GpuLlamaModel::upload(*model);
+      bench_ours_cuda(*gpu_model, model->tokenizer(), tokens, 8, 1);  // warm-up: cuBLAS setup, buffers
+      ours = bench_ours_cuda(*gpu_model, model->tokenizer(), tokens, o->decode_tokens, o->reps);
+    }
+#endif
+    if (!cuda) {
+      bench_ours(*model, tokens, 8, 1);  // warm-up: page in the weights
+      ours = bench_ours(*model, tokens, o->decode_tokens, o->reps);
+    }
     EngineSpeed ref;
-    std::string why = "skipped (--no-llamacpp)";
-    bool have_ref = !o->skip_llamacpp &&
+    std::string why = cuda ? "skipped: ours ran on cuda, the llama.cpp script runs on the CPU" : "skipped (--no-llamacpp)";
+    bool have_ref = !o->skip_llamacpp && !cuda &&
                     bench_llamacpp(model_path, text_path, o->prompt_tokens, o->decode_tokens, threads, &ref, &why);
-    std::printf("engine speed, %s, %d threads, prompt %d tokens, decode %d tokens (best of %d)\n",
-                model->config().name.c_str(), threads, o->prompt_tokens, o->decode_tokens, o->reps);
+    std::printf("engine speed, %s, %d threads, prompt %d tokens, decode %d tokens (best of %d), ours on %s\n",
+                model->config().name.c_str(), threads, o->prompt_tokens, o->decode_tokens, o->reps, o->device.c_str());
     std::printf("%-14s %16s %16s\n", "", "prefill tok/s", "decode tok/s");
     std::printf("%-14s %16.1f %16.1f\n", "commvq-bench", ours.prefill, ours.decode);
-    nlohmann::json j = {{"model", model_path}, {"threads", threads}, {"prompt_tokens", o->prompt_tokens},
+    nlohmann::json j = {{"model", model_path}, {"threads", threads}, {"device", o->device}, {"prompt_tokens", o->prompt_tokens},
                         {"decode_tokens", o->decode_tokens}, {"ours", {{"prefill_tokens_per_s", ours.prefill}, {"decode_tokens_per_s", ours.decode}}}};
     if (have_ref) {
       std::printf("%-14s %16.1f %16.1f\n", "llama.cpp", ref.prefill, ref.decode);
