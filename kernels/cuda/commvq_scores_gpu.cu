@@ -52,10 +52,12 @@ __global__ void scores_kernel(const float* table, int stages, int d, int n_query
   if (t >= n) return;
   const int h = d / 2;
   const int per = (h + 31) / 32;
-  float cs_c[kMaxPerLane], cs_s[kMaxPerLane];
-  for (int i = 0; i < per; ++i) {
+  // Loops run to the constant kMaxPerLane (guarded by `per`) so the arrays stay in registers.
+  float cs_c[kMaxPerLane] = {0, 0, 0, 0}, cs_s[kMaxPerLane] = {0, 0, 0, 0};
+#pragma unroll
+  for (int i = 0; i < kMaxPerLane; ++i) {
     const int f = lane + 32 * i;
-    if (f < h) cos_sin_at(cs, t, f, d, &cs_c[i], &cs_s[i]);
+    if (i < per && f < h) cos_sin_at(cs, t, f, d, &cs_c[i], &cs_s[i]);
   }
   const uint16_t* ct = codes + t * code_stride;
   const float norm = __half2float(__ushort_as_half(norms[t]));
@@ -67,17 +69,19 @@ __global__ void scores_kernel(const float* table, int stages, int d, int n_query
       const int c = ct[j] & 4095;
       const float* ra = tg + (static_cast<size_t>(j) * kSub + (c >> 6)) * d;
       const float* rb = tg + (static_cast<size_t>(j) * kSub + (c & 63)) * d;
-      for (int i = 0; i < per; ++i) {
+#pragma unroll
+      for (int i = 0; i < kMaxPerLane; ++i) {
         const int f = lane + 32 * i;
-        if (f < h) {
+        if (i < per && f < h) {
           P[i] += ra[f] + rb[h + f];
           Q[i] += ra[h + f] - rb[f];
         }
       }
     }
     float s = 0.0f;
-    for (int i = 0; i < per; ++i)
-      if (lane + 32 * i < h) s += P[i] * cs_c[i] + Q[i] * cs_s[i];
+#pragma unroll
+    for (int i = 0; i < kMaxPerLane; ++i)
+      if (i < per && lane + 32 * i < h) s += P[i] * cs_c[i] + Q[i] * cs_s[i];
     for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
     if (lane == 0) scores[g * score_stride + t] = norm * s;
   }

@@ -21,19 +21,25 @@ __global__ void accumulate_kernel(const uint8_t* codes, int64_t code_stride, con
                                   int code_bits, const float* w, int64_t w_stride, int rows, float* acc) {
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int j = blockIdx.x * 32 + lane;
+  // Fully unrolled over the maximum row count (guarded by `rows`) so the sums stay in registers.
   float sum[kCommvqMaxValueRows];
-  for (int r = 0; r < rows; ++r) sum[r] = 0.0f;
+#pragma unroll
+  for (int r = 0; r < kCommvqMaxValueRows; ++r) sum[r] = 0.0f;
   const int64_t step = static_cast<int64_t>(gridDim.y) * kWarps;
   for (int64_t t = static_cast<int64_t>(blockIdx.y) * kWarps + warp; t < n; t += step) {
     const bool bit = j < code_bits && ((codes[t * code_stride + (j >> 3)] >> (j & 7)) & 1);
     if (!__any_sync(0xffffffffu, bit)) continue;
     const float pt = h2f(p[t]);
-    if (bit)
-      for (int r = 0; r < rows; ++r) sum[r] += w[r * w_stride + t] * pt;
+    if (bit) {
+#pragma unroll
+      for (int r = 0; r < kCommvqMaxValueRows; ++r)
+        if (r < rows) sum[r] += w[r * w_stride + t] * pt;
+    }
   }
   if (j >= code_bits) return;
-  for (int r = 0; r < rows; ++r)
-    if (sum[r] != 0.0f) atomicAdd(acc + static_cast<int64_t>(r) * code_bits + j, sum[r]);
+#pragma unroll
+  for (int r = 0; r < kCommvqMaxValueRows; ++r)
+    if (r < rows && sum[r] != 0.0f) atomicAdd(acc + static_cast<int64_t>(r) * code_bits + j, sum[r]);
 }
 
 __global__ void project_kernel(const float* acc, int rows, int code_bits, const float* C, const float* s, int dim,

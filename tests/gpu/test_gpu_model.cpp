@@ -56,7 +56,9 @@ TEST_P(GpuForward, LogitsMatchCpuAndDecodeMatchesPrefill) {
                                         LlamaModel::Logits::Last);
     const std::vector<float> prefill_row(got.begin() + static_cast<std::ptrdiff_t>(i) * V,
                                          got.begin() + static_cast<std::ptrdiff_t>(i + 1) * V);
-    test::expect_close(row, prefill_row, 1e-4, 1e-4, "decode step " + std::to_string(i));
+    // Different batch sizes may take different cuBLAS algorithms (and fp16 roundings of the GEMM
+    // inputs can flip): 2e-3. A wrong position or cache bug moves logits by O(1).
+    test::expect_close(row, prefill_row, 2e-3, 2e-3, "decode step " + std::to_string(i));
   }
   std::filesystem::remove(path);
 }
