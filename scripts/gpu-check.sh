@@ -5,6 +5,8 @@
 # fp16 vs decode-then-attend vs CommVQ on codes; peak memory at 120K context, fp16 vs CommVQ-1/-2,
 # random 8B weights), and writes everything to the results folder:
 #   scripts/gpu-check.sh [OUT_DIR]        (default: $OUT, else out/gpu-check)
+# Needs the build dependencies of scripts/setup.sh (Ninja, Eigen, CLI11, nlohmann-json, OpenBLAS, PCRE2,
+# GoogleTest); Google Benchmark is not needed here.
 # Environment: JOBS (default: nproc), CUDA_ARCH (default 90: H100/H200), BUILD_DIR (default build-cuda).
 # Sized for an H200 with 16 cores: about 2-4 minutes of build, well under 8 minutes in all.
 set -uo pipefail
@@ -29,7 +31,7 @@ fi
 (nvidia-smi || echo "nvidia-smi failed") > "$out/nvidia-smi.txt" 2>&1
 
 note "configure ($build, CUDA arch $arch, $nvcc)"
-cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCOMMVQ_CUDA=ON -DCMAKE_CUDA_COMPILER="$nvcc" \
+cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCOMMVQ_CUDA=ON -DCOMMVQ_BUILD_BENCH=OFF -DCMAKE_CUDA_COMPILER="$nvcc" \
       -DCMAKE_CUDA_ARCHITECTURES="$arch" > "$out/configure.log" 2>&1 || { note "configure failed (see configure.log)"; exit 1; }
 note "build (-j $jobs)"
 cmake --build "$build" -j "$jobs" --target commvq-bench gpu_tests > "$out/build.log" 2>&1 || { note "build failed (see build.log)"; tail -30 "$out/build.log"; exit 1; }
@@ -39,6 +41,11 @@ note "GPU tests"
 "$build/tests/gpu_tests" --gtest_output="json:$out/gpu_tests.json" > "$out/gpu_tests.log" 2>&1 || status=1
 tail -25 "$out/gpu_tests.log" | tee -a "$out/gpu-check.log"
 COMMVQ_BIN="$bin" bash tests/cli/gpu_device.sh > "$out/gpu_cli_device.log" 2>&1 || { status=1; note "gpu_cli_device FAILED"; }
+
+if ! "$bin" bench gpu-attention --context 256 --reps 1 > "$out/probe.log" 2>&1; then
+  note "no usable CUDA device: $(tail -1 "$out/probe.log"); benchmarks skipped"
+  exit 1
+fi
 
 note "bench gpu-attention (8K / 32K / 128K, LLaMA-3.1-8B layer shapes)"
 for bits in 2 1; do
