@@ -59,6 +59,9 @@ for kv in fp16 commvq-1 commvq-2; do  # one process each: clean driver numbers
          --json "$out/gpu_memory_${kv}.json" 2>&1 | tee "$out/gpu_memory_${kv}.txt" || status=1
 done
 
+note "bench gpu-em (key EM iteration, 65536 tokens, d=128: CUDA vs CPU)"
+"$bin" bench gpu-em --tokens 65536 --head-dim 128 --iterations 3 --json "$out/gpu_em.json" 2>&1 | tee "$out/gpu_em.txt" || status=1
+
 model="${COMMVQ_MODEL:-$HOME/.cache/commvq-bench/models/SmolLM2-135M-Instruct.Q4_1.gguf}"
 wiki="${COMMVQ_DATA:-$root/data}/text/wikitext-2-raw/wiki.test.raw"
 if [ -f "$model" ] && [ -f "$wiki" ]; then
@@ -104,6 +107,11 @@ if rows:
                      f"{gib(r['codebook_bytes'])} | {gib(r['analytic_total_bytes'])} | {gib(r['allocator_peak_bytes'])} | "
                      f"{gib(r['driver_used_delta_bytes'])} | {r['decode_ms_per_token']:.2f} |")
     lines.append("")
+e = load("gpu_em.json")
+if e:
+    lines += [f"## Key EM iteration ({e['tokens']} tokens, d={e['head_dim']}, tau {e['tau']})", "",
+              f"CPU {e['cpu_ms_per_iteration']:.1f} ms, CUDA {e['gpu_ms_per_iteration']:.1f} ms per iteration; "
+              f"last loss CPU {e['cpu_last_loss']:.6e}, CUDA {e['gpu_last_loss']:.6e}", ""]
 pc, pg = load("perplexity_cpu.json"), load("perplexity_cuda.json")
 if pc and pg:
     a, b = pc["runs"][0]["perplexity"], pg["runs"][0]["perplexity"]

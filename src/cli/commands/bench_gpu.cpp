@@ -1,5 +1,6 @@
-// `bench gpu-attention` and `bench gpu-memory`: the CUDA studies (decode-attention latency of one
-// layer; peak device memory of decoding at long context with random weights of a preset's shapes).
+// `bench gpu-attention`, `bench gpu-memory`, `bench gpu-em`: the CUDA studies (decode-attention
+// latency of one layer; peak device memory of decoding at long context with random weights of a
+// preset's shapes; key-EM iteration time, GPU vs CPU).
 // In a build without CUDA they exist and say so.
 #include <cstdio>
 
@@ -9,6 +10,7 @@
 #include "model/llama_config.h"
 #ifdef COMMVQ_HAVE_CUDA
 #include "gpu/gpu_attention_bench.h"
+#include "gpu/gpu_em_bench.h"
 #include "gpu/gpu_memory_study.h"
 #endif
 
@@ -123,11 +125,48 @@ void register_gpu_memory(CLI::App& bench) {
   });
 }
 
+void register_gpu_em(CLI::App& bench) {
+  struct Opts : CommonOptions {
+    int64_t tokens = 65536;
+    int head_dim = 128;
+    int iterations = 5;
+    double tau = 1e-3;
+  };
+  auto o = std::make_shared<Opts>();
+  auto* cmd = bench.add_subcommand("gpu-em", "CommVQ key EM iteration (E + M step): CUDA vs CPU on random unit vectors");
+  add_common_options(*cmd, *o, false);
+  cmd->add_option("--tokens", o->tokens, "training vectors")->check(CLI::Range(int64_t{1}, int64_t{1} << 24));
+  cmd->add_option("--head-dim", o->head_dim, "head dim (even)")->check(CLI::Range(2, 256));
+  cmd->add_option("--iterations", o->iterations, "EM iterations timed")->check(CLI::Range(1, 1000));
+  cmd->add_option("--tau", o->tau, "soft-assignment temperature");
+  cmd->callback([o] {
+    apply_common_options(*o);
+    require_cuda("bench gpu-em");
+#ifdef COMMVQ_HAVE_CUDA
+    const auto r = gpu::bench_key_em(o->tokens, o->head_dim, o->iterations, o->tau, 1);
+    std::printf("key EM, %lld tokens, d=%d, tau %g, %d iterations: CPU %.2f ms/iteration, CUDA %.2f ms/iteration\n",
+                static_cast<long long>(r.tokens), r.head_dim, o->tau, r.iterations, r.cpu_ms_per_iteration,
+                r.gpu_ms_per_iteration);
+    std::printf("last loss: CPU %.6e, CUDA %.6e\n", r.cpu_last_loss, r.gpu_last_loss);
+    write_json(o->json_path, {{"bench", "gpu-em"},
+                              {"tokens", r.tokens},
+                              {"head_dim", r.head_dim},
+                              {"iterations", r.iterations},
+                              {"tau", o->tau},
+                              {"cpu_ms_per_iteration", r.cpu_ms_per_iteration},
+                              {"gpu_ms_per_iteration", r.gpu_ms_per_iteration},
+                              {"cpu_last_loss", r.cpu_last_loss},
+                              {"gpu_last_loss", r.gpu_last_loss}});
+#endif
+  });
+}
+
 }  // namespace
 
 void register_bench_gpu(CLI::App& bench) {
   register_gpu_attention(bench);
   register_gpu_memory(bench);
+  register_gpu_em(bench);
 }
 
 }  // namespace cvq

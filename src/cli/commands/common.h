@@ -29,7 +29,7 @@ void register_eval(CLI::App& app);
 void register_score(CLI::App& app);
 void register_tables(CLI::App& app);
 void register_bench(CLI::App& app);
-void register_bench_gpu(CLI::App& bench);  // bench gpu-attention, bench gpu-memory
+void register_bench_gpu(CLI::App& bench);  // bench gpu-attention, gpu-memory, gpu-em
 void register_memory(CLI::App& app);
 void register_collect(CLI::App& app);
 void register_calibrate_kvquant(CLI::App& app);
