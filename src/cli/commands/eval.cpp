@@ -11,6 +11,7 @@
 #ifdef COMMVQ_HAVE_CUDA
 #include "gpu/gpu_llama_model.h"
 #include "gpu/gpu_perplexity.h"
+#include "kernels/cuda/device_memory.h"
 #endif
 #include "model/llama_model.h"
 #include "model/model_paths.h"
@@ -120,6 +121,12 @@ void register_eval(CLI::App& app) {
                       {"windows", r.n_windows},
                       {"kv_bytes_at_ctx", r.kv_bytes_at_ctx},
                       {"seconds", r.seconds}});
+#ifdef COMMVQ_HAVE_CUDA
+      if (cuda) {  // device memory: weights + cache + activations, through our allocator
+        runs.back()["device_peak_bytes"] = cuda::allocator_stats().peak_bytes;
+        runs.back()["device_weight_bytes"] = gpu_model->weight_bytes();
+      }
+#endif
     }
     std::printf("perplexity on %s (%lld tokens, windows of %d, chunks of %d)\n", data.c_str(),
                 static_cast<long long>(results.front().n_tokens), o->ctx, o->chunk);
@@ -128,6 +135,11 @@ void register_eval(CLI::App& app) {
       std::printf("%-36s %12.4f %14s %10.1f\n", r.kv_spec.c_str(), r.perplexity, format_bytes(double(r.kv_bytes_at_ctx)).c_str(),
                   r.seconds);
     }
+#ifdef COMMVQ_HAVE_CUDA
+    if (cuda)
+      std::printf("device memory: weights %s, peak %s (allocator)\n", format_bytes(double(gpu_model->weight_bytes())).c_str(),
+                  format_bytes(double(cuda::allocator_stats().peak_bytes)).c_str());
+#endif
     write_json(o->json_path, {{"task", "perplexity"},
                               {"model", model->gguf().path()},
                               {"data", data},
