@@ -3,6 +3,7 @@
 // inputs, and closeness checks with a stated tolerance.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <random>
@@ -38,6 +39,12 @@ inline std::vector<uint16_t> to_fp16(const std::vector<float>& v) {
   std::vector<uint16_t> h(v.size());
   for (size_t i = 0; i < v.size(); ++i) h[i] = float_to_fp16(v[i]);
   return h;
+}
+
+inline double max_abs(const std::vector<float>& v) {
+  double m = 0.0;
+  for (float x : v) m = std::max(m, static_cast<double>(std::fabs(x)));
+  return m;
 }
 
 // |got − want| <= atol + rtol·|want| elementwise; reports the first few failures.

@@ -37,12 +37,6 @@ std::vector<uint8_t> random_bytes(size_t n, uint32_t seed) {
   return c;
 }
 
-double max_abs(const std::vector<float>& v) {
-  double m = 0;
-  for (float x : v) m = std::max(m, double(std::fabs(x)));
-  return m;
-}
-
 // Shapes of one head's stage set.
 struct KeySetup {
   int R = 5, d = 64, G = 3;
@@ -81,7 +75,7 @@ TEST(GpuCommvq, QueryTableAndScoresMatchCpu) {
   std::vector<float> cpu_table(table.size());
   commvq_query_table(k.xy.data(), k.R, k.d, k.q.data(), k.G, cpu_table.data());
   test::expect_close(cuda::download(table.get(), table.size()), cpu_table, 1e-6, 1e-5, "table");
-  const double scale = max_abs(want);
+  const double scale = test::max_abs(want);
   cuda::CosSinSource per_token;
   per_token.per_token = dcs.get();
   cuda::commvq_scores_codes(table.get(), k.R, k.d, k.G, dcodes.get(), k.R, dnorms.get(), per_token, k.n, s.get(), k.n);
@@ -100,7 +94,7 @@ TEST(GpuCommvq, QueryTableAndScoresMatchCpu) {
   tab.fine = tables.fine.get();
   tab.first_position = 100000;
   cuda::commvq_scores_codes(table.get(), k.R, k.d, k.G, dcodes.get(), k.R, dnorms.get(), tab, k.n, s.get(), k.n);
-  test::expect_close(cuda::download(s.get(), want2.size()), want2, 1e-4 * max_abs(want2), 0, "scores (angle tables)");
+  test::expect_close(cuda::download(s.get(), want2.size()), want2, 1e-4 * test::max_abs(want2), 0, "scores (angle tables)");
 }
 
 TEST(GpuCommvq, DecodedKeysGiveTheReferenceScores) {
@@ -124,7 +118,7 @@ TEST(GpuCommvq, DecodedKeysGiveTheReferenceScores) {
       for (int i = 0; i < k.d; ++i) s += double(k.q[static_cast<size_t>(g) * k.d + i]) * fp16_to_float(kh[static_cast<size_t>(t) * k.d + i]);
       got[static_cast<size_t>(g) * k.n + t] = static_cast<float>(s / std::sqrt(double(k.d)));
     }
-  test::expect_close(got, want, 2e-3 * max_abs(want), 0, "decoded keys");
+  test::expect_close(got, want, 2e-3 * test::max_abs(want), 0, "decoded keys");
 }
 
 TEST(GpuCommvq, ValueAccumulateAndProjectMatchCpu) {
@@ -149,7 +143,7 @@ TEST(GpuCommvq, ValueAccumulateAndProjectMatchCpu) {
   commvq_values_accumulate(codes.data(), stride, p.data(), n, code_bits, w.data(), n, rows, cpu_acc.data());
   test::expect_close(cuda::download(acc.get(), cpu_acc.size()), cpu_acc, 1e-5, 1e-5, "accumulate");
   cuda::commvq_values_project(acc.get(), rows, code_bits, dcb.get(), ds.get(), D, kv_head, rows, d, out.get(), d);
-  test::expect_close(cuda::download(out.get(), want.size()), want, 1e-5 * max_abs(want) + 1e-7, 1e-4, "project");
+  test::expect_close(cuda::download(out.get(), want.size()), want, 1e-5 * test::max_abs(want) + 1e-7, 1e-4, "project");
 }
 
 // One layer, one query: GPU attention on codes (+ window) vs the CPU kernels composed the same way.
@@ -235,7 +229,7 @@ TEST(GpuCommvq, LayerDecodeAttentionMatchesCpuComposition) {
   v.n_window = nw;
   cuda::DeviceBuffer<float> out(want.size());
   cuda::commvq_attend_codes(v, dq.get(), out.get());
-  const double scale_out = max_abs(want);
+  const double scale_out = test::max_abs(want);
   test::expect_close(cuda::download(out.get(), want.size()), want, 1e-4 * scale_out, 1e-4, "attend on codes");
 
   // Without the window, decode-then-attend (fp16 decoded K/V) computes the same attention.
@@ -245,7 +239,7 @@ TEST(GpuCommvq, LayerDecodeAttentionMatchesCpuComposition) {
   cuda::commvq_attend_codes(v, dq.get(), out_codes.get());
   cuda::commvq_attend_decoded(v, dq.get(), out_dec.get());
   const auto a = cuda::download(out_codes.get(), want.size());
-  test::expect_close(cuda::download(out_dec.get(), want.size()), a, 2e-3 * max_abs(a), 2e-3, "decoded vs codes");
+  test::expect_close(cuda::download(out_dec.get(), want.size()), a, 2e-3 * test::max_abs(a), 2e-3, "decoded vs codes");
 }
 
 }  // namespace

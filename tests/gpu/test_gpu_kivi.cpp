@@ -1,5 +1,6 @@
 // KIVI fused dequantization kernels on the GPU vs the CPU kernels on the same packed store.
-// Tolerance: 1e-5 absolute + 1e-5 relative (fp32, different summation order).
+// Tolerance: 1e-5 of the largest |value| + 1e-5 relative (fp32 sums of up to 64 channels / 137
+// tokens in a different order; cancellation makes a purely relative bound too tight).
 #include "gpu_test_util.h"
 #include "kernels/cpu/kivi_attention.h"
 #include "kernels/cuda/device_memory.h"
@@ -74,8 +75,9 @@ TEST_P(GpuKivi, ScoresAndValuesMatchCpu) {
   auto dout = cuda::upload(std::vector<float>(want_o.size(), 0.5f));  // accumulates onto existing output
   cuda::kivi_scores(view_k(dkc.get(), dks.get(), dkz.get()), dq.get(), rows, 0.125f, t0, t1, ds.get(), ld);
   cuda::kivi_values(view_v(dvc.get(), dvs.get(), dvz.get()), dp.get(), ld, rows, t0, t1, dout.get());
-  test::expect_close(cuda::download(ds.get(), want_s.size()), want_s, 1e-5, 1e-5, "kivi scores");
-  test::expect_close(cuda::download(dout.get(), want_o.size()), want_o, 1e-5, 1e-5, "kivi values");
+  test::expect_close(cuda::download(ds.get(), want_s.size()), want_s, 1e-5 * test::max_abs(want_s), 1e-5, "kivi scores");
+  test::expect_close(cuda::download(dout.get(), want_o.size()), want_o, 1e-5 * test::max_abs(want_o), 1e-5,
+                     "kivi values");
 }
 
 INSTANTIATE_TEST_SUITE_P(Bits, GpuKivi, ::testing::Values(1, 2, 4));
