@@ -4,18 +4,25 @@
 //   Kivi2Deq  — KIVI-2 dequantize-then-attend: decode the whole cache to float, then attend
 //               (kernels/cpu/attention.h), the naive path the fused kernels replace
 //   Q8_0/Q4_0 — llama.cpp cache types, fused
+//   Commvq2/Commvq1       — CommVQ native (window 128): scores from key codes, values as code sums
+//                           times the codebook (§2.5/§3.5); a random codebook of the shape (speed
+//                           does not depend on what the codebook learned)
+//   Commvq2Deq            — CommVQ decode-then-attend: rebuild every key and value, then attend
 // Shapes: SmolLM2-135M (shape 0: 9 heads, 3 KV heads, d=64) and LLaMA-3.1-8B (shape 1: 32/8/128);
 // contexts 1K–64K; 1 thread and all hardware threads.
 // Counters: kv_bytes = bytes the cache stores for the layer (what the fused kernels read per step);
 // bytes_read/s counts those bytes, plus for Kivi2Deq the float copy written and read back.
 #include <benchmark/benchmark.h>
+#include <unistd.h>
 
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <random>
 #include <thread>
 #include <vector>
 
+#include "commvq/commvq_codebook.h"
 #include "core/thread_pool.h"
 #include "kernels/cpu/attention.h"
 #include "kv/kv_cache.h"
@@ -37,6 +44,24 @@ KvGeometry geometry(const Shape& s) {
   g.head_dim = s.d;
   g.rope = Rope(s.d, 500000.0, RopeLayout::HalfSplit);
   return g;
+}
+
+// commvq:bits=B with a random codebook for the shape, written once per process to the temp folder.
+std::string commvq_spec(int bits, int shape) {
+  const auto path = std::filesystem::temp_directory_path() /
+                    ("cvq_bench_cb_" + std::to_string(::getpid()) + "_" + std::to_string(bits) + "_" + std::to_string(shape) + ".safetensors");
+  // Removed when the process exits.
+  static struct Cleanup {
+    std::vector<std::filesystem::path> files;
+    ~Cleanup() {
+      for (const auto& f : files) std::filesystem::remove(f);
+    }
+  } cleanup;
+  if (!std::filesystem::exists(path)) {
+    random_commvq_codebook(geometry(kShapes[shape]), bits, true, 11).save(path.string());
+    cleanup.files.push_back(path);
+  }
+  return "commvq:bits=" + std::to_string(bits) + ",window=128,codebook=" + path.string();
 }
 
 // One filled cache per (spec, shape, context), built on first use and kept.
@@ -101,11 +126,14 @@ void BM_Kivi2(benchmark::State& s) { run_fused(s, "kivi:k=2,v=2,group=32,window=
 void BM_Q8_0(benchmark::State& s) { run_fused(s, "q8_0"); }
 void BM_Q4_0(benchmark::State& s) { run_fused(s, "q4_0"); }
 
-void BM_Kivi2Deq(benchmark::State& state) {
+void BM_Commvq2(benchmark::State& s) { run_fused(s, commvq_spec(2, static_cast<int>(s.range(0)))); }
+void BM_Commvq1(benchmark::State& s) { run_fused(s, commvq_spec(1, static_cast<int>(s.range(0)))); }
+
+void run_decode_then_attend(benchmark::State& state, const std::string& spec) {
   const int shape = static_cast<int>(state.range(0));
   const int64_t ctx = state.range(1);
   use_threads(state);
-  auto& cache = dynamic_cast<WindowedCache&>(filled_cache("kivi:k=2,v=2,group=32,window=128", shape, ctx));
+  auto& cache = dynamic_cast<WindowedCache&>(filled_cache(spec, shape, ctx));
   const KvGeometry& g = cache.geometry();
   std::vector<float> q = query(g), out(q.size());
   std::vector<float> k(static_cast<size_t>(ctx) * g.kv_dim()), v(k.size());
@@ -133,12 +161,15 @@ void BM_Kivi2Deq(benchmark::State& state) {
   state.counters["bytes_read/s"] = benchmark::Counter(touched * static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
 }
 
+void BM_Kivi2Deq(benchmark::State& s) { run_decode_then_attend(s, "kivi:k=2,v=2,group=32,window=128"); }
+void BM_Commvq2Deq(benchmark::State& s) { run_decode_then_attend(s, commvq_spec(2, static_cast<int>(s.range(0)))); }
+
 void contexts(benchmark::internal::Benchmark* b) {
   b->ArgNames({"shape", "ctx", "threads"});
   const int hw = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   for (int threads : {1, hw})
     for (int shape : {0, 1})
-      for (int64_t ctx : {1024, 4096, 16384, 65536}) b->Args({shape, ctx, threads});
+      for (int64_t ctx : {1024, 4096, 16384, 32768, 65536}) b->Args({shape, ctx, threads});
   b->Unit(benchmark::kMicrosecond)->UseRealTime();
 }
 
@@ -147,6 +178,9 @@ BENCHMARK(BM_Kivi2)->Apply(contexts);
 BENCHMARK(BM_Kivi2Deq)->Apply(contexts);
 BENCHMARK(BM_Q8_0)->Apply(contexts);
 BENCHMARK(BM_Q4_0)->Apply(contexts);
+BENCHMARK(BM_Commvq2)->Apply(contexts);
+BENCHMARK(BM_Commvq1)->Apply(contexts);
+BENCHMARK(BM_Commvq2Deq)->Apply(contexts);
 
 }  // namespace
 }  // namespace cvq

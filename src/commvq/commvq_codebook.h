@@ -44,6 +44,10 @@ struct CommvqCodebook {
   size_t param_bytes() const;
 };
 
+// A random, untrained codebook with the geometry of g (key stages N(0, (0.3/(j+1))²), value codec
+// PyTorch-style init): exercises the code paths and their speed in tests and benchmarks, nothing more.
+CommvqCodebook random_commvq_codebook(const KvGeometry& g, int bits, bool structured, unsigned seed);
+
 // One layer's parts, for resumable training (the final file is these merged).
 void save_commvq_layer(const std::string& path, int layer, const KeyLayerCodebook& keys, const ValueCodec& values,
                        const nlohmann::json& info);

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "commvq/value_refine.h"
 #include "commvq/value_rng.h"
 #include "core/error.h"
 #include "core/fp16.h"
@@ -122,6 +123,7 @@ void ValueCodec::encode(const float* v, int64_t n, uint8_t* codes, uint16_t* p_f
       if (value_choice_b2(best)) c[(2 * g + 1) >> 3] |= static_cast<uint8_t>(1u << ((2 * g + 1) & 7));
     }
   }
+  refine_value_codes(*this, xbar.data(), n, codes, refine_sweeps);
   code_vectors(codes, n, y.data());
   for (int64_t t = 0; t < n; ++t) {
     double ss = 0;
@@ -171,6 +173,7 @@ void ValueCodec::save(SafetensorsWriter& w, const std::string& prefix) const {
   w.add_f32(prefix + "w2", {L, I}, w2);
   w.add_f32(prefix + "b2", {L}, b2);
   w.add_f32(prefix + "codebook", {K, D}, codebook);
+  w.add_i32(prefix + "refine_sweeps", {1}, {refine_sweeps});
 }
 
 ValueCodec ValueCodec::load(const SafetensorsReader& r, const std::string& prefix) {
@@ -193,6 +196,13 @@ ValueCodec ValueCodec::load(const SafetensorsReader& r, const std::string& prefi
   get("w2", {L, I}, c.w2);
   get("b2", {L}, c.b2);
   get("codebook", {K, D}, c.codebook);
+  if (r.has(prefix + "refine_sweeps")) {
+    const auto& t = r.tensor(prefix + "refine_sweeps", StDtype::I32, {1});
+    int32_t sweeps = 0;
+    std::memcpy(&sweeps, t.data, sizeof sweeps);
+    if (sweeps < 0 || sweeps > 1000) fail_file(r.path(), "tensor '" + prefix + "refine_sweeps' is out of range");
+    c.refine_sweeps = sweeps;
+  }
   return c;
 }
 

@@ -53,7 +53,8 @@ class ValueCodec {
 
   // Encoder logits for n rows of xbar: [n x n_logits]. Threaded over rows.
   void logits(const float* xbar, int64_t n, float* out) const;
-  // Inference: argmax per group -> packed codes [n x code_bytes] and fp16 p [n]. Deterministic.
+  // Inference: argmax per group (then refine_sweeps of refinement) -> packed codes [n x code_bytes]
+  // and fp16 p [n]. Deterministic.
   void encode(const float* v, int64_t n, uint8_t* codes, uint16_t* p_fp16) const;
   // y = bᵀC for packed codes: [n x D] (the direction before p and s).
   void code_vectors(const uint8_t* codes, int64_t n, float* y) const;
@@ -63,7 +64,7 @@ class ValueCodec {
   void roundtrip(const float* v, int64_t n, float* v_out) const;
 
   // Parameters under `prefix` (e.g. "layer_03.values."): scale, ln_gamma, ln_beta, w1, b1, w2, b2,
-  // codebook; shapes as below; F32. load() checks dim/bits against the stored shapes.
+  // codebook (shapes as below; F32) and refine_sweeps. load() checks dim/bits against the stored shapes.
   void save(SafetensorsWriter& w, const std::string& prefix) const;
   static ValueCodec load(const SafetensorsReader& r, const std::string& prefix);
 
@@ -76,6 +77,9 @@ class ValueCodec {
   std::vector<float> w2;        // [4·n_e x I]
   std::vector<float> b2;        // [4·n_e]
   std::vector<float> codebook;  // [code_bits x D]
+  // Sweeps of code refinement after the encoder's argmax (commvq/value_refine.h); 0 = the paper's
+  // encoder alone. Stored with the codec (tensor "refine_sweeps", I32 [1]; absent = 0).
+  int refine_sweeps = 0;
 
  private:
   ValueCodecShape shape_;

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "commvq/value_refine.h"
 #include "commvq/value_rng.h"
 #include "core/atomic_file.h"
 #include "core/error.h"
@@ -616,6 +617,29 @@ ValueCodec train_value_codec(const ValueLayerData& d, const Rope& rope, const Va
   rep.train_seconds = seconds_since(t_train);
   rep.steps = o.steps;
   prog.finish();
+  if (o.refit_rounds > 0 || o.refine_sweeps > 0) {
+    {
+      const auto t0 = Clock::now();
+      rep.gradient_only = evaluate_value_codec(codec, d, rope, eval_attn, eval_seqs);
+      rep.eval_seconds += seconds_since(t0);
+    }
+    const auto t0 = Clock::now();
+    codec.refine_sweeps = o.refine_sweeps;
+    const int64_t n_fit = o.refit_tokens > 0 ? std::min(n_train, o.refit_tokens) : n_train;
+    std::vector<float> tv(static_cast<size_t>(n_fit) * D), tx(tv.size());
+    for (int64_t r = 0; r < n_fit; ++r) {
+      const float* v = d.values.data() + train_rows[r * n_train / n_fit] * D;
+      std::copy_n(v, D, tv.data() + r * D);
+      for (int i = 0; i < D; ++i) tx[static_cast<size_t>(r) * D + i] = v[i] / (codec.scale[i] + kValueEps);
+    }
+    std::vector<uint8_t> codes(static_cast<size_t>(n_fit) * codec.shape().code_bytes());
+    std::vector<uint16_t> p(n_fit);
+    for (int round = 0; round < o.refit_rounds; ++round) {
+      codec.encode(tv.data(), n_fit, codes.data(), p.data());
+      refit_value_codebook(codec, codes.data(), tx.data(), n_fit);
+    }
+    rep.refit_seconds = seconds_since(t0);
+  }
   {
     const auto t0 = Clock::now();
     rep.trained = evaluate_value_codec(codec, d, rope, eval_attn, eval_seqs);

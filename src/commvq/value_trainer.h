@@ -106,6 +106,12 @@ struct ValueTrainOptions {
   double holdout = 0.1;          // fraction of sequences (the last ones) kept for evaluation (>= 1 if >= 2 sequences)
   int64_t max_train_tokens = 0;  // > 0: train on the first sequences holding about this many tokens
   int curve_points = 20;         // loss curve entries in the report
+  // After the gradient steps (commvq/value_refine.h): rounds of [encode the training tokens with
+  // refine_sweeps of code refinement, refit the codebook by ridge least squares]. 0 rounds and 0
+  // sweeps = the paper's codec as trained by gradient descent.
+  int refit_rounds = 4;
+  int refine_sweeps = 4;
+  int64_t refit_tokens = 16384;  // > 0: the refit uses an evenly spaced subset of this many training tokens
 };
 
 struct ValueEvalMetrics {
@@ -121,6 +127,8 @@ struct ValueTrainReport {
   int64_t train_tokens = 0;
   double gram_seconds = 0.0, train_seconds = 0.0, eval_seconds = 0.0;
   ValueEvalMetrics untrained, trained;             // on the held-out sequences
+  ValueEvalMetrics gradient_only;                  // after the gradient steps, before refit/refinement
+  double refit_seconds = 0.0;
   std::vector<std::pair<int, double>> loss_curve;  // (step, mean training loss since the previous point)
 };
 

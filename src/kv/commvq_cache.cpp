@@ -35,7 +35,7 @@ size_t packed12_bytes(int64_t n_codes) { return static_cast<size_t>((12 * n_code
 }  // namespace
 
 CommvqOptions CommvqOptions::parse(const KvSpec& s, const KvGeometry& g) {
-  s.allow_only({"bits", "codebook", "window", "sink", "mode", "stages", "scores"});
+  s.allow_only({"bits", "codebook", "window", "sink", "mode", "stages", "scores", "refine"});
   CommvqOptions o;
   o.bits = s.get_int("bits", 2);
   if (o.bits != 1 && o.bits != 2) throw Error("KV method spec '" + s.text() + "': bits must be 1 or 2");
@@ -51,6 +51,9 @@ CommvqOptions CommvqOptions::parse(const KvSpec& s, const KvGeometry& g) {
   const std::string scores = s.get("scores", "decode");
   if (scores != "decode" && scores != "table") throw Error("KV method spec '" + s.text() + "': scores must be decode or table");
   o.score_tables = scores == "table";
+  o.refine_sweeps = s.get_int("refine", -1);
+  if (o.refine_sweeps < -1 || o.refine_sweeps > 100)
+    throw Error("KV method spec '" + s.text() + "': refine must be between 0 and 100 sweeps");
   (void)g;
   return o;
 }
@@ -69,6 +72,8 @@ CommvqCache::CommvqCache(KvGeometry g, CommvqOptions opt) : WindowedCache(g, opt
                                         std::to_string(opt_.stages));
     }
     stages_ = codebook_->stages;
+    if (opt_.refine_sweeps >= 0)
+      for (auto& v : codebook_->values) v.refine_sweeps = opt_.refine_sweeps;
     value_code_bits_ = codebook_->values[0].shape().code_bits();
   } else {
     stages_ = opt_.stages > 0 ? opt_.stages : commvq_key_stages(opt_.bits, geo_.head_dim);
@@ -85,6 +90,7 @@ std::string CommvqCache::spec() const {
   s += ",window=" + std::to_string(opt_.policy.window);
   if (opt_.policy.sink) s += ",sink=" + std::to_string(opt_.policy.sink);
   if (opt_.score_tables) s += ",scores=table";
+  if (opt_.refine_sweeps >= 0) s += ",refine=" + std::to_string(opt_.refine_sweeps);
   return s + ",mode=" + kv_exec_mode_name(opt_.mode);
 }
 

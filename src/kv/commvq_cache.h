@@ -24,6 +24,9 @@ struct CommvqOptions {
   // it with the group's queries; "table" is §2.5's per-query tables + gathers. Same numbers; on CPU
   // with GQA the fused decode is 3-5x faster (bench/bench_commvq_keys.cpp).
   bool score_tables = false;
+  // Value code refinement sweeps at compression (commvq/value_refine.h): -1 = as stored in the
+  // codebook; 0 = the paper's encoder alone (ablation).
+  int refine_sweeps = -1;
   std::string codebook_path;
   WindowPolicy policy;
   KvExecMode mode = KvExecMode::Native;

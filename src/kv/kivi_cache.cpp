@@ -14,6 +14,7 @@ namespace {
 WindowPolicy kivi_policy(const KiviOptions& o) {
   WindowPolicy p;
   p.window = o.window;
+  p.sink = o.sink;
   p.key_rule = WindowRule::Blocks;
   p.value_rule = WindowRule::KeepLast;
   p.keys_pre_rope = false;
@@ -22,18 +23,20 @@ WindowPolicy kivi_policy(const KiviOptions& o) {
 }  // namespace
 
 KiviOptions KiviOptions::parse(const KvSpec& spec, const KvGeometry& g) {
-  spec.allow_only({"k", "v", "group", "window", "mode"});
+  spec.allow_only({"k", "v", "group", "window", "sink", "mode"});
   KiviOptions o;
   o.key_bits = spec.get_int("k", 2);
   o.value_bits = spec.get_int("v", 2);
   o.group = spec.get_int("group", 32);
   o.window = spec.get_int("window", 128);
+  o.sink = spec.get_int("sink", 0);
   o.mode = parse_kv_exec_mode(spec);
   auto bad = [&](const std::string& why) { throw Error("KV method spec '" + spec.text() + "': " + why); };
   for (int b : {o.key_bits, o.value_bits}) {
     if (b != 1 && b != 2 && b != 4) bad("k and v must be 1, 2 or 4 bits (got " + std::to_string(b) + ")");
   }
   if (o.group <= 0) bad("group must be positive");
+  if (o.sink < 0) bad("sink must be >= 0");
   if (g.head_dim % o.group != 0) {
     bad("group=" + std::to_string(o.group) + " must divide the head dim " + std::to_string(g.head_dim) +
         " (values are grouped along channels)");
@@ -54,6 +57,7 @@ KiviCache::KiviCache(KvGeometry g, KiviOptions o)
 std::string KiviCache::spec() const {
   std::string s = "kivi:k=" + std::to_string(opt_.key_bits) + ",v=" + std::to_string(opt_.value_bits) +
                   ",group=" + std::to_string(opt_.group) + ",window=" + std::to_string(opt_.window);
+  if (opt_.sink) s += ",sink=" + std::to_string(opt_.sink);
   if (opt_.mode == KvExecMode::Simulated) s += ",mode=simulated";
   return s;
 }

@@ -20,6 +20,7 @@ class KvSpec;
 
 struct KiviOptions {
   int key_bits = 2, value_bits = 2, group = 32, window = 128;
+  int sink = 0;  // leading tokens kept in fp16 (attention sink), as the windowed base supports
   KvExecMode mode = KvExecMode::Native;
   static KiviOptions parse(const KvSpec& spec, const KvGeometry& g);  // validates; errors name the spec
 };

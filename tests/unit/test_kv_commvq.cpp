@@ -26,48 +26,6 @@ std::string tmp(const std::string& name) {
   return (std::filesystem::temp_directory_path() / unique).string();
 }
 
-// A random (untrained) codebook with the geometry of g: enough to test exactness of the code paths.
-CommvqCodebook random_codebook(const KvGeometry& g, int bits, bool structured, unsigned seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> nd(0.0f, 1.0f);
-  CommvqCodebook cb;
-  cb.model = CommvqModelIdentity::of(g);
-  cb.key_bits = cb.value_bits = bits;
-  cb.stages = commvq_key_stages(bits, g.head_dim);
-  cb.structured = structured;
-  const int h = g.head_dim / 2;
-  for (int l = 0; l < g.n_layers; ++l) {
-    KeyLayerCodebook k;
-    k.n_kv = g.n_head_kv;
-    k.head_dim = g.head_dim;
-    for (int head = 0; head < g.n_head_kv; ++head) {
-      KeyCodebook c(g.head_dim, g.rope.layout(), structured);
-      for (int j = 0; j < cb.stages; ++j) {
-        const float sd = 0.3f / static_cast<float>(j + 1);
-        if (structured) {
-          std::vector<float> x(64 * h), y(64 * h);
-          for (auto& v : x) v = sd * nd(rng);
-          for (auto& v : y) v = sd * nd(rng);
-          c.add_stage(x, y);
-        } else {
-          std::vector<float> cent(4096 * g.head_dim);
-          for (auto& v : cent) v = sd * nd(rng);
-          c.add_unstructured_stage(cent);
-        }
-      }
-      k.heads.push_back(std::move(c));
-    }
-    cb.keys.push_back(std::move(k));
-    ValueCodec v(g.kv_dim(), bits);
-    v.init_random(seed + l);
-    std::vector<float> calib(64 * g.kv_dim());
-    for (auto& x : calib) x = nd(rng);
-    v.fit_scale(calib.data(), 64);
-    cb.values.push_back(std::move(v));
-  }
-  return cb;
-}
-
 struct TinyCommvq {
   std::string model_path = tmp("commvq_tiny.gguf");
   std::string cb_path = tmp("commvq_tiny_cb.safetensors");
@@ -78,7 +36,7 @@ struct TinyCommvq {
     spec.n_ctx = 1024;
     test::write_tiny_model(model_path, spec);
     model = LlamaModel::load(model_path);
-    random_codebook(model->kv_geometry(), 2, structured, 7).save(cb_path);
+    random_commvq_codebook(model->kv_geometry(), 2, structured, 7).save(cb_path);
   }
   ~TinyCommvq() {
     std::filesystem::remove(model_path);

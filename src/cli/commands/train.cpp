@@ -1,6 +1,7 @@
 // `train`: CommVQ codebooks from `collect` activations — per layer, the RoPE-commutative key
 // codebooks by EM (one per KV head) and the value codec by gradient descent. Resumable per layer:
 // finished layers are kept in <out>.parts/ and skipped on a rerun with the same settings.
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -27,9 +28,12 @@ struct TrainOpts : CommonOptions {
   int key_iters = 24;
   int value_steps = 1500;
   int value_batch = 64;
+  int value_refit_rounds = 4;
+  int value_refine_sweeps = 4;
   bool unstructured = false;
   bool no_attention_loss = false;
   uint64_t seed = 1;
+  std::vector<int> only_layers;  // non-empty: train just these (a comparison run; no codebook file)
 };
 
 nlohmann::json settings_json(const TrainOpts& o, int stages) {
@@ -39,6 +43,8 @@ nlohmann::json settings_json(const TrainOpts& o, int stages) {
           {"key_iterations", o.key_iters},
           {"value_steps", o.value_steps},
           {"value_batch", o.value_batch},
+          {"value_refit_rounds", o.value_refit_rounds},
+          {"value_refine_sweeps", o.value_refine_sweeps},
           {"structured", !o.unstructured},
           {"attention_loss", !o.no_attention_loss},
           {"seed", o.seed},
@@ -66,10 +72,19 @@ void run_train(const TrainOpts& o) {
   cb.keys.resize(c.n_layers);
   cb.values.resize(c.n_layers);
 
-  std::printf("%-6s %10s %12s %12s %12s %9s\n", "layer", "tokens", "key relMSE", "value relMSE", "attn relMSE", "seconds");
-  Progress progress("train", c.n_layers, "layers");
+  for (int l : o.only_layers)
+    if (l < 0 || l >= c.n_layers)
+      throw Error("--layers: layer " + std::to_string(l) + " does not exist (the model has " + std::to_string(c.n_layers) + ")");
+  auto wanted = [&](int l) {
+    return o.only_layers.empty() || std::find(o.only_layers.begin(), o.only_layers.end(), l) != o.only_layers.end();
+  };
+  const int n_wanted = o.only_layers.empty() ? c.n_layers : static_cast<int>(o.only_layers.size());
+  std::printf("%-6s %10s %12s %12s %12s %14s %9s\n", "layer", "tokens", "key relMSE", "value relMSE", "attn relMSE",
+              "value(no refit)", "seconds");
+  Progress progress("train", n_wanted, "layers");
   int done = 0;
   for (int l = 0; l < c.n_layers; ++l) {
+    if (!wanted(l)) continue;
     char name[64];
     std::snprintf(name, sizeof name, "/layer_%02d.safetensors", l);
     const std::string part = parts + name;
@@ -101,6 +116,8 @@ void run_train(const TrainOpts& o) {
     vo.batch = o.value_batch;
     vo.seed = o.seed + 1000 + static_cast<uint64_t>(l);
     vo.attention_loss = !o.no_attention_loss;
+    vo.refit_rounds = o.value_refit_rounds;
+    vo.refine_sweeps = o.value_refine_sweeps;
     const std::vector<float> w_o = model->dense_attn_output(l);
     ValueAttnProj attn{w_o.data(), c.n_embd, c.n_head, c.n_head_kv, c.head_dim};
     ValueTrainReport vr;
@@ -114,17 +131,26 @@ void run_train(const TrainOpts& o) {
                              {"value_rel_mse", vr.trained.rel_mse_values},
                              {"attn_rel_mse", vr.trained.rel_mse_attn},
                              {"value_rel_mse_untrained", vr.untrained.rel_mse_values},
+                             {"value_rel_mse_gradient_only", vr.gradient_only.rel_mse_values},
+                             {"attn_rel_mse_gradient_only", vr.gradient_only.rel_mse_attn},
+                             {"value_refit_seconds", vr.refit_seconds},
                              {"key_seconds", kr.seconds},
                              {"value_seconds", vr.train_seconds},
                              {"seconds", secs}};
     save_commvq_layer(part, l, cb.keys[l], cb.values[l], {{"settings", settings}, {"report", report}});
     cb.layers.push_back(report);
     progress.update(++done);
-    std::printf("%-6d %10lld %12.4f %12.4f %12.4f %9.1f\n", l, static_cast<long long>(data.n_tokens), key_rel,
-                vr.trained.rel_mse_values, vr.trained.rel_mse_attn, secs);
+    std::printf("%-6d %10lld %12.4f %12.4f %12.4f %14.4f %9.1f\n", l, static_cast<long long>(data.n_tokens), key_rel,
+                vr.trained.rel_mse_values, vr.trained.rel_mse_attn, vr.gradient_only.rel_mse_values, secs);
     std::fflush(stdout);
   }
   progress.finish();
+  if (!o.only_layers.empty()) {
+    std::printf("trained %d of %d layers (kept in %s); no codebook file is written with --layers\n", n_wanted,
+                c.n_layers, parts.c_str());
+    write_json(o.json_path, {{"settings", settings}, {"layers", cb.layers}, {"partial", true}});
+    return;
+  }
   cb.save(o.out);
   std::filesystem::remove_all(parts);
   std::printf("wrote %s (%d-bit, %d key stages, %s of codebooks)\n", o.out.c_str(), o.bits, stages,
@@ -146,6 +172,15 @@ void register_train(CLI::App& app) {
   cmd->add_option("--iters", o->key_iters, "EM iterations per key stage")->check(CLI::Range(1, 1000));
   cmd->add_option("--value-steps", o->value_steps, "optimizer steps per layer for the value codec")->check(CLI::Range(0, 1000000));
   cmd->add_option("--value-batch", o->value_batch, "tokens per value minibatch")->check(CLI::Range(1, 65536));
+  cmd->add_option("--value-refit-rounds", o->value_refit_rounds,
+                  "rounds of code refinement + least-squares codebook refit after the gradient steps (0: off)")
+      ->check(CLI::Range(0, 100));
+  cmd->add_option("--value-refine-sweeps", o->value_refine_sweeps,
+                  "code refinement sweeps after the encoder's argmax at compression time (0: the paper's encoder alone)")
+      ->check(CLI::Range(0, 100));
+  cmd->add_option("--layers", o->only_layers,
+                  "train only these layers (comparing settings on a few layers; writes the report, not a codebook)")
+      ->delimiter(',');
   cmd->add_flag("--unstructured", o->unstructured, "ablation: plain VQ key codebooks of the same size (no RoPE commutativity)");
   cmd->add_flag("--no-attention-loss", o->no_attention_loss, "ablation: value codec trained on reconstruction only");
   cmd->add_option("--seed", o->seed, "random seed");
