@@ -133,19 +133,23 @@ void refine_value_codes(const ValueCodec& codec, const float* xbar, int64_t n, u
       16);
 }
 
-void refit_value_codebook(ValueCodec& codec, const uint8_t* codes, const float* x, int64_t n, double ridge) {
+void refit_value_codebook(ValueCodec& codec, const uint8_t* codes, const float* x, int64_t n, double ridge,
+                          const float* row_weights) {
   const int D = codec.dim(), K = codec.shape().code_bits(), CB = codec.shape().code_bytes();
   if (n <= 0) throw Error("value codebook refit: no tokens");
   // Normal equations accumulated in row blocks: BᵀB [K x K] and BᵀX [K x D].
   constexpr int64_t kRows = 2048;
   std::vector<float> btb(static_cast<size_t>(K) * K, 0.0f), btx(static_cast<size_t>(K) * D, 0.0f);
-  std::vector<float> b(static_cast<size_t>(kRows) * K);
+  std::vector<float> b(static_cast<size_t>(kRows) * K), xw(static_cast<size_t>(kRows) * D);
   for (int64_t r0 = 0; r0 < n; r0 += kRows) {
     const int rows = static_cast<int>(std::min<int64_t>(kRows, n - r0));
-    for (int r = 0; r < rows; ++r)
-      for (int j = 0; j < K; ++j) b[static_cast<size_t>(r) * K + j] = static_cast<float>(value_code_bit(codes + (r0 + r) * CB, j));
+    for (int r = 0; r < rows; ++r) {
+      const float w = row_weights ? std::sqrt(std::max(0.0f, row_weights[r0 + r])) : 1.0f;
+      for (int j = 0; j < K; ++j) b[static_cast<size_t>(r) * K + j] = w * static_cast<float>(value_code_bit(codes + (r0 + r) * CB, j));
+      for (int i = 0; i < D; ++i) xw[static_cast<size_t>(r) * D + i] = w * x[(r0 + r) * D + i];
+    }
     cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, K, rows, 1.0f, b.data(), K, 1.0f, btb.data(), K);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, D, rows, 1.0f, b.data(), K, x + r0 * D, D, 1.0f,
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, D, rows, 1.0f, b.data(), K, xw.data(), D, 1.0f,
                 btx.data(), D);
   }
   Eigen::MatrixXd A(K, K);

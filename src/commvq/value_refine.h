@@ -6,8 +6,10 @@
 //   turn takes whichever of its 4 choices {00, 10, 01, 11} gives y = bᵀC the largest cosine with
 //   xbar (the magnitude is stored separately, so only the direction matters). A sweep costs about
 //   3·D flops per group; it never lowers the cosine, and stops early when nothing changes.
-// - Codebook refit: with the codes fixed, C = argmin ||B·C − X||² + λ||C||² (ridge least squares
-//   over the training tokens, X = v / s), solved from BᵀB — seconds per layer.
+// - Codebook refit: with the codes fixed, C = argmin Σ_t w_t||b_tᵀC − x_t||² + λ||C||² (weighted
+//   ridge least squares over the training tokens, X = v / s), solved from BᵀWB — seconds per layer.
+//   The trainer weights each token by its share of the §3.4 loss (value term + the attention
+//   term's diagonal), so tokens that attention leans on (the attention sink) are fitted closely.
 // Both are deterministic; the packed code format is unchanged.
 #include <cstdint>
 
@@ -18,8 +20,10 @@ class ValueCodec;
 // Refines n tokens' packed codes in place (threaded over tokens). xbar: [n x D] normalized inputs.
 void refine_value_codes(const ValueCodec& codec, const float* xbar, int64_t n, uint8_t* codes, int sweeps);
 
-// Refits codec.codebook to the packed codes of n tokens with targets x = v/(s+eps) [n x D].
-// ridge: λ relative to the mean diagonal of BᵀB.
-void refit_value_codebook(ValueCodec& codec, const uint8_t* codes, const float* x, int64_t n, double ridge = 1e-3);
+// Refits codec.codebook to the packed codes of n tokens with targets x = v/(s+eps) [n x D]:
+// minimizes Σ_t w_t ||b_tᵀC − x_t||² + λ||C||² (w_t = 1 without row_weights).
+// ridge: λ relative to the mean diagonal of BᵀWB.
+void refit_value_codebook(ValueCodec& codec, const uint8_t* codes, const float* x, int64_t n, double ridge = 1e-3,
+                          const float* row_weights = nullptr);
 
 }  // namespace cvq

@@ -625,18 +625,48 @@ ValueCodec train_value_codec(const ValueLayerData& d, const Rope& rope, const Va
     }
     const auto t0 = Clock::now();
     codec.refine_sweeps = o.refine_sweeps;
-    const int64_t n_fit = o.refit_tokens > 0 ? std::min(n_train, o.refit_tokens) : n_train;
-    std::vector<float> tv(static_cast<size_t>(n_fit) * D), tx(tv.size());
+    // Tokens for the refit: evenly spaced over the training rows, plus every sequence's first
+    // tokens (the attention sink, which the attention weights below lean on).
+    const int64_t n_even = o.refit_tokens > 0 ? std::min(n_train, o.refit_tokens) : n_train;
+    std::vector<int64_t> fit_rows;
+    for (int64_t r = 0; r < n_even; ++r) fit_rows.push_back(train_rows[r * n_train / n_even]);
+    if (n_even < n_train && static_cast<int64_t>(d.positions.size()) == d.n_tokens) {
+      for (int64_t row : train_rows)
+        if (d.positions[row] < 4) fit_rows.push_back(row);
+      std::sort(fit_rows.begin(), fit_rows.end());
+      fit_rows.erase(std::unique(fit_rows.begin(), fit_rows.end()), fit_rows.end());
+    }
+    const int64_t n_fit = static_cast<int64_t>(fit_rows.size());
+    std::vector<float> tv(static_cast<size_t>(n_fit) * D), tx(tv.size()), weights;
     for (int64_t r = 0; r < n_fit; ++r) {
-      const float* v = d.values.data() + train_rows[r * n_train / n_fit] * D;
+      const float* v = d.values.data() + fit_rows[r] * D;
       std::copy_n(v, D, tv.data() + r * D);
       for (int i = 0; i < D; ++i) tx[static_cast<size_t>(r) * D + i] = v[i] / (codec.scale[i] + kValueEps);
+    }
+    if (use_attn && o.refit_attention_weights) {
+      // Per-token share of the §3.4 loss: ½/D from the value term, plus the diagonal of the attention
+      // term with o_proj taken as isotropic per head: Σ_h G_t[h,h]·||W_h||²_F / (hd·n_kv·n_embd).
+      const int hd = d.head_dim;
+      std::vector<double> w_head(H, 0.0);
+      for (int r = 0; r < attn->n_embd; ++r)
+        for (int h = 0; h < H; ++h)
+          for (int i = 0; i < hd; ++i) {
+            const double w = attn->w_o[static_cast<size_t>(r) * attn->q_dim() + h * hd + i];
+            w_head[h] += w * w;
+          }
+      weights.resize(n_fit);
+      for (int64_t r = 0; r < n_fit; ++r) {
+        const float* g = gram.data() + fit_rows[r] * HH;
+        double a = 0;
+        for (int h = 0; h < H; ++h) a += g[h * H + h] * w_head[h];
+        weights[r] = static_cast<float>(0.5 / D + a / (static_cast<double>(hd) * d.n_head_kv * attn->n_embd));
+      }
     }
     std::vector<uint8_t> codes(static_cast<size_t>(n_fit) * codec.shape().code_bytes());
     std::vector<uint16_t> p(n_fit);
     for (int round = 0; round < o.refit_rounds; ++round) {
       codec.encode(tv.data(), n_fit, codes.data(), p.data());
-      refit_value_codebook(codec, codes.data(), tx.data(), n_fit);
+      refit_value_codebook(codec, codes.data(), tx.data(), n_fit, 1e-3, weights.empty() ? nullptr : weights.data());
     }
     rep.refit_seconds = seconds_since(t0);
   }

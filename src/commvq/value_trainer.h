@@ -112,6 +112,7 @@ struct ValueTrainOptions {
   int refit_rounds = 4;
   int refine_sweeps = 4;
   int64_t refit_tokens = 16384;  // > 0: the refit uses an evenly spaced subset of this many training tokens
+  bool refit_attention_weights = true;  // weight tokens by their share of the §3.4 loss (with attention data)
 };
 
 struct ValueEvalMetrics {

@@ -37,7 +37,26 @@ ThreadPool::~ThreadPool() {
   for (auto& t : workers_) t.join();
 }
 
+// Parts are claimed, not assigned: each participant takes the next unclaimed part of the current
+// job (a CAS on a word holding generation | parts | next part), so a worker that is descheduled --
+// another process on the same cores -- never holds up a region it has not joined; the caller simply
+// runs the remaining parts itself. fn's third argument is the part index (exclusive per part).
+bool ThreadPool::run_claimed_part(uint64_t gen) {
+  uint64_t w = claim_.load(std::memory_order_acquire);
+  for (;;) {
+    const uint64_t parts = (w >> 16) & 0xFFFF, next = w & 0xFFFF;
+    if ((w >> 32) != (gen & 0xFFFFFFFFu) || next >= parts) return false;
+    if (claim_.compare_exchange_weak(w, w + 1, std::memory_order_acq_rel)) {
+      // The job cannot finish (nor its fields change) before this part is counted done.
+      run_part(*job_, job_n_, static_cast<int>(parts), static_cast<int>(next));
+      done_.fetch_add(1, std::memory_order_acq_rel);
+      return true;
+    }
+  }
+}
+
 void ThreadPool::worker(int index) {
+  (void)index;
   uint64_t seen = 0;
   for (;;) {
     int spins = 0;
@@ -55,8 +74,8 @@ void ThreadPool::worker(int index) {
     }
     if (stop_.load()) return;
     seen = generation_.load();
-    if (index < job_parts_) run_part(*job_, job_n_, job_parts_, index);
-    pending_.fetch_sub(1);
+    while (run_claimed_part(seen)) {
+    }
   }
 }
 
@@ -71,16 +90,18 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
   }
   job_ = &fn;
   job_n_ = n;
-  job_parts_ = parts;
-  pending_.store(n_threads_ - 1);
-  generation_.fetch_add(1);
+  done_.store(0);
+  const uint64_t gen = generation_.load() + 1;
+  claim_.store(((gen & 0xFFFFFFFFu) << 32) | (static_cast<uint64_t>(parts) << 16), std::memory_order_release);
+  generation_.store(gen);
   if (sleepers_.load() > 0) {
     std::lock_guard<std::mutex> lock(mu_);
     cv_.notify_all();
   }
-  run_part(fn, n, parts, 0);
+  while (run_claimed_part(gen)) {
+  }
   int spins = 0;
-  while (pending_.load() != 0) {
+  while (done_.load(std::memory_order_acquire) != parts) {
     if (++spins < kSpinIterations) CVQ_PAUSE();
     else std::this_thread::yield();
   }

@@ -123,6 +123,33 @@ TEST(ValueRefine, RefitSolvesTheRidgeNormalEquations) {
     }
 }
 
+TEST(ValueRefine, RowWeightsPullTheFitTowardsHeavyRows) {
+  const int D = 16, n = 300;
+  ValueCodec c(D, 2);
+  c.init_random(8);
+  std::mt19937 rng(4);
+  const auto x = normal_vec(static_cast<size_t>(n) * D, rng);
+  const Encoded e = encode_with(c, x, n);
+  auto row_error = [&](const ValueCodec& cc, int t) {
+    std::vector<float> y(D);
+    cc.code_vectors(e.codes.data() + static_cast<size_t>(t) * c.shape().code_bytes(), 1, y.data());
+    double s = 0;
+    for (int i = 0; i < D; ++i) s += (y[i] - x[static_cast<size_t>(t) * D + i]) * (y[i] - x[static_cast<size_t>(t) * D + i]);
+    return s;
+  };
+  ValueCodec plain = c, heavy = c;
+  refit_value_codebook(plain, e.codes.data(), x.data(), n);
+  std::vector<float> w(n, 1.0f);
+  w[0] = 1e4f;
+  refit_value_codebook(heavy, e.codes.data(), x.data(), n, 1e-3, w.data());
+  EXPECT_LT(row_error(heavy, 0), 0.05 * row_error(plain, 0));
+  // Uniform weights are the unweighted fit (up to rounding).
+  ValueCodec uniform = c;
+  std::vector<float> ones(n, 1.0f);
+  refit_value_codebook(uniform, e.codes.data(), x.data(), n, 1e-3, ones.data());
+  for (size_t i = 0; i < plain.codebook.size(); ++i) EXPECT_NEAR(uniform.codebook[i], plain.codebook[i], 1e-4);
+}
+
 TEST(ValueRefine, SweepsPersistWithTheCodec) {
   ValueCodec c(24, 2);
   c.init_random(1);

@@ -30,6 +30,8 @@ struct TrainOpts : CommonOptions {
   int value_batch = 64;
   int value_refit_rounds = 4;
   int value_refine_sweeps = 4;
+  bool value_refit_unweighted = false;
+  int64_t value_refit_tokens = 16384;
   bool unstructured = false;
   bool no_attention_loss = false;
   uint64_t seed = 1;
@@ -45,6 +47,8 @@ nlohmann::json settings_json(const TrainOpts& o, int stages) {
           {"value_batch", o.value_batch},
           {"value_refit_rounds", o.value_refit_rounds},
           {"value_refine_sweeps", o.value_refine_sweeps},
+          {"value_refit_attention_weights", !o.value_refit_unweighted},
+          {"value_refit_tokens", o.value_refit_tokens},
           {"structured", !o.unstructured},
           {"attention_loss", !o.no_attention_loss},
           {"seed", o.seed},
@@ -118,6 +122,8 @@ void run_train(const TrainOpts& o) {
     vo.attention_loss = !o.no_attention_loss;
     vo.refit_rounds = o.value_refit_rounds;
     vo.refine_sweeps = o.value_refine_sweeps;
+    vo.refit_attention_weights = !o.value_refit_unweighted;
+    vo.refit_tokens = o.value_refit_tokens;
     const std::vector<float> w_o = model->dense_attn_output(l);
     ValueAttnProj attn{w_o.data(), c.n_embd, c.n_head, c.n_head_kv, c.head_dim};
     ValueTrainReport vr;
@@ -175,6 +181,11 @@ void register_train(CLI::App& app) {
   cmd->add_option("--value-refit-rounds", o->value_refit_rounds,
                   "rounds of code refinement + least-squares codebook refit after the gradient steps (0: off)")
       ->check(CLI::Range(0, 100));
+  cmd->add_flag("--value-refit-unweighted", o->value_refit_unweighted,
+               "ablation: the codebook refit weights every token alike (default: by its share of the attention loss)");
+  cmd->add_option("--value-refit-tokens", o->value_refit_tokens,
+                  "tokens per layer for the codebook refit (evenly spaced, plus each sequence's first tokens; 0: all)")
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 40));
   cmd->add_option("--value-refine-sweeps", o->value_refine_sweeps,
                   "code refinement sweeps after the encoder's argmax at compression time (0: the paper's encoder alone)")
       ->check(CLI::Range(0, 100));
