@@ -2,14 +2,14 @@
 # Kill-and-resume check on a real run: an experiment grid run straight through, and the same grid
 # killed (SIGKILL) partway and rerun into a second folder, must give the same per-sample records and
 # the same summary (timing fields aside). Exits non-zero if they differ.
-#   scripts/check-resume.sh [--config experiments/quick.json] [--tasks passkey-2k] [--limit 2] [--kill-after 40]
+#   scripts/check-resume.sh [--config experiments/quick.json] [--tasks passkey-2k] [--limit 4] [--kill-after 10]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 config=experiments/quick.json
 tasks=passkey-2k
-limit=2
-kill_after=40
+limit=4
+kill_after=10
 kv=(--kv "fp16" --kv "kivi-2=kivi:k=2,v=2,group=32,window=128")
 while [ $# -gt 0 ]; do
   case "$1" in
