@@ -198,6 +198,7 @@ CommvqCodebook random_commvq_codebook(const KvGeometry& g, int bits, bool struct
     std::vector<float> calib(64 * g.kv_dim());
     for (auto& x : calib) x = nd(rng);
     v.fit_scale(calib.data(), 64);
+    v.refine_sweeps = 2;  // exercise the compression-time refinement too
     cb.values.push_back(std::move(v));
   }
   return cb;

@@ -45,7 +45,8 @@ struct CommvqCodebook {
 };
 
 // A random, untrained codebook with the geometry of g (key stages N(0, (0.3/(j+1))²), value codec
-// PyTorch-style init): exercises the code paths and their speed in tests and benchmarks, nothing more.
+// PyTorch-style init, 2 refinement sweeps): exercises the code paths and their speed in tests and
+// benchmarks, nothing more.
 CommvqCodebook random_commvq_codebook(const KvGeometry& g, int bits, bool structured, unsigned seed);
 
 // One layer's parts, for resumable training (the final file is these merged).
