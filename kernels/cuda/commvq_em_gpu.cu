@@ -91,17 +91,6 @@ __global__ void argmin_kernel(const float* gfull, const float* pq_all, const flo
   }
 }
 
-cublasHandle_t solver_handle() {
-  thread_local struct Holder {
-    cublasHandle_t h = nullptr;
-    Holder() { check(cublasCreate(&h), "cublasCreate"); }
-    ~Holder() {
-      if (h) cublasDestroy(h);
-    }
-  } holder;
-  return holder.h;
-}
-
 }  // namespace
 
 void commvq_em_assign(const float* gfull, const float* pq, const float* xx, const float* loss_weight, int64_t n,
@@ -123,12 +112,12 @@ void solve_dense(double* h, int m, double* g, int k) {
   DeviceBuffer<int> pivots(static_cast<size_t>(m)), info(1);
   double* host_ptrs[2] = {h, g};
   copy_to_device(ptrs.get(), host_ptrs, sizeof host_ptrs);
-  check(cublasDgetrfBatched(solver_handle(), m, ptrs.get(), m, pivots.get(), info.get(), 1), "cublasDgetrfBatched");
+  check(cublasDgetrfBatched(cublas_handle(), m, ptrs.get(), m, pivots.get(), info.get(), 1), "cublasDgetrfBatched");
   int host_info = 0;
   copy_to_host(&host_info, info.get(), sizeof host_info);
   if (host_info != 0) throw Error("commvq key EM (cuda): the M-step system is singular (LU info " + std::to_string(host_info) + ")");
   int rs_info = 0;
-  check(cublasDgetrsBatched(solver_handle(), CUBLAS_OP_N, m, k, ptrs.get(), m, pivots.get(), ptrs.get() + 1, m,
+  check(cublasDgetrsBatched(cublas_handle(), CUBLAS_OP_N, m, k, ptrs.get(), m, pivots.get(), ptrs.get() + 1, m,
                             &rs_info, 1),
         "cublasDgetrsBatched");
   if (rs_info != 0) throw Error("commvq key EM (cuda): bad argument to the M-step solve");

@@ -20,6 +20,10 @@ inline void check(cublasStatus_t s, const char* what) {
 // After a kernel launch: launch-configuration errors surface here, execution errors at the next sync.
 inline void check_launch(const char* kernel) { check(cudaGetLastError(), kernel); }
 
+// The calling host thread's cuBLAS handle (handles are not meant to be shared across host threads);
+// created on first use (kernels/cuda/gemm_gpu.cu).
+cublasHandle_t cublas_handle();
+
 inline int blocks_for(long long n, int threads) { return static_cast<int>((n + threads - 1) / threads); }
 
 }  // namespace cvq::cuda
