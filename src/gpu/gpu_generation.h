@@ -1,5 +1,5 @@
 #pragma once
-// Greedy decoding with the GPU model: the loop of tasks/generation.h (prefill the prompt, then one
+// Greedy decoding with the GPU model: greedy_decode of tasks/generation.h (prefill the prompt, then one
 // token per forward until max_new_tokens or an end-of-generation token), for `bench engine
 // --device cuda`.
 #include <vector>

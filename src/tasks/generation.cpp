@@ -4,6 +4,7 @@
 
 #include "core/error.h"
 #include "model/llama_model.h"
+#include "model/tokenizer.h"
 
 namespace cvq {
 
@@ -34,26 +35,36 @@ GenerationResult generate_greedy_ids(const LlamaModel& model, KvCache& cache, co
 GenerationResult generate_greedy_ids(const LlamaModel& model, KvCache& cache, const std::vector<int32_t>& prompt,
                                      int max_new_tokens, const std::function<void(const std::string&)>& on_piece,
                                      const StopPredicate& should_stop) {
+  GenerationResult r = greedy_decode(
+      [&](const int32_t* tokens, const int32_t* positions, int n) {
+        return model.forward(tokens, positions, n, cache, LlamaModel::Logits::Last);
+      },
+      model.tokenizer(), model.config().n_vocab, model.config().n_ctx_train, prompt, max_new_tokens, on_piece,
+      should_stop);
+  r.kv_bytes = cache.bytes();
+  return r;
+}
+
+GenerationResult greedy_decode(const ForwardLast& forward, const Tokenizer& tok, int n_vocab, int n_ctx,
+                               const std::vector<int32_t>& prompt, int max_new_tokens,
+                               const std::function<void(const std::string&)>& on_piece, const StopPredicate& should_stop) {
   using clock = std::chrono::steady_clock;
   if (prompt.empty()) throw Error("generate: the prompt is empty");
-  const int n_ctx = model.config().n_ctx_train;
   if (static_cast<int>(prompt.size()) >= n_ctx) {
     throw Error("generate: the prompt has " + std::to_string(prompt.size()) + " tokens, at or above the model's context " +
                 std::to_string(n_ctx));
   }
-  const Tokenizer& tok = model.tokenizer();
-  const int V = model.config().n_vocab;
   GenerationResult r;
   r.prompt_tokens = static_cast<int>(prompt.size());
   std::vector<int32_t> positions(prompt.size());
   for (size_t i = 0; i < prompt.size(); ++i) positions[i] = static_cast<int32_t>(i);
   auto t0 = clock::now();
-  std::vector<float> logits = model.forward(prompt.data(), positions.data(), r.prompt_tokens, cache, LlamaModel::Logits::Last);
+  std::vector<float> logits = forward(prompt.data(), positions.data(), r.prompt_tokens);
   auto t1 = clock::now();
   r.prefill_seconds = std::chrono::duration<double>(t1 - t0).count();
   int32_t pos = r.prompt_tokens;
   for (int step = 0; step < max_new_tokens && pos < n_ctx; ++step) {
-    const int32_t next = argmax(logits.data(), V);
+    const int32_t next = argmax(logits.data(), n_vocab);
     if (tok.is_end_of_generation(next)) {
       r.hit_eog = true;
       break;
@@ -68,11 +79,10 @@ GenerationResult generate_greedy_ids(const LlamaModel& model, KvCache& cache, co
       break;
     }
     if (step + 1 == max_new_tokens) break;
-    logits = model.forward(&next, &pos, 1, cache, LlamaModel::Logits::Last);
+    logits = forward(&next, &pos, 1);
     ++pos;
   }
   r.decode_seconds = std::chrono::duration<double>(clock::now() - t1).count();
-  r.kv_bytes = cache.bytes();
   return r;
 }
 

@@ -10,6 +10,7 @@ namespace cvq {
 
 class LlamaModel;
 class KvCache;
+class Tokenizer;
 
 struct GenerationResult {
   std::string text;
@@ -40,6 +41,14 @@ using StopPredicate = std::function<bool(const std::string& text)>;
 GenerationResult generate_greedy_ids(const LlamaModel& model, KvCache& cache, const std::vector<int32_t>& prompt,
                                      int max_new_tokens, const std::function<void(const std::string&)>& on_piece,
                                      const StopPredicate& should_stop);
+
+// The loop for any engine (CPU or GPU model + its cache): forward(tokens, positions, n) runs the model
+// on n tokens and returns the logits of the last one. Stops at the context n_ctx too. kv_bytes is
+// left to the caller.
+using ForwardLast = std::function<std::vector<float>(const int32_t* tokens, const int32_t* positions, int n)>;
+GenerationResult greedy_decode(const ForwardLast& forward, const Tokenizer& tok, int n_vocab, int n_ctx,
+                               const std::vector<int32_t>& prompt, int max_new_tokens,
+                               const std::function<void(const std::string&)>& on_piece, const StopPredicate& should_stop);
 
 int32_t argmax(const float* v, int n);
 
