@@ -72,15 +72,35 @@ int soft_accumulate_scalar(const float* dist2, float dmin2, float tau, float cut
 
 }  // namespace
 
+void commvq_row_bounds(const float* gfull, float* bound) {
+  constexpr int S = kCommvqSubCodes;
+  float gmax = 0.0f, nmax = 0.0f;
+  for (int c = 0; c < kCommvqCodewords; ++c) gmax = std::max(gmax, std::fabs(gfull[c]));
+  for (int b = 0; b < S; ++b) {
+    bound[S + b] = 0.5f * gfull[b * S + b];
+    nmax = std::max(nmax, std::fabs(bound[S + b]));
+  }
+  for (int k = 2 * S; k < kCommvqBoundFloats; ++k) bound[k] = 0.0f;
+  bound[2 * S] = gmax + nmax;
+  for (int a = 0; a < S; ++a) {
+    double m = std::numeric_limits<double>::infinity();
+    for (int b = 0; b < S; ++b) m = std::min(m, static_cast<double>(gfull[a * S + b]) - bound[S + b]);
+    // Round down, and then one more step: the kernels' sums are float.
+    bound[a] = std::nextafter(std::nextafter(static_cast<float>(m), -std::numeric_limits<float>::infinity()),
+                              -std::numeric_limits<float>::infinity());
+  }
+}
+
 CommvqArgmin commvq_pair_sum_argmin_at(SimdLevel level, const float* gfull, const float* p, const float* q,
-                                       float offset, float* out) {
-  if (use_avx512(level)) return detail::commvq_pair_sum_argmin_avx512(gfull, p, q, offset, out);
+                                       float offset, float* out, const float* bound) {
+  if (use_avx512(level)) return detail::commvq_pair_sum_argmin_avx512(gfull, p, q, offset, out, bound);
   return pair_sum_argmin_scalar(gfull, p, q, offset, out);
 }
 
-CommvqArgmin commvq_pair_sum_argmin(const float* gfull, const float* p, const float* q, float offset, float* out) {
+CommvqArgmin commvq_pair_sum_argmin(const float* gfull, const float* p, const float* q, float offset, float* out,
+                                    const float* bound) {
   static const bool avx512 = use_avx512(active_simd_level());
-  if (avx512) return detail::commvq_pair_sum_argmin_avx512(gfull, p, q, offset, out);
+  if (avx512) return detail::commvq_pair_sum_argmin_avx512(gfull, p, q, offset, out, bound);
   return pair_sum_argmin_scalar(gfull, p, q, offset, out);
 }
 
@@ -113,9 +133,9 @@ int commvq_soft_accumulate(const float* dist2, float dmin2, float tau, float cut
 
 CommvqArgmin commvq_pair_soft_assign_at(SimdLevel level, const float* gfull, const float* p, const float* q,
                                         float offset, float tau, float cutoff, float* counts, float* wa, float* wb,
-                                        CommvqSoftScratch& scratch) {
+                                        CommvqSoftScratch& scratch, const float* bound) {
   if (use_avx512(level)) {
-    return detail::commvq_pair_soft_assign_avx512(gfull, p, q, offset, tau, cutoff, counts, wa, wb, scratch);
+    return detail::commvq_pair_soft_assign_avx512(gfull, p, q, offset, tau, cutoff, counts, wa, wb, scratch, bound);
   }
   const CommvqArgmin am = pair_sum_argmin_scalar(gfull, p, q, offset, scratch.dist);
   soft_accumulate_scalar(scratch.dist, am.value, tau, cutoff, counts, wa, wb, nullptr, scratch);
@@ -123,9 +143,12 @@ CommvqArgmin commvq_pair_soft_assign_at(SimdLevel level, const float* gfull, con
 }
 
 CommvqArgmin commvq_pair_soft_assign(const float* gfull, const float* p, const float* q, float offset, float tau,
-                                     float cutoff, float* counts, float* wa, float* wb, CommvqSoftScratch& scratch) {
+                                     float cutoff, float* counts, float* wa, float* wb, CommvqSoftScratch& scratch,
+                                     const float* bound) {
   static const bool avx512 = use_avx512(active_simd_level());
-  if (avx512) return detail::commvq_pair_soft_assign_avx512(gfull, p, q, offset, tau, cutoff, counts, wa, wb, scratch);
+  if (avx512) {
+    return detail::commvq_pair_soft_assign_avx512(gfull, p, q, offset, tau, cutoff, counts, wa, wb, scratch, bound);
+  }
   return commvq_pair_soft_assign_at(SimdLevel::Scalar, gfull, p, q, offset, tau, cutoff, counts, wa, wb, scratch);
 }
 

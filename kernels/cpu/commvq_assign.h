@@ -24,11 +24,23 @@ struct CommvqArgmin {
   float value = 0;   // the minimum of out[]
 };
 
+// Row pruning (optional `bound` argument below; 128 floats per stage, from commvq_row_bounds):
+// for any 64-vector n, gfull[A,B] + q[B] >= base[A] + min_B(q[B] + n[B]) with
+// base[A] = min_B(gfull[A,B] − n[B]). With n[B] = gfull[B,B]/2 (= ||sub-code B||² for a structured
+// stage, whose G[B,B] is 0) the only coupling left out is 2G[A,B], so the bound is close and the
+// SIMD kernels skip every row A that cannot hold the minimum or a codeword within the cutoff.
+// Skipping changes nothing in the results (same rows, same arithmetic); the scalar reference
+// ignores it. bound = [base (64) | n (64) | scale | padding], base rounded down; scale = max|gfull|
+// + max|n| sizes the margin the kernels leave for float rounding.
+inline constexpr int kCommvqBoundFloats = 2 * kCommvqSubCodes + 16;
+void commvq_row_bounds(const float* gfull, float* bound);
+
 // out[c] = offset + gfull[c] + p[c / 64] + q[c % 64] for c in [0, 4096) (out may be null: only the
 // argmin is wanted). Returns the first index of the minimum.
-CommvqArgmin commvq_pair_sum_argmin(const float* gfull, const float* p, const float* q, float offset, float* out);
+CommvqArgmin commvq_pair_sum_argmin(const float* gfull, const float* p, const float* q, float offset, float* out,
+                                    const float* bound = nullptr);
 CommvqArgmin commvq_pair_sum_argmin_at(SimdLevel level, const float* gfull, const float* p, const float* q,
-                                       float offset, float* out);
+                                       float offset, float* out, const float* bound = nullptr);
 
 // Argmin over 4096 precomputed values (brute-force distances).
 CommvqArgmin commvq_argmin4096(const float* v);
@@ -59,17 +71,18 @@ int commvq_soft_accumulate_at(SimdLevel level, const float* dist2, float dmin2, 
 // in practice a handful — working on whole 64-wide rows. Returns the argmin (first index, value).
 // Agrees with the two-call composition up to float rounding of the exp and of the sums.
 CommvqArgmin commvq_pair_soft_assign(const float* gfull, const float* p, const float* q, float offset, float tau,
-                                     float cutoff, float* counts, float* wa, float* wb, CommvqSoftScratch& scratch);
+                                     float cutoff, float* counts, float* wa, float* wb, CommvqSoftScratch& scratch,
+                                     const float* bound = nullptr);
 CommvqArgmin commvq_pair_soft_assign_at(SimdLevel level, const float* gfull, const float* p, const float* q,
                                         float offset, float tau, float cutoff, float* counts, float* wa, float* wb,
-                                        CommvqSoftScratch& scratch);
+                                        CommvqSoftScratch& scratch, const float* bound = nullptr);
 
 namespace detail {
 CommvqArgmin commvq_pair_soft_assign_avx512(const float* gfull, const float* p, const float* q, float offset,
                                             float tau, float cutoff, float* counts, float* wa, float* wb,
-                                            CommvqSoftScratch& scratch);
+                                            CommvqSoftScratch& scratch, const float* bound);
 CommvqArgmin commvq_pair_sum_argmin_avx512(const float* gfull, const float* p, const float* q, float offset,
-                                           float* out);
+                                           float* out, const float* bound);
 CommvqArgmin commvq_argmin4096_avx512(const float* v);
 int commvq_soft_accumulate_avx512(const float* dist2, float dmin2, float tau, float cutoff, float* counts,
                                   float* wa, float* wb, float* dense_out, CommvqSoftScratch& scratch);

@@ -117,6 +117,7 @@ void KeyCodebook::add_stage(const std::vector<float>& x, const std::vector<float
   xy_.insert(xy_.end(), y.begin(), y.end());
   ++n_stages_;
   gfull_.resize(static_cast<size_t>(n_stages_) * kCodes);
+  gbound_.resize(static_cast<size_t>(n_stages_) * kCommvqBoundFloats);
   proj_.resize(static_cast<size_t>(n_stages_) * d_ * 2 * kSub);
   build_stage_cache(n_stages_ - 1);
 }
@@ -139,6 +140,7 @@ void KeyCodebook::truncate(int stages) {
   if (structured_) {
     xy_.resize(static_cast<size_t>(stages) * 2 * kSub * half());
     gfull_.resize(static_cast<size_t>(stages) * kCodes);
+    gbound_.resize(static_cast<size_t>(stages) * kCommvqBoundFloats);
     proj_.resize(static_cast<size_t>(stages) * d_ * 2 * kSub);
   } else {
     centroids_.resize(static_cast<size_t>(stages) * kCodes * d_);
@@ -178,6 +180,7 @@ void KeyCodebook::build_stage_cache(int j) {
       g[a * kSub + b] = static_cast<float>(ns[a] + ns[b] + 2.0 * acc);
     }
   }
+  commvq_row_bounds(g, gbound_.data() + static_cast<size_t>(j) * kCommvqBoundFloats);
   // P (d × 128): r·P[:, s] = −2α_s = −2Σ_f (a_f X[s,f] + b_f Y[s,f]);
   //              r·P[:, 64+s] = −2β_s = −2Σ_f (b_f X[s,f] − a_f Y[s,f]).
   float* p = proj_.data() + static_cast<size_t>(j) * d_ * 2 * kSub;
@@ -237,7 +240,7 @@ static void encode_chunk(const KeyCodebook& cb, float* r, int64_t n, uint16_t* c
       const float* y = cb.stage_y(j);
       for (int64_t t = 0; t < n; ++t) {
         const float* pq = ab.data() + t * kCols;
-        const int c = commvq_pair_sum_argmin(cb.gfull(j), pq, pq + kSub, 0.0f, nullptr).index;
+        const int c = commvq_pair_sum_argmin(cb.gfull(j), pq, pq + kSub, 0.0f, nullptr, cb.gbound(j)).index;
         codes[t * code_stride + j] = static_cast<uint16_t>(c);
         float* rt = r + t * d;
         const int a = c >> 6, b = c & 63;

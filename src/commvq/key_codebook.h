@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/cpu/commvq_assign.h"
 #include "model/rope.h"
 
 namespace cvq {
@@ -116,6 +117,8 @@ class KeyCodebook {
   // the d×128 matrix P with (x·P)[s] = −2α_s, (x·P)[64+s] = −2β_s for a pair-split x.
   const float* gfull(int j) const { return gfull_.data() + static_cast<size_t>(j) * kCodewords; }
   const float* proj(int j) const { return proj_.data() + static_cast<size_t>(j) * d_ * 2 * kSubCodes; }
+  // Row bounds of gfull(j) for pruning in the assignment kernels (commvq_row_bounds).
+  const float* gbound(int j) const { return gbound_.data() + static_cast<size_t>(j) * kCommvqBoundFloats; }
 
   // Tensors "<prefix>.xy" ([R, 2, 64, d/2] f32) or "<prefix>.centroids" ([R, 4096, d] f32, pair-split).
   void write_tensors(SafetensorsWriter& w, const std::string& prefix) const;
@@ -135,6 +138,7 @@ class KeyCodebook {
   int n_stages_ = 0;
   std::vector<float> xy_;         // structured: R × [X 64×h, Y 64×h]
   std::vector<float> gfull_;      // structured: R × 4096
+  std::vector<float> gbound_;     // structured: R × kCommvqBoundFloats
   std::vector<float> proj_;       // structured: R × d × 128
   std::vector<float> centroids_;  // unstructured: R × 4096 × d (pair-split)
   std::vector<float> cnorm_;      // unstructured: R × 4096 squared norms

@@ -23,6 +23,17 @@ constexpr int kSub = KeyCodebook::kSubCodes;
 constexpr int kCodes = KeyCodebook::kCodewords;
 constexpr int64_t kBlock = 256;  // tokens per GEMM inside a chunk
 
+// The build's baseline is plain x86-64; this inner loop is worth the wider registers.
+__attribute__((target_clones("avx512f", "avx2", "default"))) void axpy(float a, const float* x, float* y, int n) {
+  for (int k = 0; k < n; ++k) y[k] += a * x[k];
+}
+
+__attribute__((target_clones("avx512f", "avx2", "default"))) int64_t count_nonzero(const float* x, int64_t n) {
+  int64_t c = 0;
+  for (int64_t i = 0; i < n; ++i) c += x[i] != 0.0f;
+  return c;
+}
+
 uint64_t splitmix64(uint64_t x) {
   x += 0x9e3779b97f4a7c15ull;
   x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
@@ -56,6 +67,30 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 }
 
 }  // namespace
+
+void key_marginal_sums(const float* wab, const float* x, int64_t m, int d, float* sab) {
+  constexpr int kCols = 2 * kSub;
+  const int64_t nnz = count_nonzero(wab, m * kCols);
+  // An axpy per non-zero runs at a fraction of GEMM speed; below 1/8 density it is still less work.
+  if (nnz * 8 > m * kCols) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, kCols, d, static_cast<int>(m), 1.0f, wab, kCols, x, d, 0.0f,
+                sab, d);
+    return;
+  }
+  std::fill(sab, sab + static_cast<size_t>(kCols) * d, 0.0f);
+  for (int64_t i = 0; i < m; ++i) {
+    const float* wr = wab + i * kCols;
+    const float* xi = x + i * d;
+    for (int c0 = 0; c0 < kCols; c0 += 8) {  // skip all-zero groups of 8 by their bits (±0 alike)
+      uint64_t bits[4];
+      std::memcpy(bits, wr + c0, sizeof bits);
+      if ((((bits[0] | bits[1] | bits[2] | bits[3]) << 1) & ~uint64_t{0x100000000}) == 0) continue;
+      for (int c = c0; c < c0 + 8; ++c) {
+        if (wr[c] != 0.0f) axpy(wr[c], xi, sab + static_cast<size_t>(c) * d, d);
+      }
+    }
+  }
+}
 
 struct KeyStageEm::Centres {
   std::vector<float> cw;  // 4096 × d, pair-split
@@ -186,9 +221,9 @@ double KeyStageEm::run(const float* x, const float* xx, const float* lw, int64_t
             const float* pq = w.ab.data() + i * 2 * kSub;
             if (soft) {
               am = commvq_pair_soft_assign(one.gfull(0), pq, pq + kSub, xx[t], tau, cutoff, slot.counts.data(),
-                                           wa_row, wb_row, *w.soft);
+                                           wa_row, wb_row, *w.soft, one.gbound(0));
             } else {
-              am = commvq_pair_sum_argmin(one.gfull(0), pq, pq + kSub, xx[t], nullptr);
+              am = commvq_pair_sum_argmin(one.gfull(0), pq, pq + kSub, xx[t], nullptr, one.gbound(0));
             }
           } else {
             float* r = w.ab.data() + i * kCodes;
@@ -229,8 +264,7 @@ double KeyStageEm::run(const float* x, const float* xx, const float* lw, int64_t
           }
         }
       } else {  // §6: Σ_i wA_i x_i and Σ_i wB_i x_i — the two 64×m by m×d products as one 128×m by m×d
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2 * kSub, d, static_cast<int>(m), 1.0f, w.wab.data(),
-                    2 * kSub, x + t0 * d, d, 0.0f, slot.sab.data(), d);
+        key_marginal_sums(w.wab.data(), x + t0 * d, m, d, slot.sab.data());
       }
     }
   };

@@ -123,6 +123,11 @@ class KeyStageEm {
 // the E-step statistics (counts 4096, SA and SB 64 × d) and the current parameters x, y (64 × d/2):
 // H (128 × 128) and g (128 × d/2), row-major, θ_f = (X[·,f], Y[·,f]). KeyStageEm::m_step solves it
 // with Eigen LDLT, the CUDA EM (src/gpu/key_em_gpu.h) with cuBLAS.
+// The M step's right-hand side from the marginals (§6): sab (128 × d) = wabᵀ X for m tokens, wab
+// m × 128 (per token wA then wB), X m × d. A few axpys per token when the marginals are sparse (as
+// they are at the temperatures EM runs at), a GEMM otherwise; the same sums either way.
+void key_marginal_sums(const float* wab, const float* x, int64_t m, int d, float* sab);
+
 void key_m_step_system(const std::vector<double>& counts, const std::vector<double>& sa,
                        const std::vector<double>& sb, const std::vector<float>& x, const std::vector<float>& y,
                        int head_dim, double ridge, std::vector<double>* h_out, std::vector<double>* g_out);

@@ -378,6 +378,22 @@ TEST(CommvqKeys, FusedSoftAssignMatchesTwoStepComposition) {
         EXPECT_EQ(without.index, ams.back().index);
         EXPECT_EQ(with_out.value, ams.back().value);
         EXPECT_EQ(without.value, ams.back().value);
+        // Row pruning by the bounds changes nothing, bit for bit.
+        std::vector<float> bound(kCommvqBoundFloats);
+        commvq_row_bounds(g.data(), bound.data());
+        std::vector<float> pc(kCodes, 0.0f), pwa(kSub, 0.0f), pwb(kSub, 0.0f);
+        const CommvqArgmin pruned = commvq_pair_soft_assign_at(level, g.data(), pq.data(), pq.data() + kSub, xx, tau,
+                                                               30.0f, pc.data(), pwa.data(), pwb.data(), scratch,
+                                                               bound.data());
+        const CommvqArgmin pruned_min = commvq_pair_sum_argmin_at(level, g.data(), pq.data(), pq.data() + kSub, xx,
+                                                                  nullptr, bound.data());
+        EXPECT_EQ(pruned.index, ams.back().index);
+        EXPECT_EQ(pruned.value, ams.back().value);
+        EXPECT_EQ(pruned_min.index, ams.back().index);
+        EXPECT_EQ(pruned_min.value, ams.back().value);
+        EXPECT_EQ(pc, counts.back());
+        EXPECT_EQ(pwa, wa.back());
+        EXPECT_EQ(pwb, wb.back());
       }
       for (size_t l = 1; l < ams.size(); ++l) {
         EXPECT_EQ(ams[l].index, ams[0].index);
@@ -403,6 +419,9 @@ TEST(CommvqKeys, ArgminTakesTheFirstOfEqualMinima) {
   for (SimdLevel level : levels()) {
     EXPECT_EQ(commvq_pair_sum_argmin_at(level, g.data(), p.data(), q.data(), 0.0f, nullptr).index, 100);
     EXPECT_EQ(commvq_pair_sum_argmin_at(level, g.data(), p.data(), q.data(), 0.0f, out.data()).index, 100);
+    std::vector<float> bound(kCommvqBoundFloats);
+    commvq_row_bounds(g.data(), bound.data());
+    EXPECT_EQ(commvq_pair_sum_argmin_at(level, g.data(), p.data(), q.data(), 0.0f, nullptr, bound.data()).index, 100);
     CommvqSoftScratch scratch;
     std::vector<float> counts(kCodes, 0.0f), wa(kSub, 0.0f), wb(kSub, 0.0f);
     const CommvqArgmin am = commvq_pair_soft_assign_at(level, g.data(), p.data(), q.data(), 0.0f, 1e-3f, 30.0f,
@@ -414,6 +433,29 @@ TEST(CommvqKeys, ArgminTakesTheFirstOfEqualMinima) {
     EXPECT_NEAR(wb[63], 1.0f / 3, 1e-6);
   }
   EXPECT_EQ(commvq_argmin4096(g.data()).index, 100);
+}
+
+// The M step's right-hand side wabᵀX, in both regimes: sparse marginals (axpys) and dense (GEMM).
+TEST(CommvqKeys, MarginalSumsEqualTheDenseProduct) {
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<float> u(0.0f, 1.0f);
+  for (int d : {64, 128}) {
+    for (double density : {0.03, 0.5}) {
+      const int64_t m = 300;
+      std::vector<float> wab(static_cast<size_t>(m) * 2 * kSub, 0.0f);
+      for (float& w : wab) w = u(rng) < density ? u(rng) : 0.0f;
+      const std::vector<float> x = randn(static_cast<int>(m) * d, 1.0f, rng);
+      std::vector<float> sab(static_cast<size_t>(2 * kSub) * d, -1.0f);
+      key_marginal_sums(wab.data(), x.data(), m, d, sab.data());
+      for (int c = 0; c < 2 * kSub; ++c) {
+        for (int k = 0; k < d; ++k) {
+          double ref = 0.0;
+          for (int64_t i = 0; i < m; ++i) ref += static_cast<double>(wab[i * 2 * kSub + c]) * x[i * d + k];
+          ASSERT_NEAR(sab[c * d + k], ref, 1e-4) << "d " << d << " density " << density << " c " << c << " k " << k;
+        }
+      }
+    }
+  }
 }
 
 // The M step (marginal sums + one 128×128 system for all pairs) equals the explicit weighted least
