@@ -73,6 +73,9 @@ TEST(LlamaCppReference, WikiText8kTopOneAgreementAndPerplexity) {
   // The issue asks for >= 99%; this model's argmax is less stable than that under rounding noise:
   // llama.cpp itself, flash attention on vs off, agrees with its own fixture on 97.1% of the first
   // 2,047 positions (measured with llama-cpp-python 0.3.36). We hold ourselves to that floor.
+  // scripts/llamacpp-divergence.py shows why: each operation equals llama.cpp's to 1e-6 from its
+  // inputs, but llama.cpp rounds activations to 8-bit blocks and 1-ulp differences cross those
+  // rounding boundaries (results/llamacpp_divergence.md).
   EXPECT_GE(agreement, 0.96);
   EXPECT_LE(rel, 0.005);
 }
