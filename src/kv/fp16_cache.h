@@ -8,7 +8,9 @@ namespace cvq {
 
 class Fp16Cache : public WindowedCache {
  public:
-  Fp16Cache(KvGeometry g, bool bf16, KvExecMode mode = KvExecMode::Native);
+  // llamacpp: attention with llama.cpp's arithmetic (spec "fp16:arith=llamacpp"; see
+  // LlamaModel::use_llamacpp_arithmetic).
+  Fp16Cache(KvGeometry g, bool bf16, KvExecMode mode = KvExecMode::Native, bool llamacpp = false);
   std::string spec() const override;
 
  private:

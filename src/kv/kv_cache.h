@@ -41,6 +41,8 @@ class KvCache {
   virtual int64_t n_tokens(int layer) const = 0;
   virtual void clear() = 0;
   virtual std::string spec() const = 0;
+  // True when attend() reproduces llama.cpp's attention arithmetic (LlamaModel::use_llamacpp_arithmetic).
+  virtual bool llamacpp_attention() const { return false; }
 
   const KvGeometry& geometry() const { return geo_; }
 

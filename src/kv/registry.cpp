@@ -18,7 +18,14 @@ using Factory = std::function<std::unique_ptr<KvCache>(const KvSpec&, const KvGe
 const std::map<std::string, Factory>& registry() {
   static const std::map<std::string, Factory> r = {
       {"commvq", [](const KvSpec& s, const KvGeometry& g) { return std::make_unique<CommvqCache>(g, CommvqOptions::parse(s, g)); }},
-      {"fp16", [](const KvSpec& s, const KvGeometry& g) { s.allow_only({"mode"}); return std::make_unique<Fp16Cache>(g, false, parse_kv_exec_mode(s)); }},
+      {"fp16", [](const KvSpec& s, const KvGeometry& g) {
+         s.allow_only({"mode", "arith"});
+         const std::string arith = s.get("arith", "native");
+         if (arith != "native" && arith != "llamacpp") {
+           throw Error("kv method '" + s.text() + "': arith must be native or llamacpp, got '" + arith + "'");
+         }
+         return std::make_unique<Fp16Cache>(g, false, parse_kv_exec_mode(s), arith == "llamacpp");
+       }},
       {"bf16", [](const KvSpec& s, const KvGeometry& g) { s.allow_only({"mode"}); return std::make_unique<Fp16Cache>(g, true, parse_kv_exec_mode(s)); }},
       {"kivi", [](const KvSpec& s, const KvGeometry& g) { return std::make_unique<KiviCache>(g, KiviOptions::parse(s, g)); }},
       {"kvquant", [](const KvSpec& s, const KvGeometry& g) { return std::make_unique<KvQuantCache>(g, KvQuantOptions::parse(s, g)); }},

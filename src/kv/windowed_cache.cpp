@@ -8,6 +8,7 @@
 #include "core/fp16.h"
 #include "core/thread_pool.h"
 #include "kernels/cpu/attention.h"
+#include "kernels/cpu/ggml_arith.h"
 #include "kernels/cpu/kv_attention.h"
 #include "kv/kv_spec.h"
 
@@ -211,11 +212,50 @@ void WindowedCache::attend(int layer, const float* q, const int32_t* positions, 
   if (n <= 0) return;
   std::vector<int32_t> visible(n);
   visible_counts(layers_[layer].positions, positions, n, visible.data());
-  if (mode_ == KvExecMode::Simulated) {
+  if (policy_.llamacpp) {
+    attend_llamacpp(layer, q, visible.data(), n, out);
+  } else if (mode_ == KvExecMode::Simulated) {
     attend_simulated(layer, q, visible.data(), n, out);
   } else {
     attend_native(layer, q, visible.data(), n, out);
   }
+}
+
+void WindowedCache::attend_llamacpp(int layer, const float* q, const int32_t* visible, int n, float* out) {
+  const Layer& L = layers_[layer];
+  const int d = geo_.head_dim, Hkv = geo_.n_head_kv, group = geo_.n_head / geo_.n_head_kv, q_dim = geo_.q_dim();
+  const int64_t N = static_cast<int64_t>(L.positions.size());
+  if (L.n_comp_k != 0 || L.n_comp_v != 0 || n_sink(layer) != 0) {
+    throw Error("KV cache '" + spec() + "': llama.cpp attention needs every token in full precision");
+  }
+  // The heads' keys and values widened to float once (f16 to f32 is exact).
+  std::vector<float> kf(static_cast<size_t>(Hkv) * N * d), vf(kf.size());
+  for (int h = 0; h < Hkv; ++h) {
+    for (int64_t t = 0; t < N; ++t) {
+      const uint16_t* ks = L.win_k.at(h, t, d);
+      const uint16_t* vs = L.win_v.at(h, t, d);
+      for (int i = 0; i < d; ++i) {
+        kf[(h * N + t) * d + i] = half_to_float(ks[i]);
+        vf[(h * N + t) * d + i] = half_to_float(vs[i]);
+      }
+    }
+  }
+  const float scale = 1.0f / std::sqrt(static_cast<float>(d));
+  const int64_t rows = static_cast<int64_t>(n) * geo_.n_head;
+  ThreadPool::global().parallel_for(rows, [&](int64_t r0, int64_t r1, int) {
+    std::vector<float> scratch(static_cast<size_t>(2 * ((N + 15) / 16 * 16) + 17 * d));
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t i = r / geo_.n_head;
+      const int head = static_cast<int>(r % geo_.n_head), kvh = head / group;
+      const int64_t off = i * q_dim + static_cast<int64_t>(head) * d;
+      if (visible[i] == 0) {
+        std::fill(out + off, out + off + d, 0.0f);
+        continue;
+      }
+      ggml_attend_row(q + off, kf.data() + kvh * N * d, vf.data() + kvh * N * d, d, visible[i], d, scale, out + off,
+                      scratch.data());
+    }
+  });
 }
 
 void WindowedCache::attend_simulated(int layer, const float* q, const int32_t* visible, int n, float* out) {

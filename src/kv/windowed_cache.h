@@ -84,6 +84,7 @@ struct WindowPolicy {
   WindowRule value_rule = WindowRule::Blocks;
   bool keys_pre_rope = false;  // the window keeps (and compress_keys receives) keys before RoPE
   bool bf16 = false;           // full-precision tokens as bf16 instead of fp16
+  bool llamacpp = false;       // attention with llama.cpp's arithmetic (nothing compressed, fp16)
 };
 
 // Number of the w oldest window tokens that a rule compresses (see the header comment).
@@ -110,6 +111,7 @@ class WindowedCache : public KvCache {
   void materialize(int layer, float* k_post_rope, float* v) const;
 
   const WindowPolicy& policy() const { return policy_; }
+  bool llamacpp_attention() const final { return policy_.llamacpp; }
   KvExecMode mode() const { return mode_; }
   int64_t n_sink(int layer) const;
   int64_t n_compressed_keys(int layer) const { return layers_[layer].n_comp_k; }
@@ -153,6 +155,7 @@ class WindowedCache : public KvCache {
   void compress_pending(int layer);
   void attend_native(int layer, const float* q, const int32_t* visible, int n, float* out);
   void attend_simulated(int layer, const float* q, const int32_t* visible, int n, float* out);
+  void attend_llamacpp(int layer, const float* q, const int32_t* visible, int n, float* out);
   float half_to_float(uint16_t h) const;
   uint16_t float_to_half(float f) const;
 

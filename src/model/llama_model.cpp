@@ -1,6 +1,7 @@
 #include "model/llama_model.h"
 
 #include "core/error.h"
+#include "kernels/cpu/ggml_arith.h"
 #include "kernels/cpu/norm_act.h"
 #include "model/quant_blocks.h"
 
@@ -91,6 +92,7 @@ KvGeometry LlamaModel::kv_geometry() const {
   g.head_dim = config_.head_dim;
   g.model_name = config_.name;
   g.rope = Rope(config_.head_dim, config_.rope_theta, config_.rope_layout, rope_freq_factors_, config_.rope_pos_scale);
+  if (llamacpp_) g.rope.use_llamacpp_arithmetic();
   return g;
 }
 
@@ -108,6 +110,24 @@ std::vector<float> LlamaModel::dense_attn_output(int layer) const {
   return out;
 }
 
+void LlamaModel::use_llamacpp_arithmetic() {
+  Rope check(config_.head_dim, config_.rope_theta, config_.rope_layout, rope_freq_factors_, config_.rope_pos_scale);
+  check.use_llamacpp_arithmetic();  // throws for RoPE variants the mode does not reproduce
+  auto supported = [](const WeightMatrix& w) { return w.type() == GgmlType::Q4_1 || w.type() == GgmlType::Q8_0; };
+  std::vector<const WeightMatrix*> all = {&output_};
+  for (const Layer& L : layers_) {
+    for (const WeightMatrix* w : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) all.push_back(w);
+  }
+  for (const WeightMatrix* w : all) {
+    if (!supported(*w)) {
+      throw Error(gguf_->path() + ": llama.cpp arithmetic reproduces q4_1 and q8_0 matrices; tensor '" + w->name() +
+                  "' is " + ggml_type_name(static_cast<uint32_t>(w->type())));
+    }
+  }
+  if (config_.qkv_bias) throw Error(gguf_->path() + ": llama.cpp arithmetic is not reproduced for QKV biases");
+  llamacpp_ = true;
+}
+
 std::vector<float> LlamaModel::forward(const int32_t* tokens, const int32_t* positions, int n, KvCache& cache,
                                        Logits which, const LayerObserver* observer) const {
   const LlamaConfig& c = config_;
@@ -122,6 +142,12 @@ std::vector<float> LlamaModel::forward(const int32_t* tokens, const int32_t* pos
       k(static_cast<size_t>(n) * kv_dim), v(k.size()), attn(q.size()), gate(static_cast<size_t>(n) * F), up(gate.size());
   for (int t = 0; t < n; ++t) token_embd_.dequantize_row(tokens[t], x.data() + static_cast<size_t>(t) * E);
 
+  if (llamacpp_) {
+    if (!cache.llamacpp_attention() || !rope.llamacpp_arithmetic()) {
+      throw Error("llama.cpp arithmetic needs a cache made for it (kv method fp16:arith=llamacpp, after use_llamacpp_arithmetic)");
+    }
+    return forward_llamacpp(x, positions, n, cache, which);
+  }
   for (int l = 0; l < c.n_layers; ++l) {
     const Layer& L = layers_[l];
     rmsnorm_rows(x.data(), L.attn_norm.data(), n, E, c.rms_eps, h.data());
@@ -152,6 +178,44 @@ std::vector<float> LlamaModel::forward(const int32_t* tokens, const int32_t* pos
   rmsnorm_rows(x.data() + static_cast<size_t>(first) * E, output_norm_.data(), rows, E, c.rms_eps, h.data());
   std::vector<float> logits(static_cast<size_t>(rows) * c.n_vocab);
   output_.matmul(h.data(), rows, logits.data());
+  return logits;
+}
+
+std::vector<float> LlamaModel::forward_llamacpp(std::vector<float>& x, const int32_t* positions, int n, KvCache& cache,
+                                                Logits which) const {
+  const LlamaConfig& c = config_;
+  const int E = c.n_embd, F = c.n_ff, q_dim = c.n_head * c.head_dim, kv_dim = c.kv_dim();
+  const Rope& rope = cache.geometry().rope;
+  const float eps = static_cast<float>(c.rms_eps);
+  std::vector<float> h(x.size()), q(static_cast<size_t>(n) * q_dim), k(static_cast<size_t>(n) * kv_dim), v(k.size()),
+      attn(q.size()), gate(static_cast<size_t>(n) * F), up(gate.size());
+  auto norm_rows = [&](const float* src, const std::vector<float>& w, int rows, float* dst) {
+    for (int t = 0; t < rows; ++t) ggml_rms_norm(src + static_cast<int64_t>(t) * E, w.data(), E, eps, dst + static_cast<int64_t>(t) * E);
+  };
+  for (int l = 0; l < c.n_layers; ++l) {
+    const Layer& L = layers_[l];
+    norm_rows(x.data(), L.attn_norm, n, h.data());
+    L.wq.matmul_llamacpp(h.data(), n, q.data());
+    L.wk.matmul_llamacpp(h.data(), n, k.data());
+    L.wv.matmul_llamacpp(h.data(), n, v.data());
+    for (int t = 0; t < n; ++t) rope.apply(q.data() + static_cast<size_t>(t) * q_dim, c.n_head, positions[t]);
+    cache.append(l, k.data(), v.data(), positions, n);
+    cache.attend(l, q.data(), positions, n, attn.data());
+    L.wo.matmul_llamacpp(attn.data(), n, h.data());
+    for (size_t i = 0; i < x.size(); ++i) x[i] += h[i];
+    norm_rows(x.data(), L.ffn_norm, n, h.data());
+    L.w_gate.matmul_llamacpp(h.data(), n, gate.data());
+    L.w_up.matmul_llamacpp(h.data(), n, up.data());
+    ggml_swiglu(gate.data(), up.data(), static_cast<int64_t>(n) * F, gate.data());
+    L.w_down.matmul_llamacpp(gate.data(), n, h.data());
+    for (size_t i = 0; i < x.size(); ++i) x[i] += h[i];
+  }
+  if (which == Logits::None) return {};
+  const int first = which == Logits::Last ? n - 1 : 0;
+  const int rows = n - first;
+  norm_rows(x.data() + static_cast<size_t>(first) * E, output_norm_, rows, h.data());
+  std::vector<float> logits(static_cast<size_t>(rows) * c.n_vocab);
+  output_.matmul_llamacpp(h.data(), rows, logits.data());
   return logits;
 }
 

@@ -29,6 +29,11 @@ class LlamaModel {
   const Tokenizer& tokenizer() const { return *tokenizer_; }
   const GgufFile& gguf() const { return *gguf_; }
   KvGeometry kv_geometry() const;
+  // From now on compute as llama.cpp's CPU backend does, bit for bit (kernels/cpu/ggml_arith.h):
+  // 8-bit activation blocks, ggml's accumulation orders, its exp and RoPE. Needs q4_1/q8_0
+  // weights, plain RoPE and a cache made after this call with llama.cpp attention ("fp16:arith=llamacpp").
+  void use_llamacpp_arithmetic();
+  bool llamacpp_arithmetic() const { return llamacpp_; }
   size_t weight_bytes() const;
   // Layer's attention output projection (o_proj) as dense floats [n_embd x q_dim], row-major.
   std::vector<float> dense_attn_output(int layer) const;
@@ -43,6 +48,8 @@ class LlamaModel {
     WeightMatrix wq, wk, wv, wo, w_gate, w_up, w_down;
   };
   LlamaModel() = default;
+  std::vector<float> forward_llamacpp(std::vector<float>& x, const int32_t* positions, int n, KvCache& cache,
+                                      Logits which) const;
 
   std::unique_ptr<GgufFile> gguf_;
   LlamaConfig config_;
@@ -51,6 +58,7 @@ class LlamaModel {
   std::vector<float> output_norm_;
   std::vector<Layer> layers_;
   std::vector<float> rope_freq_factors_;
+  bool llamacpp_ = false;
 };
 
 }  // namespace cvq

@@ -27,12 +27,20 @@ class Rope {
   // cos/sin of pos * omega_f for f = 0..head_dim/2-1.
   void angles(int32_t pos, float* cos_out, float* sin_out) const;
 
+  // llama.cpp's float RoPE instead (kernels/cpu/ggml_arith.h: angles by repeated float products,
+  // fused rotation); only for plain RoPE (no frequency factors, no position scaling).
+  void use_llamacpp_arithmetic();
+  bool llamacpp_arithmetic() const { return ggml_; }
+
  private:
   int head_dim_ = 0;
   double theta_ = 10000.0;
   RopeLayout layout_ = RopeLayout::Adjacent;
   double pos_scale_ = 1.0;
   std::vector<double> omega_;
+  std::vector<float> freq_factors_;
+  bool ggml_ = false;
+  float ggml_theta_scale_ = 0.0f;
 };
 
 }  // namespace cvq

@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "core/thread_pool.h"
+#include "kernels/cpu/ggml_arith.h"
 #include "kernels/cpu/quant_dot.h"
 #include "model/gguf.h"
 #include "model/quant_blocks.h"
@@ -30,6 +31,26 @@ WeightMatrix::WeightMatrix(const GgufTensorInfo& t)
 
 void WeightMatrix::dequantize_row(int64_t r, float* dst) const {
   cvq::dequantize_row(type_, data_ + static_cast<size_t>(r) * row_bytes_, dst, cols_);
+}
+
+void WeightMatrix::matmul_llamacpp(const float* x, int64_t n_tokens, float* y) const {
+  if (type_ != GgmlType::Q4_1 && type_ != GgmlType::Q8_0) {
+    throw Error("llama.cpp arithmetic: tensor '" + name_ + "' is " + ggml_type_name(static_cast<uint32_t>(type_)) +
+                "; this mode reproduces q4_1 and q8_0 weights only");
+  }
+  GgmlQ8Rows a;
+  ggml_quantize_q8(x, n_tokens, cols_, a);
+  const bool q41 = type_ == GgmlType::Q4_1;
+  ThreadPool::global().parallel_for(
+      rows_,
+      [&](int64_t begin, int64_t end, int) {
+        if (q41) {
+          ggml_matmul_q4_1(data_, row_bytes_, begin, end, a, y, rows_);
+        } else {
+          ggml_matmul_q8_0(data_, row_bytes_, begin, end, a, y, rows_);
+        }
+      },
+      64);
 }
 
 void WeightMatrix::matmul(const float* x, int64_t n_tokens, float* y) const {

@@ -23,6 +23,9 @@ class WeightMatrix {
   size_t bytes() const { return row_bytes_ * static_cast<size_t>(rows_); }
 
   void matmul(const float* x, int64_t n_tokens, float* y) const;
+  // The same product with llama.cpp's CPU arithmetic (kernels/cpu/ggml_arith.h): activations in
+  // 8-bit blocks, ggml's accumulation order. Q4_1 and Q8_0 weights; others are refused.
+  void matmul_llamacpp(const float* x, int64_t n_tokens, float* y) const;
   void dequantize_row(int64_t r, float* dst) const;
 
  private:

@@ -74,6 +74,9 @@ if [ -f "$model" ]; then
   expect_error unknown-kv "unknown KV method 'nope'" -- "$bin" generate --model "$model" --prompt hi --kv nope
   expect_error bad-kv-option "unknown option 'x'" -- "$bin" generate --model "$model" --prompt hi --kv fp16:x=1
   expect_error missing-data "no/such/file.txt" -- "$bin" eval --model "$model" --task perplexity --data "$tmp/no/such/file.txt"
+  expect_error arith-other-kv "use --kv fp16" -- "$bin" eval --model "$model" --task perplexity --max-tokens 64 --ctx 32 --arith llamacpp --kv q8_0
+  expect_error arith-unknown "exact not in" -- "$bin" generate --model "$model" --prompt hi --arith exact
+  expect_error arith-bad-kv-option "arith must be native or llamacpp" -- "$bin" generate --model "$model" --prompt hi --kv fp16:arith=exact
 elif [ "${CI:-}" = "true" ]; then
   echo "FAIL: $model is missing (CI must install it with scripts/setup.sh)"
   fail=$((fail + 1))

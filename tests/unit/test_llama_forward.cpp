@@ -173,5 +173,53 @@ TEST(ForwardErrors, TokenOutsideVocabularyIsAnError) {
   std::filesystem::remove(path);
 }
 
+// --arith llamacpp on a tiny q8_0 model: close to the fp32 forward (8-bit activations are the only
+// difference of substance), prefill and token-by-token decode equal bit for bit, and what the mode
+// cannot reproduce is refused.
+TEST(ForwardLlamaCppArithmetic, CloseToNativeAndBatchIndependent) {
+  const std::string path = (std::filesystem::temp_directory_path() /
+                            ("tiny_forward_llamacpp_" + std::to_string(::getpid()) + ".gguf")).string();
+  TinyModelSpec spec;
+  spec.weight_type = GgmlType::Q8_0;
+  write_tiny_model(path, spec);
+  auto native = LlamaModel::load(path);
+  auto model = LlamaModel::load(path);
+  model->use_llamacpp_arithmetic();
+  const std::vector<int32_t> tokens = {3, 17, 42, 5, 99, 7, 1, 64};
+  std::vector<int32_t> pos(tokens.size());
+  for (size_t i = 0; i < pos.size(); ++i) pos[i] = static_cast<int32_t>(i);
+  const int n = static_cast<int>(tokens.size());
+  auto c0 = make_kv_cache("fp16", native->kv_geometry());
+  const std::vector<float> ref = native->forward(tokens.data(), pos.data(), n, *c0, LlamaModel::Logits::All);
+  auto c1 = make_kv_cache("fp16:arith=llamacpp", model->kv_geometry());
+  const std::vector<float> all = model->forward(tokens.data(), pos.data(), n, *c1, LlamaModel::Logits::All);
+  ASSERT_EQ(all.size(), ref.size());
+  double err = 0.0, mag = 0.0;
+  for (size_t i = 0; i < ref.size(); ++i) {
+    err += (all[i] - ref[i]) * (all[i] - ref[i]);
+    mag += ref[i] * ref[i];
+  }
+  EXPECT_LT(std::sqrt(err / mag), 0.05);
+  auto c2 = make_kv_cache("fp16:arith=llamacpp", model->kv_geometry());
+  const int V = static_cast<int>(ref.size()) / n;
+  for (int t = 0; t < n; ++t) {
+    const std::vector<float> one = model->forward(&tokens[t], &pos[t], 1, *c2, LlamaModel::Logits::Last);
+    for (int j = 0; j < V; ++j) ASSERT_EQ(one[j], all[static_cast<size_t>(t) * V + j]) << "token " << t;
+  }
+  auto plain = make_kv_cache("fp16", model->kv_geometry());
+  EXPECT_THROW(model->forward(tokens.data(), pos.data(), 1, *plain, LlamaModel::Logits::Last), Error);
+  std::filesystem::remove(path);
+
+  write_tiny_model(path, TinyModelSpec{});  // f32 matrices: not what llama.cpp's quantized path computes
+  auto f32 = LlamaModel::load(path);
+  try {
+    f32->use_llamacpp_arithmetic();
+    ADD_FAILURE() << "f32 matrices accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("q4_1 and q8_0"), std::string::npos) << e.what();
+  }
+  std::filesystem::remove(path);
+}
+
 }  // namespace
 }  // namespace cvq

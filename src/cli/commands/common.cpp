@@ -5,9 +5,11 @@
 #include <cstdio>
 
 #include "core/atomic_file.h"
+#include "core/error.h"
 #include "core/progress.h"
 #include "core/thread_pool.h"
 #include "device/device.h"
+#include "model/llama_model.h"
 
 namespace cvq {
 
@@ -20,6 +22,21 @@ void add_common_options(CLI::App& cmd, CommonOptions& o, bool with_model) {
 
 void add_device_option(CLI::App& cmd, std::string& device) {
   cmd.add_option("--device", device, "where the model runs: cpu (default) or cuda")->check(CLI::IsMember({"cpu", "cuda"}));
+}
+
+void add_arith_option(CLI::App& cmd, std::string& arith) {
+  cmd.add_option("--arith", arith,
+                 "native (default) or llamacpp: llama.cpp's CPU arithmetic bit for bit (fp16 cache, q4_1/q8_0 weights)")
+      ->check(CLI::IsMember({"native", "llamacpp"}));
+}
+
+std::string apply_arith(const std::string& arith, LlamaModel& model, const std::string& kv_spec) {
+  if (arith != "llamacpp") return kv_spec;
+  if (kv_spec != "fp16" && kv_spec != "fp16:arith=llamacpp") {
+    throw Error("--arith llamacpp reproduces llama.cpp with its f16 KV cache: use --kv fp16 (got '" + kv_spec + "')");
+  }
+  if (!model.llamacpp_arithmetic()) model.use_llamacpp_arithmetic();
+  return "fp16:arith=llamacpp";
 }
 
 bool use_cuda_device(const std::string& device) {

@@ -19,6 +19,13 @@ void add_device_option(CLI::App& cmd, std::string& device);
 // True for cuda; throws a clear Error when this build has no CUDA support or no device is found.
 bool use_cuda_device(const std::string& device);
 void apply_common_options(const CommonOptions& o);  // threads, quiet
+// `--arith native|llamacpp` (default native): llamacpp computes as llama.cpp's CPU backend, bit for
+// bit (LlamaModel::use_llamacpp_arithmetic), with its f16 cache.
+void add_arith_option(CLI::App& cmd, std::string& arith);
+// For --arith llamacpp: switches the model and returns the KV spec for it ("fp16" becomes
+// "fp16:arith=llamacpp"; other methods are refused). For native: returns spec unchanged.
+class LlamaModel;
+std::string apply_arith(const std::string& arith, LlamaModel& model, const std::string& kv_spec);
 void write_json(const std::string& path, const nlohmann::json& j);
 std::string format_bytes(double bytes);
 

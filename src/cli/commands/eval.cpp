@@ -32,11 +32,13 @@ void register_eval(CLI::App& app) {
     int64_t limit = -1;
     std::vector<std::string> tasks;
     std::string device = "cpu";
+    std::string arith = "native";
   };
   auto o = std::make_shared<Opts>();
   auto* cmd = app.add_subcommand("eval", "evaluate a task with KV-cache methods, or run an experiment grid (--config)");
   add_common_options(*cmd, *o);
   add_device_option(*cmd, o->device);
+  add_arith_option(*cmd, o->arith);
   auto* task_opt = cmd->add_option("--task", o->task, "task: perplexity")->check(CLI::IsMember({"perplexity"}));
   auto* config_opt =
       cmd->add_option("--config", o->config, "experiment config (experiments/*.json): run its grid into --out");
@@ -56,6 +58,8 @@ void register_eval(CLI::App& app) {
     const bool cuda = use_cuda_device(o->device);
     if (cuda && !o->config.empty())
       throw Error("--device cuda: experiment grids (--config) run on the CPU; use it with --task perplexity");
+    if (o->arith != "native" && (cuda || !o->config.empty()))
+      throw Error("--arith llamacpp goes with --task perplexity on the CPU");
     if (!o->config.empty()) {
       if (o->out.empty()) throw Error("eval --config needs --out DIR (the results folder)");
       GridOptions g;
@@ -101,7 +105,7 @@ void register_eval(CLI::App& app) {
       po.ctx = o->ctx;
       po.max_tokens = o->max_tokens;
       po.chunk = o->chunk;
-      po.kv_spec = spec;
+      po.kv_spec = apply_arith(o->arith, *model, spec);
 #ifdef COMMVQ_HAVE_CUDA
       if (cuda) {
         if (!gpu_model) gpu_model = gpu::GpuLlamaModel::upload(*model);

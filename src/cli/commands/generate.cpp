@@ -17,6 +17,7 @@ void register_generate(CLI::App& app) {
     bool chat = false;
     int max_new = 128;
     std::string kv = "fp16";
+    std::string arith = "native";
   };
   auto o = std::make_shared<Opts>();
   auto* cmd = app.add_subcommand("generate", "greedy text generation (streams the output)");
@@ -25,6 +26,7 @@ void register_generate(CLI::App& app) {
   cmd->add_flag("--chat", o->chat, "wrap the prompt in the model's chat template as a user turn");
   cmd->add_option("--max-new-tokens,-n", o->max_new, "tokens to generate at most")->check(CLI::PositiveNumber);
   cmd->add_option("--kv", o->kv, "KV-cache method spec (e.g. fp16)");
+  add_arith_option(*cmd, o->arith);
   cmd->callback([o] {
     apply_common_options(*o);
     auto model = LlamaModel::load(resolve_model_path(o->model_path));
@@ -34,7 +36,8 @@ void register_generate(CLI::App& app) {
       if (!source) throw Error(model->gguf().path() + ": the model has no chat template (tokenizer.chat_template)");
       text = render_chat_from_source(*source, {{"user", o->prompt}}, true);
     }
-    auto cache = make_kv_cache(o->kv, model->kv_geometry());
+    const std::string kv = apply_arith(o->arith, *model, o->kv);
+    auto cache = make_kv_cache(kv, model->kv_geometry());
     GenerationResult r = generate_greedy(*model, *cache, text, o->max_new, [](const std::string& piece) {
       std::fwrite(piece.data(), 1, piece.size(), stdout);
       std::fflush(stdout);
