@@ -35,7 +35,7 @@ size_t packed12_bytes(int64_t n_codes) { return static_cast<size_t>((12 * n_code
 }  // namespace
 
 CommvqOptions CommvqOptions::parse(const KvSpec& s, const KvGeometry& g) {
-  s.allow_only({"bits", "codebook", "window", "sink", "mode", "stages", "scores", "refine"});
+  s.allow_only({"bits", "codebook", "window", "sink", "mode", "stages", "scores", "refine", "compress"});
   CommvqOptions o;
   o.bits = s.get_int("bits", 2);
   if (o.bits != 1 && o.bits != 2) throw Error("KV method spec '" + s.text() + "': bits must be 1 or 2");
@@ -44,8 +44,12 @@ CommvqOptions CommvqOptions::parse(const KvSpec& s, const KvGeometry& g) {
   o.policy.window = s.get_int("window", 128);
   o.policy.sink = s.get_int("sink", 0);
   if (o.policy.window < 1 || o.policy.sink < 0) throw Error("KV method spec '" + s.text() + "': window must be >= 1 and sink >= 0");
-  o.policy.key_rule = WindowRule::Blocks;
-  o.policy.value_rule = WindowRule::Blocks;
+  // Ablation: compress only one side; the other stays in fp16 like the window.
+  const std::string compress = s.get("compress", "both");
+  if (compress != "both" && compress != "keys" && compress != "values")
+    throw Error("KV method spec '" + s.text() + "': compress must be both, keys or values");
+  o.policy.key_rule = compress == "values" ? WindowRule::Never : WindowRule::Blocks;
+  o.policy.value_rule = compress == "keys" ? WindowRule::Never : WindowRule::Blocks;
   o.policy.keys_pre_rope = true;
   o.mode = parse_kv_exec_mode(s);
   const std::string scores = s.get("scores", "decode");
@@ -91,6 +95,8 @@ std::string CommvqCache::spec() const {
   if (opt_.policy.sink) s += ",sink=" + std::to_string(opt_.policy.sink);
   if (opt_.score_tables) s += ",scores=table";
   if (opt_.refine_sweeps >= 0) s += ",refine=" + std::to_string(opt_.refine_sweeps);
+  if (opt_.policy.key_rule == WindowRule::Never) s += ",compress=values";
+  if (opt_.policy.value_rule == WindowRule::Never) s += ",compress=keys";
   return s + ",mode=" + kv_exec_mode_name(opt_.mode);
 }
 

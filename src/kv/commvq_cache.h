@@ -1,6 +1,6 @@
 #pragma once
 // CommVQ as a KV-cache method (COMMVQ.md §2.5, §3.5, §4). Spec:
-//   commvq:bits=2,codebook=FILE[,window=128][,sink=0][,mode=native|simulated]
+//   commvq:bits=2,codebook=FILE[,window=128][,sink=0][,mode=native|simulated][,compress=both|keys|values]
 // Keys are kept pre-RoPE: each 128-token block leaving the full-precision window is encoded into R
 // 12-bit indices per (token, KV head) — packed, 1.5 bytes each — plus one fp16 key norm per token;
 // values into bits·D code bits plus one fp16 magnitude per token. Native mode computes attention on

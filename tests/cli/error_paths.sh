@@ -41,6 +41,7 @@ expect_error kv-unknown-option "unknown option 'grup'" -- "$bin" memory --arch l
 expect_error kv-bad-bits "k and v must be 1, 2 or 4" -- "$bin" memory --arch llama-3.1-8b --kv kivi:k=3
 expect_error kv-bad-window "multiple of group" -- "$bin" memory --arch llama-3.1-8b --kv kivi:window=100
 expect_error kv-bad-mode "mode=fast" -- "$bin" memory --arch llama-3.1-8b --kv q8_0:mode=fast
+expect_error kv-bad-compress "compress must be both, keys or values" -- "$bin" memory --arch llama-3.1-8b --kv commvq:bits=2,compress=all
 expect_error memory-unknown-arch "llama-9b" -- "$bin" memory --arch llama-9b --kv fp16
 
 # Experiment grids, tables and re-scoring (no model needed: these fail before loading one).
