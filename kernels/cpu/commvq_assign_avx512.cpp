@@ -23,26 +23,6 @@ inline CommvqArgmin reduce_argmin(__m512 best, __m512i besti) {
   return {idx, gmin};
 }
 
-// Pass 1 of the pair-sum kernels: per row A the lane-wise minimum over its 64 columns,
-// min_k(g + q)_lane + pa (exactly min_k((g + q) + pa), rounding being monotonic), stored in rowmin
-// (16 floats per row); returns the overall minimum as a vector to reduce.
-inline __m512 pair_sum_row_minima(const float* gfull, const float* p, const __m512 (&qv)[4], float offset,
-                                  float* rowmin) {
-  __m512 gmin = _mm512_set1_ps(std::numeric_limits<float>::infinity());
-  for (int a = 0; a < kCommvqSubCodes; ++a) {
-    const float* g = gfull + a * kCommvqSubCodes;
-    const __m512 v0 = _mm512_add_ps(_mm512_loadu_ps(g), qv[0]);
-    const __m512 v1 = _mm512_add_ps(_mm512_loadu_ps(g + 16), qv[1]);
-    const __m512 v2 = _mm512_add_ps(_mm512_loadu_ps(g + 32), qv[2]);
-    const __m512 v3 = _mm512_add_ps(_mm512_loadu_ps(g + 48), qv[3]);
-    const __m512 m = _mm512_add_ps(_mm512_min_ps(_mm512_min_ps(v0, v1), _mm512_min_ps(v2, v3)),
-                                   _mm512_set1_ps(p[a] + offset));
-    _mm512_store_ps(rowmin + a * 16, m);
-    gmin = _mm512_min_ps(gmin, m);
-  }
-  return gmin;
-}
-
 // Lane-wise minimum of row a, (g + q) + pa, into rowmin (16 floats per row); returns it.
 inline __m512 row_minimum(const float* gfull, const float* p, const __m512 (&qv)[4], float offset, int a,
                           float* rowmin) {
@@ -55,6 +35,16 @@ inline __m512 row_minimum(const float* gfull, const float* p, const __m512 (&qv)
                                  _mm512_set1_ps(p[a] + offset));
   _mm512_store_ps(rowmin + a * 16, m);
   return m;
+}
+
+// Pass 1 of the pair-sum kernels: per row A the lane-wise minimum over its 64 columns,
+// min_k(g + q)_lane + pa (exactly min_k((g + q) + pa), rounding being monotonic), stored in rowmin
+// (16 floats per row); returns the overall minimum as a vector to reduce.
+inline __m512 pair_sum_row_minima(const float* gfull, const float* p, const __m512 (&qv)[4], float offset,
+                                  float* rowmin) {
+  __m512 gmin = _mm512_set1_ps(std::numeric_limits<float>::infinity());
+  for (int a = 0; a < kCommvqSubCodes; ++a) gmin = _mm512_min_ps(gmin, row_minimum(gfull, p, qv, offset, a, rowmin));
+  return gmin;
 }
 
 // Threshold on squared distances for a minimum m: (sqrt(m) + cutoff·τ)², never below m. Monotone in m.
@@ -185,9 +175,10 @@ CommvqArgmin commvq_pair_soft_assign_avx512(const float* gfull, const float* p, 
   } else {
     gmin = _mm512_reduce_min_ps(pair_sum_row_minima(gfull, p, qv, offset, s.rowmin));
   }
+  // The same threshold function the row pruning used for its upper bound (monotone), so no row it
+  // skipped can hold a codeword within this threshold.
   const float dmin = std::sqrt(std::max(gmin, 0.0f));
-  const float lim = dmin + cutoff * tau;
-  const __m512 t2 = _mm512_set1_ps(std::max(lim * lim, gmin));
+  const __m512 t2 = _mm512_set1_ps(cutoff_threshold(gmin, cutoff * tau));
   const __m512 vdmin = _mm512_set1_ps(dmin), vinv_tau = _mm512_set1_ps(1.0f / tau), zero = _mm512_setzero_ps();
   const __m512 vgmin = _mm512_set1_ps(gmin);
   // 16-wide pieces (row a, quarter k) holding a codeword within the cutoff: their un-normalized
@@ -257,8 +248,7 @@ CommvqArgmin commvq_argmin4096_avx512(const float* v) {
 int commvq_soft_accumulate_avx512(const float* dist2, float dmin2, float tau, float cutoff, float* counts,
                                   float* wa, float* wb, float* dense_out, CommvqSoftScratch& s) {
   const float dmin = std::sqrt(std::max(dmin2, 0.0f));
-  const float lim = dmin + cutoff * tau;
-  const __m512 t2 = _mm512_set1_ps(std::max(lim * lim, dmin2));
+  const __m512 t2 = _mm512_set1_ps(cutoff_threshold(dmin2, cutoff * tau));
   const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
   int n = 0;
   for (int c = 0; c < kCommvqCodewords; c += 16) {
