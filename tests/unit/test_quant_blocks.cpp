@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "model/model_paths.h"
 #include "core/fp16.h"
 #include "model/ggml_type.h"
 #include "model/quant_blocks.h"
@@ -20,7 +21,7 @@ namespace cvq {
 namespace {
 
 nlohmann::json load_fixture() {
-  const std::string path = std::string(COMMVQ_SOURCE_DIR) + "/tests/fixtures/quant_blocks.json";
+  const std::string path = project_source_dir() + "/tests/fixtures/quant_blocks.json";
   std::ifstream in(path);
   if (!in) throw Error(path + ": cannot open");
   return nlohmann::json::parse(in);
