@@ -1,15 +1,16 @@
 #pragma once
-// Where the default model lives, so every subcommand can run without --model.
+// Where models live, so every subcommand can run without --model, or with a known model's name.
 #include <string>
 
 namespace cvq {
 
-inline constexpr const char* kDefaultModelFile = "SmolLM2-135M-Instruct.Q4_1.gguf";
-
-// $COMMVQ_MODEL, else $COMMVQ_HOME/models/<default>, else ~/.cache/commvq-bench/models/<default>.
+// $COMMVQ_HOME/models, else ~/.cache/commvq-bench/models.
+std::string model_cache_dir();
+// $COMMVQ_MODEL, else the default known model's file in model_cache_dir().
 std::string default_model_path();
-// The user's path if given; otherwise the default, with an error that says how to install it.
-std::string resolve_model_path(const std::string& user_path);
+// --model as the user gave it: empty → the default; a known model's name (known_models.h) → its file
+// in the model cache (an error says how to install it when it is not there); anything else is a path.
+std::string resolve_model_path(const std::string& user_arg);
 std::string project_source_dir();  // the checkout this binary was built from
 
 }  // namespace cvq
