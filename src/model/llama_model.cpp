@@ -44,7 +44,14 @@ void add_bias(float* x, const std::vector<float>& b, int n) {
     for (size_t i = 0; i < dim; ++i) x[t * dim + i] += b[i];
 }
 
+MatmulMode& default_matmul_mode() {
+  static MatmulMode mode = MatmulMode::Fp32;
+  return mode;
+}
+
 }  // namespace
+
+void LlamaModel::set_default_matmul_mode(MatmulMode mode) { default_matmul_mode() = mode; }
 
 std::unique_ptr<LlamaModel> LlamaModel::load(const std::string& path) {
   std::unique_ptr<LlamaModel> m(new LlamaModel());
@@ -81,6 +88,7 @@ std::unique_ptr<LlamaModel> LlamaModel::load(const std::string& path) {
       L.bv = load_vector(f, p + "attn_v.bias", kv_dim);
     }
   }
+  m->set_matmul_mode(default_matmul_mode());
   return m;
 }
 
@@ -110,6 +118,22 @@ std::vector<float> LlamaModel::dense_attn_output(int layer) const {
   return out;
 }
 
+void LlamaModel::set_matmul_mode(MatmulMode mode) {
+  if (mode == MatmulMode::Bf16) {
+    std::vector<const WeightMatrix*> all = {&output_};
+    for (const Layer& L : layers_) {
+      for (const WeightMatrix* w : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) all.push_back(w);
+    }
+    for (const WeightMatrix* w : all) {
+      if (!w->supports_bf16_gemm()) {
+        throw Error(gguf_->path() + ": matmul=bf16 needs matrices whose column count is a multiple of 32; tensor '" +
+                    w->name() + "' has " + std::to_string(w->cols()));
+      }
+    }
+  }
+  matmul_mode_ = mode;
+}
+
 void LlamaModel::use_llamacpp_arithmetic() {
   Rope check(config_.head_dim, config_.rope_theta, config_.rope_layout, rope_freq_factors_, config_.rope_pos_scale);
   check.use_llamacpp_arithmetic();  // throws for RoPE variants the mode does not reproduce
@@ -133,6 +157,7 @@ std::vector<float> LlamaModel::forward(const int32_t* tokens, const int32_t* pos
   const LlamaConfig& c = config_;
   const int E = c.n_embd, F = c.n_ff, q_dim = c.n_head * c.head_dim, kv_dim = c.kv_dim();
   const Rope& rope = cache.geometry().rope;
+  const MatmulMode mm = matmul_mode_;
   for (int t = 0; t < n; ++t) {
     if (tokens[t] < 0 || tokens[t] >= c.n_vocab) {
       throw Error("token id " + std::to_string(tokens[t]) + " is outside the vocabulary (" + std::to_string(c.n_vocab) + ")");
@@ -151,9 +176,9 @@ std::vector<float> LlamaModel::forward(const int32_t* tokens, const int32_t* pos
   for (int l = 0; l < c.n_layers; ++l) {
     const Layer& L = layers_[l];
     rmsnorm_rows(x.data(), L.attn_norm.data(), n, E, c.rms_eps, h.data());
-    L.wq.matmul(h.data(), n, q.data());
-    L.wk.matmul(h.data(), n, k.data());
-    L.wv.matmul(h.data(), n, v.data());
+    L.wq.matmul(h.data(), n, q.data(), mm);
+    L.wk.matmul(h.data(), n, k.data(), mm);
+    L.wv.matmul(h.data(), n, v.data(), mm);
     add_bias(q.data(), L.bq, n);
     add_bias(k.data(), L.bk, n);
     add_bias(v.data(), L.bv, n);
@@ -161,14 +186,14 @@ std::vector<float> LlamaModel::forward(const int32_t* tokens, const int32_t* pos
     if (observer && *observer) (*observer)(l, q.data(), k.data(), v.data(), positions, n);
     cache.append(l, k.data(), v.data(), positions, n);
     cache.attend(l, q.data(), positions, n, attn.data());
-    L.wo.matmul(attn.data(), n, h.data());
+    L.wo.matmul(attn.data(), n, h.data(), mm);
     for (size_t i = 0; i < x.size(); ++i) x[i] += h[i];
 
     rmsnorm_rows(x.data(), L.ffn_norm.data(), n, E, c.rms_eps, h.data());
-    L.w_gate.matmul(h.data(), n, gate.data());
-    L.w_up.matmul(h.data(), n, up.data());
+    L.w_gate.matmul(h.data(), n, gate.data(), mm);
+    L.w_up.matmul(h.data(), n, up.data(), mm);
     swiglu_inplace(gate.data(), up.data(), static_cast<int64_t>(n) * F);
-    L.w_down.matmul(gate.data(), n, h.data());
+    L.w_down.matmul(gate.data(), n, h.data(), mm);
     for (size_t i = 0; i < x.size(); ++i) x[i] += h[i];
   }
 
@@ -177,7 +202,7 @@ std::vector<float> LlamaModel::forward(const int32_t* tokens, const int32_t* pos
   const int rows = n - first;
   rmsnorm_rows(x.data() + static_cast<size_t>(first) * E, output_norm_.data(), rows, E, c.rms_eps, h.data());
   std::vector<float> logits(static_cast<size_t>(rows) * c.n_vocab);
-  output_.matmul(h.data(), rows, logits.data());
+  output_.matmul(h.data(), rows, logits.data(), mm);
   return logits;
 }
 

@@ -34,6 +34,12 @@ class LlamaModel {
   // weights, plain RoPE and a cache made after this call with llama.cpp attention ("fp16:arith=llamacpp").
   void use_llamacpp_arithmetic();
   bool llamacpp_arithmetic() const { return llamacpp_; }
+  // Prefill matmul arithmetic (model/weight_matrix.h): fp32 (default) or bf16. Throws, naming the
+  // tensor, when a matrix cannot run in the mode.
+  void set_matmul_mode(MatmulMode mode);
+  MatmulMode matmul_mode() const { return matmul_mode_; }
+  // The mode load() gives every model (the CLI's --matmul sets it once per process).
+  static void set_default_matmul_mode(MatmulMode mode);
   size_t weight_bytes() const;
   // Layer's attention output projection (o_proj) as dense floats [n_embd x q_dim], row-major.
   std::vector<float> dense_attn_output(int layer) const;
@@ -59,6 +65,7 @@ class LlamaModel {
   std::vector<Layer> layers_;
   std::vector<float> rope_freq_factors_;
   bool llamacpp_ = false;
+  MatmulMode matmul_mode_ = MatmulMode::Fp32;
 };
 
 }  // namespace cvq

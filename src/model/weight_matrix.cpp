@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "core/thread_pool.h"
+#include "kernels/cpu/gemm_bf16.h"
 #include "kernels/cpu/ggml_arith.h"
 #include "kernels/cpu/quant_dot.h"
 #include "model/gguf.h"
@@ -53,22 +54,42 @@ void WeightMatrix::matmul_llamacpp(const float* x, int64_t n_tokens, float* y) c
       64);
 }
 
-void WeightMatrix::matmul(const float* x, int64_t n_tokens, float* y) const {
-  ThreadPool& pool = ThreadPool::global();
-  if (n_tokens < kGemmMinTokens) {
-    for (int64_t t = 0; t < n_tokens; ++t) {
-      const float* xt = x + t * cols_;
-      float* yt = y + t * rows_;
-      pool.parallel_for(
-          rows_,
-          [&](int64_t begin, int64_t end, int) {
-            gemv_rows(type_, data_ + static_cast<size_t>(begin) * row_bytes_, row_bytes_, end - begin, xt, cols_,
-                      yt + begin);
-          },
-          256);
+const char* matmul_mode_name(MatmulMode m) { return m == MatmulMode::Bf16 ? "bf16" : "fp32"; }
+
+MatmulMode parse_matmul_mode(const std::string& name) {
+  if (name == "fp32") return MatmulMode::Fp32;
+  if (name == "bf16") return MatmulMode::Bf16;
+  throw Error("unknown matmul mode '" + name + "' (expected fp32 or bf16)");
+}
+
+void WeightMatrix::matmul(const float* x, int64_t n_tokens, float* y, MatmulMode mode) const {
+  if (n_tokens < kGemmMinTokens) return matmul_gemv(x, n_tokens, y);
+  if (mode == MatmulMode::Bf16) {
+    if (!supports_bf16_gemm()) {
+      throw Error("matmul=bf16: tensor '" + name_ + "' has " + std::to_string(cols_) + " columns, not a multiple of 32");
     }
-    return;
+    return matmul_bf16(x, n_tokens, y);
   }
+  matmul_fp32(x, n_tokens, y);
+}
+
+void WeightMatrix::matmul_gemv(const float* x, int64_t n_tokens, float* y) const {
+  ThreadPool& pool = ThreadPool::global();
+  for (int64_t t = 0; t < n_tokens; ++t) {
+    const float* xt = x + t * cols_;
+    float* yt = y + t * rows_;
+    pool.parallel_for(
+        rows_,
+        [&](int64_t begin, int64_t end, int) {
+          gemv_rows(type_, data_ + static_cast<size_t>(begin) * row_bytes_, row_bytes_, end - begin, xt, cols_,
+                    yt + begin);
+        },
+        256);
+  }
+}
+
+void WeightMatrix::matmul_fp32(const float* x, int64_t n_tokens, float* y) const {
+  ThreadPool& pool = ThreadPool::global();
   const int64_t n_tiles = (rows_ + kTileRows - 1) / kTileRows;
   pool.parallel_for(n_tiles, [&](int64_t tile_begin, int64_t tile_end, int) {
     std::vector<float> tile(static_cast<size_t>(kTileRows * cols_));
@@ -85,6 +106,25 @@ void WeightMatrix::matmul(const float* x, int64_t n_tokens, float* y) const {
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(n_tokens), static_cast<int>(nr),
                   static_cast<int>(cols_), 1.0f, x, static_cast<int>(cols_), w, static_cast<int>(cols_), 0.0f, y + r0,
                   static_cast<int>(rows_));
+    }
+  });
+}
+
+void WeightMatrix::matmul_bf16(const float* x, int64_t n_tokens, float* y) const {
+  ThreadPool& pool = ThreadPool::global();
+  std::vector<uint16_t> xb(static_cast<size_t>(bf16_padded_tokens(n_tokens) * cols_));
+  pool.parallel_for(
+      n_tokens, [&](int64_t t0, int64_t t1, int) { convert_rows_bf16(x, cols_, n_tokens, cols_, t0, t1, xb.data()); }, 16);
+  const int64_t n_tiles = (rows_ + kTileRows - 1) / kTileRows;
+  pool.parallel_for(n_tiles, [&](int64_t tile_begin, int64_t tile_end, int) {
+    std::vector<float> tile(static_cast<size_t>(kTileRows * cols_));
+    std::vector<uint16_t> packed(bf16_packed_elements(kTileRows, cols_));
+    for (int64_t tile_i = tile_begin; tile_i < tile_end; ++tile_i) {
+      const int64_t r0 = tile_i * kTileRows;
+      const int64_t nr = std::min(kTileRows, rows_ - r0);
+      for (int64_t r = 0; r < nr; ++r) dequantize_row(r0 + r, tile.data() + r * cols_);
+      pack_bf16_rows(tile.data(), cols_, nr, cols_, packed.data());
+      gemm_bf16(xb.data(), n_tokens, cols_, packed.data(), nr, y + r0, rows_);
     }
   });
 }

@@ -18,6 +18,12 @@ void add_common_options(CLI::App& cmd, CommonOptions& o, bool with_model) {
   cmd.add_option("--threads,-t", o.threads, "worker threads (default: all cores)")->check(CLI::NonNegativeNumber);
   cmd.add_flag("--quiet,-q", o.quiet, "no progress output");
   cmd.add_option("--json", o.json_path, "also write the results to this JSON file");
+  if (with_model) {
+    cmd.add_option("--matmul", o.matmul,
+                   "prefill matmul arithmetic: fp32 (default; SGEMM on dequantized weights) or bf16 (weights and "
+                   "activations rounded to bf16, fp32 sums; AMX / AVX-512 BF16 where the CPU has them)")
+        ->check(CLI::IsMember({"fp32", "bf16"}));
+  }
 }
 
 void add_device_option(CLI::App& cmd, std::string& device) {
@@ -50,6 +56,7 @@ void apply_common_options(const CommonOptions& o) {
   openblas_set_num_threads(1);
   if (o.threads > 0) ThreadPool::set_global_threads(o.threads);
   Progress::set_quiet(o.quiet);
+  LlamaModel::set_default_matmul_mode(parse_matmul_mode(o.matmul));
 }
 
 void write_json(const std::string& path, const nlohmann::json& j) {

@@ -11,6 +11,7 @@ struct CommonOptions {
   int threads = 0;         // 0: all hardware threads
   bool quiet = false;
   std::string json_path;   // write results here as JSON when set
+  std::string matmul = "fp32";  // prefill matmul arithmetic for every model loaded (fp32 | bf16)
 };
 
 void add_common_options(CLI::App& cmd, CommonOptions& o, bool with_model = true);
