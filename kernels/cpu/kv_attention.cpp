@@ -1,5 +1,7 @@
 #include "kernels/cpu/kv_attention.h"
 
+#include <cblas.h>
+
 #include <algorithm>
 #include <cmath>
 
@@ -142,6 +144,19 @@ void kv_values_f32(const float* p, int64_t ld, int rows, int d, const float* v, 
   } else {
     values_f32_scalar(p, ld, rows, d, v, stride, n, out);
   }
+}
+
+void kv_scores_gemm(const float* q, int rows, int d, const float* k, int64_t stride, int64_t n, float scale,
+                    float* scores, int64_t ld) {
+  if (n <= 0 || rows <= 0) return;
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, static_cast<int>(n), d, scale, q, d, k,
+              static_cast<int>(stride), 0.0f, scores, static_cast<int>(ld));
+}
+
+void kv_values_gemm(const float* p, int64_t ld, int rows, int d, const float* v, int64_t stride, int64_t n, float* out) {
+  if (n <= 0 || rows <= 0) return;
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, d, static_cast<int>(n), 1.0f, p, static_cast<int>(ld), v,
+              static_cast<int>(stride), 1.0f, out, d);
 }
 
 float kv_max(const float* x, int64_t n) {

@@ -24,6 +24,11 @@ void kv_scores_f32(const float* q, int rows, int d, const float* k, int64_t stri
 void kv_values_half(HalfKind kind, const float* p, int64_t ld, int rows, int d, const uint16_t* v, int64_t stride,
                     int64_t n, float* out);
 void kv_values_f32(const float* p, int64_t ld, int rows, int d, const float* v, int64_t stride, int64_t n, float* out);
+// Many query rows at once (prefill): the same two products through SGEMM, f32 keys/values.
+// Agree with kv_scores_f32 / kv_values_f32 to float rounding (the sums are ordered differently).
+void kv_scores_gemm(const float* q, int rows, int d, const float* k, int64_t stride, int64_t n, float scale,
+                    float* scores, int64_t ld);
+void kv_values_gemm(const float* p, int64_t ld, int rows, int d, const float* v, int64_t stride, int64_t n, float* out);
 // max of x[0..n), n >= 1
 float kv_max(const float* x, int64_t n);
 // x[i] = exp(x[i] - m) for i < n; returns the sum (float, relative error ~1e-6 against std::exp).

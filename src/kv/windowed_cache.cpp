@@ -278,6 +278,36 @@ void WindowedCache::attend_simulated(int layer, const float* q, const int32_t* v
   attention_f32(a);
 }
 
+namespace {
+// Query rows (queries x GQA group) from which attention over full-precision tokens uses SGEMM.
+constexpr int kGemmQueryRows = 32;
+}  // namespace
+
+// Sink then window tokens of every KV head as floats: fk/fv [Hkv][n_full][d] (fk may be null).
+void WindowedCache::pool_widen_half(const Layer& L, bool bf16, int64_t S, int64_t n_full_k, int64_t n_full_v, int d,
+                                    int Hkv, float* fk, float* fv) {
+  auto widen = [&](const HalfRows& sink, const HalfRows& win, int64_t n_full, float* dst) {
+    ThreadPool::global().parallel_for(
+        static_cast<int64_t>(Hkv) * n_full,
+        [&](int64_t b, int64_t e, int) {
+          for (int64_t i = b; i < e; ++i) {
+            const int h = static_cast<int>(i / n_full);
+            const int64_t t = i % n_full;
+            const uint16_t* src = t < S ? sink.at(h, t, d) : win.at(h, t - S, d);
+            float* o = dst + i * d;
+            if (bf16) {
+              for (int c = 0; c < d; ++c) o[c] = bf16_to_float(src[c]);
+            } else {
+              for (int c = 0; c < d; ++c) o[c] = fp16_to_float(src[c]);
+            }
+          }
+        },
+        256);
+  };
+  if (fk) widen(L.sink_k, L.win_k, n_full_k, fk);
+  widen(L.sink_v, L.win_v, n_full_v, fv);
+}
+
 void WindowedCache::attend_native(int layer, const float* q, const int32_t* visible, int n, float* out) {
   const Layer& L = layers_[layer];
   const int D = geo_.kv_dim(), d = geo_.head_dim, Hkv = geo_.n_head_kv, group = geo_.n_head / geo_.n_head_kv;
@@ -301,6 +331,16 @@ void WindowedCache::attend_native(int layer, const float* q, const int32_t* visi
       }
       geo_.rope.apply(dst, Hkv, L.positions[sink ? t : t + ck]);
     }
+  }
+  // Many queries (prefill): the full-precision tokens widened to float once per call (exact), so
+  // scores and values over them go through SGEMM; decode keeps the fused half-precision kernels.
+  const bool gemm = n * group >= kGemmQueryRows;
+  const int64_t n_full_k = S + (N - S - ck), n_full_v = S + (N - S - cv);
+  std::vector<float> fk, fv;  // [Hkv][n_full][d]
+  if (gemm) {
+    fv.resize(static_cast<size_t>(Hkv) * n_full_v * d);
+    if (!policy_.keys_pre_rope) fk.resize(static_cast<size_t>(Hkv) * n_full_k * d);
+    pool_widen_half(L, policy_.bf16, S, n_full_k, n_full_v, d, Hkv, policy_.keys_pre_rope ? nullptr : fk.data(), fv.data());
   }
 
   ThreadPool& pool = ThreadPool::global();
@@ -351,7 +391,11 @@ void WindowedCache::attend_native(int layer, const float* q, const int32_t* visi
         };
         auto full_scores = [&](int64_t s0, int64_t s1, int64_t full_index) {
           // full_index: index of token s0 among the full-precision keys (sink then window)
-          if (policy_.keys_pre_rope) {
+          if (gemm) {
+            const float* kb = policy_.keys_pre_rope ? rk.data() + full_index * D + kvh * d
+                                                    : fk.data() + (kvh * n_full_k + full_index) * d;
+            kv_scores_gemm(qg.data(), rows, d, kb, policy_.keys_pre_rope ? D : d, s1 - s0, scale, sc.data() + (s0 - a), len);
+          } else if (policy_.keys_pre_rope) {
             kv_scores_f32(qg.data(), rows, d, rk.data() + full_index * D + kvh * d, D, s1 - s0, scale, sc.data() + (s0 - a), len);
           } else {
             const uint16_t* base = full_index < S ? L.sink_k.at(kvh, full_index, d) : L.win_k.at(kvh, full_index - S, d);
@@ -379,15 +423,20 @@ void WindowedCache::attend_native(int layer, const float* q, const int32_t* visi
           std::fill(row + valid, row + len, 0.0f);
         }
         // Values: sink | compressed | window (value split cv).
-        seg(0, S, [&](int64_t s0, int64_t s1) {
-          kv_values_half(kind, sc.data() + (s0 - a), len, rows, d, L.sink_v.at(kvh, s0, d), d, s1 - s0, o_out);
-        });
+        auto full_values = [&](int64_t s0, int64_t s1, int64_t full_index) {
+          // full_index: index of token s0 among the full-precision values (sink then window)
+          if (gemm) {
+            kv_values_gemm(sc.data() + (s0 - a), len, rows, d, fv.data() + (kvh * n_full_v + full_index) * d, d, s1 - s0, o_out);
+          } else {
+            const uint16_t* base = full_index < S ? L.sink_v.at(kvh, full_index, d) : L.win_v.at(kvh, full_index - S, d);
+            kv_values_half(kind, sc.data() + (s0 - a), len, rows, d, base, d, s1 - s0, o_out);
+          }
+        };
+        seg(0, S, [&](int64_t s0, int64_t s1) { full_values(s0, s1, s0); });
         seg(S, S + cv, [&](int64_t s0, int64_t s1) {
           native_values(layer, kvh, sc.data() + (s0 - a), len, rows, s0 - S, s1 - S, o_out);
         });
-        seg(S + cv, N, [&](int64_t s0, int64_t s1) {
-          kv_values_half(kind, sc.data() + (s0 - a), len, rows, d, L.win_v.at(kvh, s0 - S - cv, d), d, s1 - s0, o_out);
-        });
+        seg(S + cv, N, [&](int64_t s0, int64_t s1) { full_values(s0, s1, s0 - cv); });
       }
     };
     if (serial) {

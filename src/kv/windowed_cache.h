@@ -154,6 +154,8 @@ class WindowedCache : public KvCache {
   };
   void compress_pending(int layer);
   void attend_native(int layer, const float* q, const int32_t* visible, int n, float* out);
+  static void pool_widen_half(const Layer& L, bool bf16, int64_t S, int64_t n_full_k, int64_t n_full_v, int d, int Hkv,
+                              float* fk, float* fv);
   void attend_simulated(int layer, const float* q, const int32_t* visible, int n, float* out);
   void attend_llamacpp(int layer, const float* q, const int32_t* visible, int n, float* out);
   float half_to_float(uint16_t h) const;
