@@ -9,14 +9,18 @@ The fixture holds reference data that the C++ implementation is checked against:
 
 Usage:
   python3 scripts/make-llamacpp-fixture.py \
-      [--model ~/.cache/commvq-bench/models/SmolLM2-135M-Instruct.Q4_1.gguf] \
-      [--text /work/shared/datasets/text/wikitext-2-raw/wiki.test.raw] \
-      [--out tests/fixtures/llamacpp_reference.json] [--threads 2]
+      [--model smollm2-135m | qwen2.5-coder-0.5b | qwen2.5-coder-1.5b | PATH.gguf] \
+      [--text data/text/wikitext-2-raw/wiki.test.raw] \
+      [--out tests/fixtures/llamacpp_reference[_NAME].json] [--threads 2]
 
-Requires: pip install llama-cpp-python numpy
-(the reference fixture was made with
- CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_AVX512=ON -DGGML_FMA=ON -DGGML_F16C=ON" \
-   pip install llama-cpp-python==0.3.36 numpy)
+Requires: pip install llama-cpp-python numpy. The fixtures record the CMAKE_ARGS the package was
+built with ($LLAMA_CPP_CMAKE_ARGS, as you pass them to pip):
+  * llamacpp_reference.json (SmolLM2-135M):
+    CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_AVX512=ON -DGGML_FMA=ON -DGGML_F16C=ON"
+  * llamacpp_reference_qwen2.5-coder-*.json: the same plus -DGGML_AVX512_VNNI=ON
+    -DGGML_AVX512_BF16=ON -DGGML_AVX512_VBMI=ON -DGGML_AVX_VNNI=ON -DGGML_BMI2=ON, and AMX off
+    (llama.cpp 0.3.36's AMX matmul crashes with SIGSEGV on the machine the fixtures were made on).
+  pip install llama-cpp-python==0.3.36 numpy
 """
 
 import argparse
@@ -28,17 +32,34 @@ import shlex
 import sys
 import time
 
-DEFAULT_MODEL = os.path.expanduser(
-    "~/.cache/commvq-bench/models/SmolLM2-135M-Instruct.Q4_1.gguf"
-)
-DEFAULT_TEXT = "/work/shared/datasets/text/wikitext-2-raw/wiki.test.raw"
-DEFAULT_OUT = os.path.join(
-    os.path.dirname(os.path.abspath(__file__)),
-    "..",
-    "tests",
-    "fixtures",
-    "llamacpp_reference.json",
-)
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+DEFAULT_TEXT = os.path.join(ROOT, "data", "text", "wikitext-2-raw", "wiki.test.raw")
+
+
+def known_models():
+    """name -> file, from datasets/models.tsv (what scripts/get-model.sh installs)."""
+    models = {}
+    with open(os.path.join(ROOT, "datasets", "models.tsv"), encoding="utf-8") as f:
+        for line in f:
+            if line.startswith("#") or not line.strip():
+                continue
+            cols = line.rstrip("\n").split("\t")
+            models[cols[0]] = cols[1]
+    return models
+
+
+def resolve_model(arg):
+    """A known model's name -> (name, its file in the model cache); a path -> (None, path)."""
+    models = known_models()
+    if arg in models:
+        home = os.environ.get("COMMVQ_HOME") or os.path.expanduser("~/.cache/commvq-bench")
+        return arg, os.path.join(home, "models", models[arg])
+    return None, arg
+
+
+def default_out(name):
+    suffix = "" if name in (None, "smollm2-135m") else "_" + name
+    return os.path.join(ROOT, "tests", "fixtures", "llamacpp_reference" + suffix + ".json")
 
 N_WINDOWS = 4
 WINDOW = 2048
@@ -76,6 +97,9 @@ TOKENIZE_CASES = [
     ("Wait... what?!?! (yes) -- ok; [x] {y} <z> @#$%^&*", False),
     ("café naïve résumé", False),
     ("日本語のテキスト", False),
+    ("你好，世界！这是一个测试。", False),
+    ("def 计算(x):  # 返回平方\n    return x * x\n", False),
+    ("한국어 문장입니다.", False),
     ("👍🏽 🎉", False),
     ("Привет, мир!", False),
     ("مرحبا بالعالم", False),
@@ -114,11 +138,17 @@ def log_softmax_f64(logits):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", default=DEFAULT_MODEL)
+    ap.add_argument("--model", default="smollm2-135m", help="known model name or GGUF path")
     ap.add_argument("--text", default=DEFAULT_TEXT)
-    ap.add_argument("--out", default=DEFAULT_OUT)
+    ap.add_argument("--out", default=None)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
+    name, args.model = resolve_model(args.model)
+    if args.out is None:
+        args.out = default_out(name)
+    if not os.path.isfile(args.model):
+        print(f"error: model not found: {args.model} (scripts/get-model.sh NAME installs it)", file=sys.stderr)
+        return 2
 
     try:
         import llama_cpp
@@ -209,8 +239,9 @@ def main():
         "model_sha256": sha256_file(args.model),
         "made_with": "python3 "
         + " ".join(shlex.quote(a) for a in sys.argv)
-        + "  [llama-cpp-python built with CMAKE_ARGS=\"-DGGML_NATIVE=OFF -DGGML_AVX2=ON"
-        " -DGGML_AVX512=ON -DGGML_FMA=ON -DGGML_F16C=ON\"; CPU backend, f16 KV cache,"
+        + "  [llama-cpp-python built with CMAKE_ARGS=\""
+        + os.environ.get("LLAMA_CPP_CMAKE_ARGS", "-DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_AVX512=ON -DGGML_FMA=ON -DGGML_F16C=ON")
+        + "\"; CPU backend, f16 KV cache,"
         " flash_attn off, n_ctx=2048, n_batch=n_ubatch=512, threads="
         + str(args.threads)
         + "]",

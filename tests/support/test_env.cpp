@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "eval/data_paths.h"
+#include "model/known_models.h"
 #include "model/model_paths.h"
 
 namespace cvq::test {
@@ -14,6 +15,10 @@ bool in_ci() {
 }
 
 std::string model_path() { return default_model_path(); }
+std::string known_model_path(const std::string& name) {
+  const KnownModel* m = find_known_model(name);
+  return m ? model_cache_dir() + "/" + m->file : name;
+}
 std::string data_file(const std::string& relative) { return data_path(relative); }
 std::string fixture_path(const std::string& name) { return project_source_dir() + "/tests/fixtures/" + name; }
 

@@ -8,6 +8,7 @@ namespace cvq::test {
 
 bool in_ci();
 std::string model_path();                           // as the CLI resolves the default model
+std::string known_model_path(const std::string& name);  // a known model's file in the model cache
 std::string data_file(const std::string& relative);  // under the data folder
 std::string fixture_path(const std::string& name);   // tests/fixtures/<name>
 
