@@ -1,5 +1,9 @@
 #include "commvq/commvq_codebook.h"
 
+#include <mutex>
+
+#include <map>
+
 #include <cstdio>
 #include <filesystem>
 #include <random>
@@ -160,6 +164,22 @@ bool load_commvq_layer(const std::string& path, int layer, int n_kv, int head_di
   *keys = read_layer_keys(r, layer, n_kv, head_dim, layout);
   *values = ValueCodec::load(r, layer_prefix(layer) + "values.");
   return true;
+}
+
+std::shared_ptr<const CommvqCodebook> CommvqCodebook::load_shared(const std::string& path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const auto size = fs::file_size(path, ec);
+  const auto mtime = ec ? fs::file_time_type{} : fs::last_write_time(path, ec);
+  const std::string key = path + "|" + std::to_string(ec ? 0 : size) + "|" +
+                          std::to_string(mtime.time_since_epoch().count());
+  static std::mutex mu;
+  static std::map<std::string, std::shared_ptr<const CommvqCodebook>> loaded;
+  std::lock_guard<std::mutex> lock(mu);
+  if (auto it = loaded.find(key); it != loaded.end()) return it->second;
+  auto cb = std::make_shared<const CommvqCodebook>(load(path));  // throws, naming the file, on bad input
+  loaded[key] = cb;
+  return cb;
 }
 
 CommvqCodebook random_commvq_codebook(const KvGeometry& g, int bits, bool structured, unsigned seed) {

@@ -4,6 +4,7 @@
 // identity, bit widths, stages, training settings, per-layer errors). numpy/PyTorch can open it;
 // the `commvq:` KV method loads it and refuses a file made for another model.
 #include <nlohmann/json.hpp>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -39,6 +40,9 @@ struct CommvqCodebook {
 
   void save(const std::string& path) const;
   static CommvqCodebook load(const std::string& path);
+  // load() once per process per file version (path, size, modification time): caches of one grid
+  // share the parsed codebook and its derived tables instead of re-reading the file.
+  static std::shared_ptr<const CommvqCodebook> load_shared(const std::string& path);
   // Throws "<path>: codebook was made for <name> (...) but the model is <name> (...)".
   void check_compatible(const KvGeometry& g, const std::string& path) const;
   size_t param_bytes() const;

@@ -105,7 +105,11 @@ void ValueCodec::logits(const float* xbar, int64_t n, float* out) const {
   });
 }
 
-void ValueCodec::encode(const float* v, int64_t n, uint8_t* codes, uint16_t* p_fp16) const {
+void ValueCodec::prepare_refinement() {
+  refine_tables = std::make_shared<const ValueRefineTables>(make_value_refine_tables(*this));
+}
+
+void ValueCodec::encode(const float* v, int64_t n, uint8_t* codes, uint16_t* p_fp16, int sweeps) const {
   const int D = shape_.dim, G = shape_.n_groups(), L = shape_.n_logits(), CB = shape_.code_bytes();
   std::vector<float> xbar(static_cast<size_t>(n) * D), rho(n), lg(static_cast<size_t>(n) * L),
       y(static_cast<size_t>(n) * D);
@@ -123,7 +127,7 @@ void ValueCodec::encode(const float* v, int64_t n, uint8_t* codes, uint16_t* p_f
       if (value_choice_b2(best)) c[(2 * g + 1) >> 3] |= static_cast<uint8_t>(1u << ((2 * g + 1) & 7));
     }
   }
-  refine_value_codes(*this, xbar.data(), n, codes, refine_sweeps);
+  refine_value_codes(*this, xbar.data(), n, codes, sweeps, refine_tables.get());
   code_vectors(codes, n, y.data());
   for (int64_t t = 0; t < n; ++t) {
     double ss = 0;
@@ -134,16 +138,18 @@ void ValueCodec::encode(const float* v, int64_t n, uint8_t* codes, uint16_t* p_f
 }
 
 void ValueCodec::code_vectors(const uint8_t* codes, int64_t n, float* y) const {
+  // y = B·C with B the codes' bits as a 0/1 matrix, a block of tokens per SGEMM.
   const int D = shape_.dim, K = shape_.code_bits(), CB = shape_.code_bytes();
-  for (int64_t t = 0; t < n; ++t) {
-    float* yt = y + t * D;
-    std::fill(yt, yt + D, 0.0f);
-    const uint8_t* c = codes + t * CB;
-    for (int j = 0; j < K; ++j) {
-      if (!value_code_bit(c, j)) continue;
-      const float* row = codebook.data() + static_cast<int64_t>(j) * D;
-      for (int i = 0; i < D; ++i) yt[i] += row[i];
+  constexpr int64_t kRows = 64;
+  std::vector<float> bits(static_cast<size_t>(std::min<int64_t>(n, kRows)) * K);
+  for (int64_t t0 = 0; t0 < n; t0 += kRows) {
+    const int rows = static_cast<int>(std::min<int64_t>(kRows, n - t0));
+    for (int r = 0; r < rows; ++r) {
+      const uint8_t* c = codes + (t0 + r) * CB;
+      for (int j = 0; j < K; ++j) bits[static_cast<size_t>(r) * K + j] = static_cast<float>(value_code_bit(c, j));
     }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, D, K, 1.0f, bits.data(), K, codebook.data(), D, 0.0f,
+                y + t0 * D, D);
   }
 }
 
@@ -203,6 +209,7 @@ ValueCodec ValueCodec::load(const SafetensorsReader& r, const std::string& prefi
     if (sweeps < 0 || sweeps > 1000) fail_file(r.path(), "tensor '" + prefix + "refine_sweeps' is out of range");
     c.refine_sweeps = sweeps;
   }
+  c.prepare_refinement();
   return c;
 }
 

@@ -13,6 +13,7 @@
 //
 // Parameters are plain float vectors, row-major, PyTorch nn.Linear layout ([out x in]).
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -20,6 +21,7 @@ namespace cvq {
 
 class SafetensorsReader;
 class SafetensorsWriter;
+struct ValueRefineTables;
 
 inline constexpr float kValueEps = 1e-6f;
 inline constexpr float kValueLayerNormEps = 1e-5f;
@@ -55,7 +57,9 @@ class ValueCodec {
   void logits(const float* xbar, int64_t n, float* out) const;
   // Inference: argmax per group (then refine_sweeps of refinement) -> packed codes [n x code_bytes]
   // and fp16 p [n]. Deterministic.
-  void encode(const float* v, int64_t n, uint8_t* codes, uint16_t* p_fp16) const;
+  void encode(const float* v, int64_t n, uint8_t* codes, uint16_t* p_fp16) const { encode(v, n, codes, p_fp16, refine_sweeps); }
+  // The same with `sweeps` of refinement instead of the codec's own.
+  void encode(const float* v, int64_t n, uint8_t* codes, uint16_t* p_fp16, int sweeps) const;
   // y = bᵀC for packed codes: [n x D] (the direction before p and s).
   void code_vectors(const uint8_t* codes, int64_t n, float* y) const;
   // v̂ = s ⊙ y · p for packed codes and fp16 p: [n x D].
@@ -80,6 +84,10 @@ class ValueCodec {
   // Sweeps of code refinement after the encoder's argmax (commvq/value_refine.h); 0 = the paper's
   // encoder alone. Stored with the codec (tensor "refine_sweeps", I32 [1]; absent = 0).
   int refine_sweeps = 0;
+  // Tables refinement reads (Gram matrix of the codebook), made by load() or prepare_refinement();
+  // refinement ignores them once the codebook changes (they carry its fingerprint).
+  std::shared_ptr<const ValueRefineTables> refine_tables;
+  void prepare_refinement();
 
  private:
   ValueCodecShape shape_;

@@ -4,21 +4,37 @@
 //
 // - Refinement (iterated conditional modes): starting from the encoder's argmax codes, each group in
 //   turn takes whichever of its 4 choices {00, 10, 01, 11} gives y = bᵀC the largest cosine with
-//   xbar (the magnitude is stored separately, so only the direction matters). A sweep costs about
-//   3·D flops per group; it never lowers the cosine, and stops early when nothing changes.
+//   xbar (the magnitude is stored separately, so only the direction matters). It never lowers the
+//   cosine, and stops early when nothing changes. Only dot products enter the choice, so it runs
+//   on the Gram matrix of the codewords (ValueRefineTables, once per codebook): y·xbar and y·c_j for
+//   every codeword come from two GEMMs per block of tokens, each group's choice then costs O(1), and
+//   an accepted change updates the K dots y·c_j from two Gram rows (O(K), in double).
 // - Codebook refit: with the codes fixed, C = argmin Σ_t w_t||b_tᵀC − x_t||² + λ||C||² (weighted
 //   ridge least squares over the training tokens, X = v / s), solved from BᵀWB — seconds per layer.
 //   The trainer weights each token by its share of the §3.4 loss (value term + the attention
 //   term's diagonal), so tokens that attention leans on (the attention sink) are fitted closely.
 // Both are deterministic; the packed code format is unchanged.
 #include <cstdint>
+#include <vector>
 
 namespace cvq {
 
 class ValueCodec;
 
+// What refinement needs of one codebook: Gram[i][j] = C_i·C_j (K x K, double) and a fingerprint of
+// the codebook it was computed from (tables for another codebook are never used).
+struct ValueRefineTables {
+  int K = 0;
+  uint64_t fingerprint = 0;
+  std::vector<double> gram;
+};
+uint64_t value_codebook_fingerprint(const ValueCodec& codec);  // FNV-1a of the codebook's floats
+ValueRefineTables make_value_refine_tables(const ValueCodec& codec);
+
 // Refines n tokens' packed codes in place (threaded over tokens). xbar: [n x D] normalized inputs.
-void refine_value_codes(const ValueCodec& codec, const float* xbar, int64_t n, uint8_t* codes, int sweeps);
+// `tables` must be make_value_refine_tables(codec) (checked by fingerprint); null builds them.
+void refine_value_codes(const ValueCodec& codec, const float* xbar, int64_t n, uint8_t* codes, int sweeps,
+                        const ValueRefineTables* tables = nullptr);
 
 // Refits codec.codebook to the packed codes of n tokens with targets x = v/(s+eps) [n x D]:
 // minimizes Σ_t w_t ||b_tᵀC − x_t||² + λ||C||² (w_t = 1 without row_weights).

@@ -65,7 +65,7 @@ CommvqOptions CommvqOptions::parse(const KvSpec& s, const KvGeometry& g) {
 CommvqCache::CommvqCache(KvGeometry g, CommvqOptions opt) : WindowedCache(g, opt.policy, opt.mode), opt_(std::move(opt)) {
   const int D = geo_.kv_dim();
   if (!opt_.codebook_path.empty()) {
-    codebook_ = std::make_unique<CommvqCodebook>(CommvqCodebook::load(opt_.codebook_path));
+    codebook_ = CommvqCodebook::load_shared(opt_.codebook_path);
     codebook_->check_compatible(geo_, opt_.codebook_path);
     if (codebook_->key_bits != opt_.bits) {
       fail_file(opt_.codebook_path, "codebook is " + std::to_string(codebook_->key_bits) + "-bit but the spec asks for bits=" +
@@ -76,8 +76,6 @@ CommvqCache::CommvqCache(KvGeometry g, CommvqOptions opt) : WindowedCache(g, opt
                                         std::to_string(opt_.stages));
     }
     stages_ = codebook_->stages;
-    if (opt_.refine_sweeps >= 0)
-      for (auto& v : codebook_->values) v.refine_sweeps = opt_.refine_sweeps;
     value_code_bits_ = codebook_->values[0].shape().code_bits();
   } else {
     stages_ = opt_.stages > 0 ? opt_.stages : commvq_key_stages(opt_.bits, geo_.head_dim);
@@ -98,6 +96,10 @@ std::string CommvqCache::spec() const {
   if (opt_.policy.key_rule == WindowRule::Never) s += ",compress=values";
   if (opt_.policy.value_rule == WindowRule::Never) s += ",compress=keys";
   return s + ",mode=" + kv_exec_mode_name(opt_.mode);
+}
+
+int CommvqCache::value_refine_sweeps(int layer) const {
+  return opt_.refine_sweeps >= 0 ? opt_.refine_sweeps : codebook_->values[layer].refine_sweeps;
 }
 
 void CommvqCache::require_codebook() const {
@@ -128,7 +130,7 @@ void CommvqCache::compress_values(int layer, int64_t first, int n, const float* 
   const size_t old = L.value_codes.size();
   L.value_codes.resize(old + cb * n);
   L.value_p.resize(L.value_p.size() + n);
-  codec.encode(v, n, L.value_codes.data() + old, L.value_p.data() + L.n_values);
+  codec.encode(v, n, L.value_codes.data() + old, L.value_p.data() + L.n_values, value_refine_sweeps(layer));
   L.n_values += n;
 }
 

@@ -38,6 +38,8 @@ class CommvqCache : public WindowedCache {
   CommvqCache(KvGeometry g, CommvqOptions opt);
   std::string spec() const override;
   const CommvqCodebook* codebook() const { return codebook_.get(); }
+  // Refinement sweeps the value encoder runs: the spec's refine=, else the codebook's own.
+  int value_refine_sweeps(int layer) const;
 
  protected:
   void compress_keys(int layer, int64_t first, int n, const float* k, const int32_t* positions) override;
@@ -66,7 +68,7 @@ class CommvqCache : public WindowedCache {
   void cos_sin_rows(const int32_t* positions, int64_t n, float* out) const;
 
   CommvqOptions opt_;
-  std::unique_ptr<CommvqCodebook> codebook_;
+  std::shared_ptr<const CommvqCodebook> codebook_;
   int stages_ = 0;
   int value_code_bits_ = 0;
   std::vector<Layer> layers_;

@@ -186,3 +186,29 @@ TEST(ValueRefine, TrainerRefitBeatsGradientDescentAlone) {
 
 }  // namespace
 }  // namespace cvq
+
+namespace cvq {
+namespace {
+
+// Tables made for another codebook are never used: the result equals refinement without tables.
+TEST(ValueRefine, TablesOfAnotherCodebookAreIgnored) {
+  const int D = 32, n = 40;
+  ValueCodec a(D, 2), b(D, 2);
+  a.init_random(11);
+  b.init_random(12);
+  std::mt19937 rng(5);
+  const auto xbar = normal_vec(static_cast<size_t>(n) * D, rng);
+  std::vector<uint8_t> start(static_cast<size_t>(n) * a.shape().code_bytes());
+  for (auto& byte : start) byte = static_cast<uint8_t>(rng());
+  std::vector<uint8_t> own = start, stale = start, none = start;
+  const ValueRefineTables ta = make_value_refine_tables(a), tb = make_value_refine_tables(b);
+  refine_value_codes(a, xbar.data(), n, own.data(), 8, &ta);
+  refine_value_codes(a, xbar.data(), n, stale.data(), 8, &tb);
+  refine_value_codes(a, xbar.data(), n, none.data(), 8, nullptr);
+  EXPECT_EQ(own, none);
+  EXPECT_EQ(stale, none);
+  EXPECT_NE(own, start);
+}
+
+}  // namespace
+}  // namespace cvq

@@ -152,6 +152,8 @@ void register_bench(CLI::App& app) {
   auto* bench = app.add_subcommand("bench", "speed benchmarks");
   bench->require_subcommand(1);
   register_bench_engine(*bench);
+  register_bench_compress(*bench);
+  register_bench_context(*bench);
   register_bench_gpu(*bench);
 }
 
