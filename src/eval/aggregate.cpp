@@ -122,7 +122,8 @@ nlohmann::json aggregate_records(const std::string& family, const std::vector<nl
     for (const auto& r : records) {
       if (!longest || num(r, "length") > num(*longest, "length")) longest = &r;
       nlohmann::json cell = {{"bits_per_element", r.value("bits_per_element", 0.0)}};
-      for (const char* k : {"measured_bits_per_element", "projected_bits_per_element", "measured_bytes", "projected_bytes"})
+      for (const char* k : {"measured_bits_per_element", "projected_bits_per_element", "measured_bytes", "projected_bytes",
+                            "fixed_bytes", "fixed_share"})
         if (r.contains(k)) cell[k] = r[k];
       by_length[std::to_string(r.value("length", int64_t{0}))] = cell;
     }
@@ -132,7 +133,8 @@ nlohmann::json aggregate_records(const std::string& family, const std::vector<nl
     out["score"] = bits;
     out["extra"] = {{"length", longest->value("length", int64_t{0})},
                     {"reduction_vs_fp16_percent", 100.0 * (1.0 - bits / 16.0)},
-                    {"bits_source", longest->value("bits_source", "")}};
+                    {"bits_source", longest->value("bits_source", "")},
+                    {"fixed_bytes", longest->value("fixed_bytes", 0.0)}};
     out["breakdown"] = by_length;
     return out;
   }

@@ -39,6 +39,13 @@ std::string fmt(double x, int decimals) {
   return buf;
 }
 
+std::string fmt_bytes(double b) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int u = 0;
+  while (b >= 1024.0 && u < 4) b /= 1024.0, ++u;
+  return fmt(b, u == 0 ? 0 : 2) + " " + units[u];
+}
+
 int decimals_for(const std::string& family) {
   if (family == "perplexity") return 3;
   if (family == "memory") return 2;
@@ -445,10 +452,44 @@ TablesResult make_tables(const TablesOptions& opt) {
           b.rows.push_back(row);
         }
         b.note = "Cells: measured (synthetic activations appended to a fresh cache, then cache.bytes()) / projected "
-                 "(KvCache::projected_bytes). Codebooks are a fixed per-model cost, not included.";
+                 "(KvCache::projected_bytes). Codebooks and value encoders are a fixed per-model cost, not in "
+                 "these bits: see the next table.";
         if (!paper_entry.is_null())
           b.note += " Paper: " + paper_entry.value("metric", std::string("")) + " — " + paper_entry.value("source", std::string("")) + ".";
         tables.push_back(b);
+
+        // The fixed cost beside the per-token bytes: how much of the method's memory it is at each length.
+        Table f;
+        f.id = g + "_fixed_cost";
+        f.title = g + " — fixed cost (codebooks, value encoders) beside the per-token KV bytes";
+        f.header = {"method", "KV bytes/token", "fixed bytes"};
+        for (const auto& k : keys) f.header.push_back("fixed share at " + k + " tokens");
+        for (const auto& m : methods) {
+          auto it = by.find({inst[0], m});
+          if (it == by.end() || !it->second.contains("breakdown")) continue;
+          const auto& bd = it->second["breakdown"];
+          const std::string longest = keys.back();
+          std::vector<std::string> row{m};
+          if (bd.contains(longest)) {
+            const auto& c = bd[longest];
+            const double bytes = c.contains("projected_bytes") ? c["projected_bytes"].get<double>()
+                                                               : c.value("measured_bytes", 0.0);
+            row.push_back(fmt(bytes / std::stod(longest), 1));
+          } else {
+            row.push_back("—");
+          }
+          const double fixed = it->second.value("extra", nlohmann::json::object()).value("fixed_bytes", 0.0);
+          row.push_back(fixed > 0 ? fmt_bytes(fixed) : "0");
+          for (const auto& k : keys)
+            row.push_back(bd.contains(k) && bd[k].contains("fixed_share") ? fmt(100.0 * bd[k]["fixed_share"].get<double>(), 1) + "%"
+                                                                          : "—");
+          f.rows.push_back(row);
+        }
+        f.note = "KV bytes/token at the longest length (projected, else measured). fixed: the parameters the method holds "
+                 "whatever the context (CommVQ: key codebooks, value encoder MLP and codebook, float32; KVQuant's "
+                 "per-layer tables are inside its KV bytes). fixed share at L = fixed / (fixed + KV bytes at L tokens), "
+                 "for one sequence; a server shares the fixed cost across its sequences.";
+        if (!f.rows.empty()) tables.push_back(f);
       }
     }
 

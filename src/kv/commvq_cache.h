@@ -38,6 +38,9 @@ class CommvqCache : public WindowedCache {
   CommvqCache(KvGeometry g, CommvqOptions opt);
   std::string spec() const override;
   const CommvqCodebook* codebook() const { return codebook_.get(); }
+  // The codebook's parameters (keys, value encoder and codebook, float32 as held); without
+  // codebook=, those of one of this shape.
+  size_t fixed_bytes() const override;
 
  protected:
   void compress_keys(int layer, int64_t first, int n, const float* k, const int32_t* positions) override;

@@ -303,6 +303,22 @@ TEST_F(EvalGrid, ResumeOnlyFromTheSameInputs) {
             sha256_file(cb));
   o.new_run = false;
 
+  // Side by side with the first folder: fp16 read the same files and reproduces every sample; the
+  // commvq run names the retrained codebook.
+  TablesOptions to;
+  to.results_dir = fresh.out_dir;
+  to.out_dir = (dir / "tables").string();
+  to.reference_dir = (dir / "out").string();
+  to.plots = false;
+  const TablesResult tr = make_tables(to);
+  EXPECT_EQ(tr.reference_cells, 2);
+  const std::string md = read_file(to.out_dir + "/reference.md");
+  EXPECT_NE(md.find("| ppl | fp16 |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| +0.000 |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| yes | 2/2 | same |"), std::string::npos) << md;
+  EXPECT_NE(md.find(cb + " (codebook) has changed"), std::string::npos) << md;
+  EXPECT_TRUE(fs::exists(to.out_dir + "/reference.csv"));
+
   // A data file rewritten to the same size (only the digest can tell) is named too.
   std::string t = read_file(text);
   t[0] = t[0] == 'x' ? 'y' : 'x';
