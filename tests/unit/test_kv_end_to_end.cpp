@@ -11,6 +11,7 @@
 
 #include <unistd.h>
 
+#include "commvq/commvq_codebook.h"
 #include "kv/kv_cache.h"
 #include "model/llama_model.h"
 #include "support/tiny_model.h"
@@ -99,7 +100,10 @@ TEST(KvEndToEnd, LogitsDoNotDependOnTheThreadCount) {
     }
     return all;
   };
-  for (const std::string kv : {"fp16", "kivi:k=2,v=2,group=16,window=128"}) {
+  const std::string cb = path + ".cb.safetensors";
+  random_commvq_codebook(model->kv_geometry(), 2, true, 7).save(cb);
+  for (const std::string& kv : {std::string("fp16"), std::string("kivi:k=2,v=2,group=16,window=128"),
+                               "commvq:bits=2,codebook=" + cb}) {
     const auto one = run(kv, 1), two = run(kv, 2), three = run(kv, 3);
     ASSERT_EQ(one.size(), two.size());
     EXPECT_TRUE(one == two) << kv << ": 1 vs 2 threads";
@@ -107,6 +111,7 @@ TEST(KvEndToEnd, LogitsDoNotDependOnTheThreadCount) {
   }
   ThreadPool::set_global_threads(0);
   std::filesystem::remove(path);
+  std::filesystem::remove(cb);
 }
 
 }  // namespace
