@@ -22,6 +22,14 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${missing[@]}" > /dev/null
 fi
 
+# The interpreter `tables` draws its PNG plots with (src/eval/tables.h, plot_interpreters): Debian's
+# python3 with python3-matplotlib, called by path — whatever `python3` on PATH is (pyenv, conda, a venv).
+if ! /usr/bin/python3 -c 'import matplotlib' 2> /dev/null; then
+  echo "setup: /usr/bin/python3 cannot import matplotlib although python3-matplotlib is installed" >&2
+  exit 1
+fi
+echo "setup: plots with /usr/bin/python3 (matplotlib $(/usr/bin/python3 -c 'import matplotlib; print(matplotlib.__version__)'))"
+
 bash scripts/get-model.sh
 bash scripts/get-data.sh
 

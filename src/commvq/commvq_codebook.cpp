@@ -146,6 +146,18 @@ size_t CommvqCodebook::param_bytes() const {
   return b;
 }
 
+size_t commvq_param_bytes(const KvGeometry& g, int bits, int stages, bool structured) {
+  const size_t d = static_cast<size_t>(g.head_dim);
+  const size_t key_stage = structured ? 2 * KeyCodebook::kSubCodes * (d / 2) : KeyCodebook::kCodewords * d;
+  ValueCodecShape v;
+  v.dim = g.kv_dim();
+  v.bits = bits;
+  const size_t D = v.dim, I = v.hidden(), L = v.n_logits(), K = v.code_bits();
+  const size_t value = 3 * D + I * D + I + L * I + L + K * D;  // scale, LayerNorm, MLP, codebook
+  return sizeof(float) * static_cast<size_t>(g.n_layers) *
+         (static_cast<size_t>(g.n_head_kv) * static_cast<size_t>(stages) * key_stage + value);
+}
+
 void save_commvq_layer(const std::string& path, int layer, const KeyLayerCodebook& keys, const ValueCodec& values,
                        const nlohmann::json& info) {
   SafetensorsWriter w;

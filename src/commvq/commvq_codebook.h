@@ -48,6 +48,10 @@ struct CommvqCodebook {
   size_t param_bytes() const;
 };
 
+// param_bytes() of a codebook of this shape (keys: R stages per layer and KV head; the value codec:
+// encoder MLP, codebook and scale per layer) without building one — `memory` without codebook=.
+size_t commvq_param_bytes(const KvGeometry& g, int bits, int stages, bool structured);
+
 // A random, untrained codebook with the geometry of g (key stages N(0, (0.3/(j+1))²), value codec
 // PyTorch-style init, 2 refinement sweeps): exercises the code paths and their speed in tests and
 // benchmarks, nothing more.

@@ -558,23 +558,27 @@ ValueCodec train_value_codec(const ValueLayerData& d, const Rope& rope, const Va
     for (const auto& l : shard_loss) loss += l.total();
     // Reduce shards into grads[0] and take the global norm.
     std::vector<std::vector<float>*> g0 = value_trainable_params(grads[0]);
+    // Squared norms per fixed block of elements, summed in block order: the same sum whatever
+    // the thread count (a sum per thread's part would depend on how the pool splits the range).
+    constexpr int64_t kNormBlock = 8192;
     std::vector<double> sq(g0.size(), 0.0);
     for (size_t pi = 0; pi < g0.size(); ++pi) {
       std::vector<float>& dst = *g0[pi];
-      std::vector<double> part(ThreadPool::global().size() + 1, 0.0);
-      ThreadPool::global().parallel_for(
-          static_cast<int64_t>(dst.size()),
-          [&](int64_t b, int64_t e, int ti) {
-            double acc = 0;
-            for (int s = 1; s < o.shards; ++s) {
-              const std::vector<float>& src = *value_trainable_params(grads[s])[pi];
-              for (int64_t i = b; i < e; ++i) dst[i] += src[i];
-            }
-            for (int64_t i = b; i < e; ++i) acc += static_cast<double>(dst[i]) * dst[i];
-            part[ti] = acc;
-          },
-          8192);
-      for (double x : part) sq[pi] += x;
+      const int64_t size = static_cast<int64_t>(dst.size());
+      std::vector<double> block_sq(static_cast<size_t>((size + kNormBlock - 1) / kNormBlock), 0.0);
+      ThreadPool::global().parallel_for(static_cast<int64_t>(block_sq.size()), [&](int64_t b0, int64_t b1, int) {
+        for (int64_t blk = b0; blk < b1; ++blk) {
+          const int64_t b = blk * kNormBlock, e = std::min(size, b + kNormBlock);
+          for (int s = 1; s < o.shards; ++s) {
+            const std::vector<float>& src = *value_trainable_params(grads[s])[pi];
+            for (int64_t i = b; i < e; ++i) dst[i] += src[i];
+          }
+          double acc = 0;
+          for (int64_t i = b; i < e; ++i) acc += static_cast<double>(dst[i]) * dst[i];
+          block_sq[static_cast<size_t>(blk)] = acc;
+        }
+      });
+      for (double x : block_sq) sq[pi] += x;
     }
     double total_sq = 0;
     for (double x : sq) total_sq += x;

@@ -13,6 +13,7 @@
 #include "eval/aggregate.h"
 #include "eval/kv_footprint.h"
 #include "eval/results_store.h"
+#include "eval/run_identity.h"
 #include "kv/kv_cache.h"
 #include "kv/kv_spec.h"
 #include "model/llama_model.h"
@@ -21,7 +22,7 @@ namespace cvq {
 
 namespace fs = std::filesystem;
 
-const char* const kEvalHarnessVersion = "commvq-bench-eval/1";
+const char* const kEvalHarnessVersion = "commvq-bench-eval/2";
 
 std::pair<int, int> parse_shard(const std::string& s) {
   const size_t slash = s.find('/');
@@ -83,23 +84,10 @@ nlohmann::json geometry_json(const KvGeometry& g) {
           {"kv_dim", g.kv_dim()}};
 }
 
-nlohmann::json model_identity(const std::string& path) {
-  std::error_code ec;
-  const auto size = fs::file_size(path, ec);
-  return {{"file", fs::path(path).filename().string()}, {"bytes", ec ? 0 : static_cast<int64_t>(size)}};
-}
-
-std::string first_difference(const nlohmann::json& a, const nlohmann::json& b, const std::string& prefix = "") {
-  if (a.is_object() && b.is_object()) {
-    std::set<std::string> keys;
-    for (const auto& [k, v] : a.items()) keys.insert(k);
-    for (const auto& [k, v] : b.items()) keys.insert(k);
-    for (const auto& k : keys) {
-      if (!a.contains(k) || !b.contains(k)) return prefix + k;
-      if (a[k] != b[k]) return first_difference(a[k], b[k], prefix + k + ".");
-    }
-  }
-  return prefix.empty() ? "(value)" : prefix.substr(0, prefix.size() - 1);
+nlohmann::json model_identity(const nlohmann::json& entry) {
+  return {{"file", fs::path(entry.value("path", std::string())).filename().string()},
+          {"bytes", entry.value("bytes", int64_t{0})},
+          {"sha256", entry.value("sha256", std::string())}};
 }
 
 void write_experiment_json(const std::string& out_dir, const ExperimentConfig& cfg,
@@ -201,7 +189,8 @@ GridResult run_grid(const LlamaModel& model, const std::string& model_path, cons
   if (opt.out_dir.empty()) throw Error("eval --config: --out is required");
   if (opt.shard_count < 1 || opt.shard_index < 0 || opt.shard_index >= opt.shard_count) throw Error("bad --shard");
   const KvGeometry geo = model.kv_geometry();
-  const nlohmann::json model_id = model_identity(model_path);
+  const nlohmann::json model_input = input_entry({"model", model_path});
+  const nlohmann::json model_id = model_identity(model_input);
   const std::string suffix = shard_suffix(opt.shard_index, opt.shard_count);
 
   // Build every selected task first: bad options or missing data fail before any work is done.
@@ -217,8 +206,36 @@ GridResult run_grid(const LlamaModel& model, const std::string& model_path, cons
     for (const auto& t : cfg.tasks) known += (known.empty() ? "" : ", ") + t.name;
     throw Error(cfg.path + ": --tasks selects none of the tasks (" + known + ")");
   }
-  fs::create_directories(opt.out_dir);
-  write_experiment_json(opt.out_dir, cfg, cfg.methods);
+  // Every run's content identity, checked against the folder before anything is written.
+  std::vector<std::vector<nlohmann::json>> identities(instances.size());
+  std::string conflict;
+  for (size_t ti = 0; ti < instances.size(); ++ti) {
+    std::vector<nlohmann::json> task_inputs{model_input};
+    for (const auto& f : tasks[ti]->input_files()) task_inputs.push_back(input_entry({"data", f}));
+    for (const auto& m : cfg.methods) {
+      std::vector<nlohmann::json> inputs = task_inputs;
+      try {
+        for (const auto& in : kv_spec_inputs(m.kv))
+          if (fs::exists(in.path)) inputs.push_back(input_entry(in));  // a missing file makes the run n/a
+      } catch (const Error&) {  // a malformed spec is reported by probe_method below
+      }
+      identities[ti].push_back(run_identity(kEvalHarnessVersion, tasks[ti]->identity(), m.kv, inputs));
+      if (conflict.empty()) conflict = resume_conflict(run_dir(opt.out_dir, instances[ti]->name, m.label), identities[ti].back());
+    }
+  }
+  std::string out_dir = opt.out_dir;
+  if (!conflict.empty()) {
+    if (!opt.new_run) {
+      throw Error(conflict + ". Rerun with --new-run to start a fresh run beside it (" + next_run_dir(opt.out_dir) +
+                  "), or choose another --out");
+    }
+    out_dir = next_run_dir(opt.out_dir);
+    std::fprintf(stderr, "note: %s\nnote: --new-run: this run goes to %s\n", conflict.c_str(), out_dir.c_str());
+  }
+  GridResult result;
+  result.out_dir = out_dir;
+  fs::create_directories(out_dir);
+  write_experiment_json(out_dir, cfg, cfg.methods);
 
   std::vector<MethodState> methods;
   for (const auto& m : cfg.methods) {
@@ -229,7 +246,6 @@ GridResult run_grid(const LlamaModel& model, const std::string& model_path, cons
     }
   }
 
-  GridResult result;
   int64_t new_samples = 0;
   for (size_t ti = 0; ti < instances.size(); ++ti) {
     const TaskInstanceConfig& inst = *instances[ti];
@@ -241,27 +257,16 @@ GridResult run_grid(const LlamaModel& model, const std::string& model_path, cons
     for (int64_t i = 0; i < n_all; ++i)
       if (i % opt.shard_count == opt.shard_index) indices.push_back(i);
     const std::set<int64_t> mine(indices.begin(), indices.end());
-    for (const auto& m : methods) {
-      const std::string dir = run_dir(opt.out_dir, inst.name, m.cfg.label);
+    for (size_t mi = 0; mi < methods.size(); ++mi) {
+      const MethodState& m = methods[mi];
+      const std::string dir = run_dir(out_dir, inst.name, m.cfg.label);
       fs::create_directories(dir);
-      const nlohmann::json identity = {{"harness", kEvalHarnessVersion},
-                                       {"task", task.identity()},
-                                       {"kv", m.cfg.kv},
-                                       {"model", model_id}};
+      const nlohmann::json& identity = identities[ti][mi];
       const nlohmann::json info = {{"task", inst.name},           {"group", inst.group}, {"family", task.family()},
                                    {"type", inst.type},           {"method", m.cfg.label}, {"kv", m.cfg.kv},
                                    {"paper", inst.paper},         {"sweep", inst.sweep}, {"geometry", geometry_json(geo)},
                                    {"identity", identity},        {"size", task.size()}};
-      const std::string run_json = dir + "/run.json";
-      if (fs::exists(run_json) && !list_files(dir, "samples", ".jsonl").empty()) {  // nothing to protect otherwise
-        const nlohmann::json old = read_json_file(run_json);
-        if (old.value("identity", nlohmann::json()) != identity) {
-          throw Error(run_json + ": the results here were made with different settings (" +
-                      first_difference(old.value("identity", nlohmann::json::object()), identity) +
-                      " differs); use another --out or delete this folder");
-        }
-      }
-      write_file_atomic(run_json, info.dump(2) + "\n");
+      write_file_atomic(dir + "/run.json", info.dump(2) + "\n");
       const std::string summary_path = dir + "/summary" + suffix + ".json";
       if (m.status != "ok") {
         nlohmann::json s = {{"task", inst.name},   {"group", inst.group}, {"family", task.family()},
@@ -351,7 +356,7 @@ GridResult run_grid(const LlamaModel& model, const std::string& model_path, cons
   nlohmann::json index = {{"experiment", cfg.name}, {"harness", kEvalHarnessVersion}, {"model", model_id},
                           {"runs", result.runs}};
   if (opt.shard_count > 1) index["shard"] = std::to_string(opt.shard_index) + "/" + std::to_string(opt.shard_count);
-  write_file_atomic(opt.out_dir + "/summary" + suffix + ".json", index.dump(2) + "\n");
+  write_file_atomic(out_dir + "/summary" + suffix + ".json", index.dump(2) + "\n");
   return result;
 }
 

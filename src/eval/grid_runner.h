@@ -22,6 +22,9 @@ struct GridOptions {
   int64_t limit = -1;                 // at most this many samples per task (the first ones)
   std::vector<std::string> only_tasks;  // instance or entry names; empty: all
   int shard_index = 0, shard_count = 1;
+  // When out_dir holds results made from other inputs (eval/run_identity.h): false stops with the
+  // message naming the changed file; true runs into the first free <out_dir>-N beside it instead.
+  bool new_run = false;
   // Test hook: after this many new records, stop as a kill would (records written so far stay).
   int64_t stop_after_samples = -1;
 };
@@ -30,6 +33,7 @@ struct GridResult {
   std::vector<nlohmann::json> runs;  // run summaries
   int n_missing = 0, n_errors = 0;
   bool stopped = false;              // the test hook fired
+  std::string out_dir;               // the folder the results went to (another one after --new-run)
 };
 
 // "i/n" -> (i, n); errors for anything else.

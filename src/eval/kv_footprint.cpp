@@ -79,6 +79,11 @@ nlohmann::json KvFootprintTask::run_sample(int64_t i, const LlamaModel& model, K
   rec["bits_per_element"] = rec.contains("projected_bits_per_element") ? rec["projected_bits_per_element"]
                                                                          : rec["measured_bits_per_element"];
   rec["bits_source"] = rec.contains("projected_bits_per_element") ? "projected" : "measured";
+  // The fixed cost (codebooks, value encoders) beside the per-token bytes, and its share at L tokens.
+  const double fixed = static_cast<double>(cache.fixed_bytes());
+  const double kv_bytes = rec.contains("projected_bytes") ? rec["projected_bytes"].get<double>() : rec["measured_bytes"].get<double>();
+  rec["fixed_bytes"] = fixed;
+  rec["fixed_share"] = fixed > 0 ? fixed / (fixed + kv_bytes) : 0.0;
   rec["score"] = rec["bits_per_element"];
   return rec;
 }

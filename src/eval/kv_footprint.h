@@ -5,8 +5,9 @@
 //               fresh cache, then one more token so that lazily compressing methods settle, and
 //               read cache.bytes(); done for L <= measure_up_to;
 //   projected — KvCache::projected_bytes(L), the method's analytic accounting, where it has one.
-// bits/element = bytes · 8 / (tokens · n_layers · 2 · kv_dim); the codebooks of a method are a fixed
-// per-model cost and are not in bytes().
+// bits/element = bytes · 8 / (tokens · n_layers · 2 · kv_dim); the codebooks and value encoders of a
+// method are a fixed per-model cost, not in bytes(): recorded beside them as fixed_bytes
+// (KvCache::fixed_bytes) with fixed_share = fixed / (fixed + KV bytes at L tokens).
 #include <string>
 #include <vector>
 

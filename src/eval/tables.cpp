@@ -16,6 +16,7 @@
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "eval/grid_runner.h"
+#include "eval/reference_comparison.h"
 #include "eval/results_store.h"
 #include "model/model_paths.h"
 
@@ -25,12 +26,24 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// LongBench scores code completion with fuzzywuzzy's fuzz.ratio, whose result depends on its backend.
+constexpr const char* kCodeSimNote =
+    "code_sim (lcc, repobench-p): fuzzywuzzy 0.18 fuzz.ratio with its difflib.SequenceMatcher backend — "
+    "what LongBench's requirements install (no python-Levenshtein); the Levenshtein backend scores differently.";
+
 bool is_generation_family(const std::string& f) { return f != "perplexity" && f != "memory" && f != "agreement"; }
 
 std::string fmt(double x, int decimals) {
   char buf[64];
   std::snprintf(buf, sizeof buf, "%.*f", decimals, x);
   return buf;
+}
+
+std::string fmt_bytes(double b) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int u = 0;
+  while (b >= 1024.0 && u < 4) b /= 1024.0, ++u;
+  return fmt(b, u == 0 ? 0 : 2) + " " + units[u];
 }
 
 int decimals_for(const std::string& family) {
@@ -158,6 +171,14 @@ std::string format_score(const nlohmann::json& run) {
   return s;
 }
 
+std::vector<std::string> plot_interpreters() {
+  std::vector<std::string> out;
+  if (const char* p = std::getenv("COMMVQ_PYTHON"); p && *p) out.push_back(p);
+  out.push_back("/usr/bin/python3");
+  out.push_back("python3");
+  return out;
+}
+
 nlohmann::json merge_results(const std::string& results_dir) {
   nlohmann::json runs = nlohmann::json::array();
   const std::string root = results_dir + "/runs";
@@ -171,13 +192,20 @@ nlohmann::json merge_results(const std::string& results_dir) {
   for (const auto& dir : dirs) {
     const nlohmann::json info = read_json_file(dir + "/run.json");
     const SummaryFiles sf = read_summaries(dir);
+    // The run counts the samples with index < sample_limit (the config's or --limit's first n); a
+    // folder may also hold records made under a larger limit earlier: kept, not counted, reported.
     std::vector<nlohmann::json> records;
-    for (auto& r : read_run_records(dir, false))
+    int64_t beyond = 0;
+    for (auto& r : read_run_records(dir, false)) {
       if (sf.sample_limit < 0 || r.value("index", int64_t{0}) < sf.sample_limit) records.push_back(std::move(r));
+      else ++beyond;
+    }
     const int64_t n_expected = sf.n_expected >= 0 ? sf.n_expected : info.value("size", int64_t{0});
     nlohmann::json s = summarize_run(info, n_expected, records);
     s["sweep"] = info.value("sweep", nlohmann::json::object());
     s["type"] = info.value("type", "");
+    if (beyond > 0) s["records_beyond_limit"] = beyond;
+    if (info.contains("identity")) s["identity"] = info["identity"];
     if (!sf.status.empty() && (records.empty() || sf.status == "error")) s["status"] = sf.status;
     if (!sf.note.empty()) s["note"] = sf.note;
     s["timing"]["session_seconds"] = sf.session_seconds;
@@ -230,6 +258,7 @@ TablesResult make_tables(const TablesOptions& opt) {
   main.header = {"method"};
   std::vector<std::function<std::string(const std::string&)>> main_cols;
   std::set<std::string> notes;
+  bool notes_code_sim = false;
 
   for (const auto& g : groups) {
     std::vector<std::string> inst;
@@ -294,6 +323,10 @@ TablesResult make_tables(const TablesOptions& opt) {
         }
         if (it->second.contains("kv_footprint"))
           max_bits = std::max(max_bits, it->second["kv_footprint"].value("bits_per_element", -1.0));
+        if (it->second.value("records_beyond_limit", int64_t{0}) > 0)
+          notes.insert(m + " / " + n + ": " + std::to_string(it->second["records_beyond_limit"].get<int64_t>()) +
+                       " record(s) beyond the sample limit (" + std::to_string(it->second.value("n_expected", 0)) +
+                       ", the first samples by index) are in the folder and not counted");
       }
       if (with_avg) {
         std::string not_run = "—";  // no run scored: say why when every cell says the same
@@ -309,6 +342,13 @@ TablesResult make_tables(const TablesOptions& opt) {
       t.rows.push_back(row);
     }
     if (with_avg) t.note = "avg: unweighted mean over the columns (\\* = some runs missing or partial).";
+    bool code_sim = false;
+    for (const auto& r : runs)
+      if (r.value("group", "") == g && r.value("metric", "") == "code_sim") code_sim = true;
+    if (code_sim) {
+      t.note += std::string(t.note.empty() ? "" : " ") + kCodeSimNote;
+      notes_code_sim = true;
+    }
     if (!paper_entry.is_null()) {
       t.note += std::string(t.note.empty() ? "" : " ") + "Paper: " + paper_entry.value("metric", std::string("")) + ", " +
                 paper_entry.value("model", std::string("")) + " — " + paper_entry.value("source", std::string("")) + ".";
@@ -412,10 +452,44 @@ TablesResult make_tables(const TablesOptions& opt) {
           b.rows.push_back(row);
         }
         b.note = "Cells: measured (synthetic activations appended to a fresh cache, then cache.bytes()) / projected "
-                 "(KvCache::projected_bytes). Codebooks are a fixed per-model cost, not included.";
+                 "(KvCache::projected_bytes). Codebooks and value encoders are a fixed per-model cost, not in "
+                 "these bits: see the next table.";
         if (!paper_entry.is_null())
           b.note += " Paper: " + paper_entry.value("metric", std::string("")) + " — " + paper_entry.value("source", std::string("")) + ".";
         tables.push_back(b);
+
+        // The fixed cost beside the per-token bytes: how much of the method's memory it is at each length.
+        Table f;
+        f.id = g + "_fixed_cost";
+        f.title = g + " — fixed cost (codebooks, value encoders) beside the per-token KV bytes";
+        f.header = {"method", "KV bytes/token", "fixed bytes"};
+        for (const auto& k : keys) f.header.push_back("fixed share at " + k + " tokens");
+        for (const auto& m : methods) {
+          auto it = by.find({inst[0], m});
+          if (it == by.end() || !it->second.contains("breakdown")) continue;
+          const auto& bd = it->second["breakdown"];
+          const std::string longest = keys.back();
+          std::vector<std::string> row{m};
+          if (bd.contains(longest)) {
+            const auto& c = bd[longest];
+            const double bytes = c.contains("projected_bytes") ? c["projected_bytes"].get<double>()
+                                                               : c.value("measured_bytes", 0.0);
+            row.push_back(fmt(bytes / std::stod(longest), 1));
+          } else {
+            row.push_back("—");
+          }
+          const double fixed = it->second.value("extra", nlohmann::json::object()).value("fixed_bytes", 0.0);
+          row.push_back(fixed > 0 ? fmt_bytes(fixed) : "0");
+          for (const auto& k : keys)
+            row.push_back(bd.contains(k) && bd[k].contains("fixed_share") ? fmt(100.0 * bd[k]["fixed_share"].get<double>(), 1) + "%"
+                                                                          : "—");
+          f.rows.push_back(row);
+        }
+        f.note = "KV bytes/token at the longest length (projected, else measured). fixed: the parameters the method holds "
+                 "whatever the context (CommVQ: key codebooks, value encoder MLP and codebook, float32; KVQuant's "
+                 "per-layer tables are inside its KV bytes). fixed share at L = fixed / (fixed + KV bytes at L tokens), "
+                 "for one sequence; a server shares the fixed cost across its sequences.";
+        if (!f.rows.empty()) tables.push_back(f);
       }
     }
 
@@ -454,7 +528,8 @@ TablesResult make_tables(const TablesOptions& opt) {
   }
   std::string main_note;
   for (const auto& n : notes) main_note += "- " + n + "\n";
-  if (!main_note.empty()) main.note = "Not run:\n\n" + main_note;
+  if (!main_note.empty()) main.note = "Notes:\n\n" + main_note;
+  if (notes_code_sim) main.note += std::string(main.note.empty() ? "" : "\n") + kCodeSimNote;
   tables.insert(tables.begin(), main);
 
   // Files: one .md and .csv per table, plus results.md with everything.
@@ -483,15 +558,38 @@ TablesResult make_tables(const TablesOptions& opt) {
   write_file_atomic(summary_path, out.summary.dump(2) + "\n");
   out.files.push_back(summary_path);
 
+  if (!opt.reference_dir.empty()) {
+    nlohmann::json ordered = nlohmann::json::array();  // the tables' order: tasks, then methods
+    for (const auto& n : instances)
+      for (const auto& m : methods)
+        if (by.count({n, m})) ordered.push_back(by[{n, m}]);
+    const ReferenceComparison c =
+        compare_with_reference(ordered, opt.results_dir, merge_results(opt.reference_dir), opt.reference_dir);
+    write_file_atomic(opt.out_dir + "/reference.md", c.markdown);
+    write_file_atomic(opt.out_dir + "/reference.csv", c.csv);
+    out.files.push_back(opt.out_dir + "/reference.md"), out.files.push_back(opt.out_dir + "/reference.csv");
+    out.reference_md = c.markdown;
+    out.reference_cells = c.cells, out.reference_within = c.within, out.reference_outside = c.outside;
+  }
+
   if (opt.plots) {
     const std::string script = project_source_dir() + "/scripts/plot.py";
+    std::vector<std::string> candidates = opt.python.empty() ? plot_interpreters() : std::vector<std::string>{opt.python};
+    for (const auto& py : candidates)
+      if (std::system(("'" + py + "' -c 'import matplotlib' >/dev/null 2>&1").c_str()) == 0) {
+        out.python = py;
+        break;
+      }
     if (!fs::exists(script)) {
       out.plot_note = script + " not found; no plots";
-    } else if (std::system((opt.python + " -c 'import matplotlib' >/dev/null 2>&1").c_str()) != 0) {
-      out.plot_note = "no plots: `" + opt.python +
-                      "` with matplotlib is not available (pip install matplotlib); the tables are complete without them";
+    } else if (out.python.empty()) {
+      std::string tried;
+      for (const auto& py : candidates) tried += (tried.empty() ? "" : ", ") + py;
+      out.plot_note = "no plots: no python with matplotlib (tried " + tried +
+                      "; scripts/setup.sh installs python3-matplotlib for /usr/bin/python3, or set COMMVQ_PYTHON); "
+                      "the tables are complete without them";
     } else {
-      const std::string cmd = opt.python + " '" + script + "' --summary '" + summary_path + "' --out '" + opt.out_dir + "'";
+      const std::string cmd = "'" + out.python + "' '" + script + "' --summary '" + summary_path + "' --out '" + opt.out_dir + "'";
       const int rc = std::system(cmd.c_str());
       if (rc != 0) out.plot_note = "plot.py failed (exit " + std::to_string(WEXITSTATUS(rc)) + "): " + cmd;
     }

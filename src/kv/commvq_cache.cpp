@@ -86,6 +86,10 @@ CommvqCache::CommvqCache(KvGeometry g, CommvqOptions opt) : WindowedCache(g, opt
   rope_cos_sin_table(geo_.rope, 0, kOffsetRows, offsets_.data());
 }
 
+size_t CommvqCache::fixed_bytes() const {
+  return codebook_ ? codebook_->param_bytes() : commvq_param_bytes(geo_, opt_.bits, stages_, true);
+}
+
 std::string CommvqCache::spec() const {
   std::string s = "commvq:bits=" + std::to_string(opt_.bits);
   if (!opt_.codebook_path.empty()) s += ",codebook=" + opt_.codebook_path;

@@ -40,6 +40,9 @@ class CommvqCache : public WindowedCache {
   const CommvqCodebook* codebook() const { return codebook_.get(); }
   // Refinement sweeps the value encoder runs: the spec's refine=, else the codebook's own.
   int value_refine_sweeps(int layer) const;
+  // The codebook's parameters (keys, value encoder and codebook, float32 as held); without
+  // codebook=, those of one of this shape.
+  size_t fixed_bytes() const override;
 
  protected:
   void compress_keys(int layer, int64_t first, int n, const float* k, const int32_t* positions) override;

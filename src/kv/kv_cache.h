@@ -38,6 +38,9 @@ class KvCache {
   // What bytes() is after n tokens have been appended (and, for windowed methods, settled), all
   // layers, computed analytically. The default throws: a method without it cannot be used by `memory`.
   virtual size_t projected_bytes(int64_t n_tokens) const;
+  // Bytes the method holds whatever the context — codebooks, value encoders, calibration tables: a
+  // fixed per-model cost, not in bytes(). 0 for fp16 and the min-max quantizers.
+  virtual size_t fixed_bytes() const { return 0; }
   virtual int64_t n_tokens(int layer) const = 0;
   virtual void clear() = 0;
   virtual std::string spec() const = 0;

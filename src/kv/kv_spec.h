@@ -18,6 +18,7 @@ class KvSpec {
   std::string get(const std::string& key, const std::string& fallback) const;
   int get_int(const std::string& key, int fallback) const;
   double get_double(const std::string& key, double fallback) const;
+  const std::map<std::string, std::string>& options() const { return options_; }
 
  private:
   std::string text_, method_;

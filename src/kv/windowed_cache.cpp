@@ -355,12 +355,13 @@ void WindowedCache::attend_native(int layer, const float* q, const int32_t* visi
       std::fill(out + static_cast<int64_t>(q0) * q_dim, out + static_cast<int64_t>(q0 + nq) * q_dim, 0.0f);
       continue;
     }
-    // Token splits: enough tasks for every thread, scores of one task within ~4 MB.
-    constexpr int64_t kMinSplit = 256;
-    // Small work (short context decode) runs on this thread: waking the pool costs more than it saves.
+    // Token splits of about kSplitTokens (scores of one task within ~4 MB), from the context and the
+    // rows alone: the merge below sums the splits in order, so the numbers are the same whatever
+    // the thread count. Small work (short context decode) runs on this thread: waking the pool
+    // costs more than it saves.
+    constexpr int64_t kSplitTokens = 512;
     const bool serial = n_threads == 1 || static_cast<int64_t>(Hkv) * ctx * rows * d < (int64_t{1} << 21);
-    int64_t n_splits = serial ? 1 : std::max<int64_t>(1, (2 * n_threads + Hkv - 1) / Hkv);
-    n_splits = std::min<int64_t>(n_splits, (ctx + kMinSplit - 1) / kMinSplit);
+    int64_t n_splits = (ctx + kSplitTokens - 1) / kSplitTokens;
     n_splits = std::max<int64_t>(n_splits, (static_cast<int64_t>(rows) * ctx + (1 << 20) - 1) >> 20);
     int64_t split_len = (ctx + n_splits - 1) / n_splits;
     split_len = (split_len + 63) / 64 * 64;

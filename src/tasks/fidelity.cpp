@@ -40,6 +40,8 @@ nlohmann::json WindowTask::identity() const {
   return j;
 }
 
+std::vector<std::string> WindowTask::input_files() const { return {o_.data}; }
+
 const std::vector<int32_t>& WindowTask::tokens(const LlamaModel& model) const {
   std::lock_guard<std::mutex> lock(mu_);
   if (tokens_.empty()) {

@@ -30,6 +30,7 @@ class WindowTask : public EvalTask {
   int64_t size() const override { return o_.windows; }
   std::string sample_id(int64_t i) const override { return "window-" + std::to_string(i); }
   nlohmann::json identity() const override;
+  std::vector<std::string> input_files() const override;
   nlohmann::json run_sample(int64_t i, const LlamaModel& model, KvCache& cache) override;
 
  private:

@@ -53,6 +53,8 @@ nlohmann::json Gsm8kTask::identity() const {
           {"max_new_tokens", o_.max_new_tokens}, {"max_prompt_tokens", o_.max_prompt_tokens}};
 }
 
+std::vector<std::string> Gsm8kTask::input_files() const { return {o_.test_path, o_.train_path}; }
+
 std::vector<int64_t> Gsm8kTask::shots_for(int64_t i) const {
   std::lock_guard<std::mutex> lock(mu_);
   if (static_cast<int64_t>(shots_.size()) <= i) {

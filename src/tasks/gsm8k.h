@@ -34,6 +34,7 @@ class Gsm8kTask : public GenerationTask {
   int64_t size() const override { return static_cast<int64_t>(test_.size()); }
   std::string sample_id(int64_t i) const override { return "test-" + std::to_string(i); }
   nlohmann::json identity() const override;
+  std::vector<std::string> input_files() const override;
   TaskPrompt prompt(int64_t i, const LlamaModel& model) const override;
   std::vector<int64_t> shots_for(int64_t i) const;  // train indices used as examples for test row i
   std::string prompt_text(int64_t i) const;

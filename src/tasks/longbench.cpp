@@ -128,6 +128,11 @@ nlohmann::json LongBenchTask::identity() const {
           {"max_new_tokens", max_new_}};
 }
 
+std::vector<std::string> LongBenchTask::input_files() const {
+  return {o_.source == "official" ? o_.path + "/" + o_.dataset + ".jsonl" : o_.path,
+          o_.config_dir + "/dataset2prompt.json", o_.config_dir + "/dataset2maxlen.json"};
+}
+
 TaskPrompt LongBenchTask::prompt(int64_t i, const LlamaModel&) const {
   const LongBenchRow& r = rows_.at(static_cast<size_t>(i));
   TaskPrompt p;

@@ -38,6 +38,7 @@ class LongBenchTask : public GenerationTask {
   int64_t size() const override { return static_cast<int64_t>(rows_.size()); }
   std::string sample_id(int64_t i) const override { return rows_.at(static_cast<size_t>(i)).id; }
   nlohmann::json identity() const override;
+  std::vector<std::string> input_files() const override;
   TaskPrompt prompt(int64_t i, const LlamaModel& model) const override;
 
   static bool uses_chat_template(const std::string& dataset);  // LongBench's build_chat rule

@@ -64,6 +64,8 @@ nlohmann::json NiahTask::identity() const {
           {"max_new_tokens", o_.max_new_tokens}};
 }
 
+std::vector<std::string> NiahTask::input_files() const { return o_.haystack; }
+
 std::string insert_at_sentence_boundary(const std::string& context, size_t at, const std::string& needle) {
   if (at >= context.size()) return context + needle;
   size_t p = at;

@@ -34,6 +34,7 @@ class NiahTask : public GenerationTask {
   int64_t size() const override { return static_cast<int64_t>(o_.lengths.size()) * o_.depths; }
   std::string sample_id(int64_t i) const override;
   nlohmann::json identity() const override;
+  std::vector<std::string> input_files() const override;
   TaskPrompt prompt(int64_t i, const LlamaModel& model) const override;
   double depth_of(int64_t i) const;
 

@@ -26,6 +26,9 @@ class EvalTask {
   // Everything that determines the samples (options, data files): results made under another
   // identity are not resumed into.
   virtual nlohmann::json identity() const = 0;
+  // The files the samples are made from (data, haystacks, prompt templates): the grid records their
+  // SHA-256 in the run's identity (eval/run_identity.h).
+  virtual std::vector<std::string> input_files() const { return {}; }
 };
 
 struct TaskPrompt {

@@ -8,12 +8,16 @@
 #include <fstream>
 #include <random>
 
+#include "commvq/commvq_codebook.h"
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/file_hash_cache.h"
+#include "core/sha256.h"
 #include "core/progress.h"
 #include "eval/experiment_config.h"
 #include "eval/grid_runner.h"
 #include "eval/results_store.h"
+#include "eval/run_identity.h"
 #include "eval/tables.h"
 #include "kv/kv_cache.h"
 #include "model/llama_model.h"
@@ -40,6 +44,7 @@ class EvalGrid : public ::testing::Test {
     Progress::set_quiet(true);
     root_ = fs::temp_directory_path() / ("cvq_eval_grid_" + std::to_string(::getpid()));
     fs::create_directories(root_);
+    ::setenv("COMMVQ_HASH_CACHE", (root_ / "file-hashes.json").c_str(), 1);  // not the user's cache
     test::TinyModelSpec spec;
     spec.n_ctx = 1024;
     spec.seed = 7;
@@ -234,6 +239,150 @@ TEST_F(EvalGrid, RecordsHoldWhatRescoringNeeds) {
     EXPECT_NE(std::string(e.what()).find("run.json"), std::string::npos) << e.what();
     EXPECT_NE(std::string(e.what()).find("chunk"), std::string::npos) << e.what();
   }
+}
+
+// Resuming is decided by content: the same files (even moved elsewhere) resume; a changed codebook or
+// data file is refused with a message naming it, and --new-run starts beside the old folder.
+TEST_F(EvalGrid, ResumeOnlyFromTheSameInputs) {
+  const fs::path dir = root_ / "identity";
+  fs::create_directories(dir);
+  const std::string cb = (dir / "cb.safetensors").string(), text = (dir / "text.txt").string();
+  random_commvq_codebook(model_->kv_geometry(), 2, true, 7).save(cb);
+  fs::copy_file(root_ / "text.txt", text, fs::copy_options::overwrite_existing);
+  auto config = [&](const std::string& text_path) {
+    return ExperimentConfig::parse(nlohmann::json::parse(R"({"name": "identity", "methods": [
+        {"label": "fp16", "kv": "fp16"}, {"label": "cvq", "kv": "commvq:bits=2,codebook=)" + cb + R"("}],
+        "tasks": [{"name": "ppl", "task": "perplexity", "data": ")" + text_path + R"(", "ctx": 96, "chunk": 48, "windows": 2}]})"),
+                                   "identity.json");
+  };
+  GridOptions o;
+  o.out_dir = (dir / "out").string();
+  const GridResult first = run_grid(*model_, model_path_, config(text), o);
+  EXPECT_EQ(first.out_dir, o.out_dir);
+  const std::string cvq_run = run_dir(o.out_dir, "ppl", "cvq");
+  const nlohmann::json run_json = read_json_file(cvq_run + "/run.json");
+  const nlohmann::json inputs = run_json["identity"]["inputs"];
+  ASSERT_EQ(inputs.size(), 3u) << inputs.dump();  // model, data, codebook
+  EXPECT_EQ(inputs[0]["role"], "model");
+  EXPECT_EQ(inputs[0]["sha256"], sha256_file(model_path_));
+  EXPECT_EQ(inputs[1]["role"], "data");
+  EXPECT_EQ(inputs[1]["sha256"], sha256_file(text));
+  EXPECT_EQ(inputs[2]["role"], "codebook");
+  EXPECT_EQ(inputs[2]["sha256"], sha256_file(cb));
+  EXPECT_EQ(run_json["identity"]["kv"], "commvq:bits=2,codebook=<file>");
+
+  // The same content at another path resumes (nothing left to run, same numbers).
+  fs::create_directories(dir / "elsewhere");
+  const std::string moved = (dir / "elsewhere" / "text.txt").string();
+  fs::copy_file(text, moved, fs::copy_options::overwrite_existing);
+  const GridResult same = run_grid(*model_, model_path_, config(moved), o);
+  EXPECT_EQ(comparable(same.runs), comparable(first.runs));
+  const nlohmann::json run_json_now = read_json_file(cvq_run + "/run.json");
+
+  // A retrained codebook: refused, naming the file and the run.
+  random_commvq_codebook(model_->kv_geometry(), 2, true, 8).save(cb);
+  try {
+    run_grid(*model_, model_path_, config(text), o);
+    FAIL() << "expected a refusal";
+  } catch (const Error& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find(cvq_run + "/run.json"), std::string::npos) << m;
+    EXPECT_NE(m.find(cb + " (codebook) has changed"), std::string::npos) << m;
+    EXPECT_NE(m.find("--new-run"), std::string::npos) << m;
+  }
+  // Nothing was written by the refused call.
+  EXPECT_EQ(read_json_file(cvq_run + "/run.json"), run_json_now);
+
+  // --new-run: a fresh folder beside it, holding every run.
+  o.new_run = true;
+  const GridResult fresh = run_grid(*model_, model_path_, config(text), o);
+  EXPECT_EQ(fresh.out_dir, o.out_dir + "-2");
+  EXPECT_EQ(read_run_records(run_dir(fresh.out_dir, "ppl", "fp16"), false).size(), 2u);
+  EXPECT_EQ(read_run_records(run_dir(fresh.out_dir, "ppl", "cvq"), false).size(), 2u);
+  EXPECT_EQ(read_json_file(run_dir(fresh.out_dir, "ppl", "cvq") + "/run.json")["identity"]["inputs"][2]["sha256"],
+            sha256_file(cb));
+  o.new_run = false;
+
+  // Side by side with the first folder: fp16 read the same files and reproduces every sample; the
+  // commvq run names the retrained codebook.
+  TablesOptions to;
+  to.results_dir = fresh.out_dir;
+  to.out_dir = (dir / "tables").string();
+  to.reference_dir = (dir / "out").string();
+  to.plots = false;
+  const TablesResult tr = make_tables(to);
+  EXPECT_EQ(tr.reference_cells, 2);
+  const std::string md = read_file(to.out_dir + "/reference.md");
+  EXPECT_NE(md.find("| ppl | fp16 |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| +0.000 |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| yes | 2/2 | same |"), std::string::npos) << md;
+  EXPECT_NE(md.find(cb + " (codebook) has changed"), std::string::npos) << md;
+  EXPECT_TRUE(fs::exists(to.out_dir + "/reference.csv"));
+
+  // A data file rewritten to the same size (only the digest can tell) is named too.
+  std::string t = read_file(text);
+  t[0] = t[0] == 'x' ? 'y' : 'x';
+  write_file_atomic(text, t);
+  o.out_dir = fresh.out_dir;
+  try {
+    run_grid(*model_, model_path_, config(text), o);
+    FAIL() << "expected a refusal";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(text + " (data) has changed"), std::string::npos) << e.what();
+  }
+}
+
+TEST(FileHashCache, DigestIsCachedAndFollowsTheFile) {
+  const fs::path dir = fs::temp_directory_path() / ("cvq_hash_cache_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  ::setenv("COMMVQ_HASH_CACHE", (dir / "cache.json").c_str(), 1);
+  const std::string f = (dir / "f.bin").string();
+  write_file_atomic(f, "first version");
+  EXPECT_EQ(sha256_file_cached(f), sha256_file(f));
+  const nlohmann::json cache = nlohmann::json::parse(read_file((dir / "cache.json").string()));
+  ASSERT_EQ(cache.size(), 1u);
+  EXPECT_EQ(cache.begin().value()["sha256"], sha256_file(f));
+  // The cached digest is what is returned for an unchanged file (planted here to prove it is used).
+  nlohmann::json planted = cache;
+  planted.begin().value()["sha256"] = "planted";
+  write_file_atomic((dir / "cache.json").string(), planted.dump());
+  EXPECT_EQ(sha256_file_cached(f), "planted");
+  // Rewritten with the same size: a new version, hashed again.
+  write_file_atomic(f, "other version");
+  EXPECT_EQ(sha256_file_cached(f), sha256_file(f));
+  EXPECT_NE(sha256_file(f), cache.begin().value()["sha256"].get<std::string>());
+  // A corrupt cache file only costs a re-hash.
+  write_file_atomic((dir / "cache.json").string(), "{not json");
+  EXPECT_EQ(sha256_file_cached(f), sha256_file(f));
+  ::unsetenv("COMMVQ_HASH_CACHE");
+  fs::remove_all(dir);
+}
+
+TEST(RunIdentity, NamesWhatChanged) {
+  const nlohmann::json task = {{"task", "passkey"}, {"context_tokens", 2048}};
+  const std::vector<nlohmann::json> inputs = {{{"role", "model"}, {"path", "/m/a.gguf"}, {"sha256", "aaaa"}},
+                                              {{"role", "codebook"}, {"path", "cb/x.safetensors"}, {"sha256", "bbbb"}}};
+  const nlohmann::json id = run_identity("h/2", task, "commvq:bits=2,codebook=cb/x.safetensors", inputs);
+  EXPECT_EQ(identity_change(id, id), "");
+  nlohmann::json moved = id;  // same content elsewhere
+  moved["inputs"][1]["path"] = "elsewhere/x.safetensors";
+  EXPECT_EQ(identity_change(id, moved), "");
+  nlohmann::json retrained = id;
+  retrained["inputs"][1]["sha256"] = "cccc";
+  EXPECT_EQ(identity_change(id, retrained), "cb/x.safetensors (codebook) has changed: sha256 bbbb then, cccc now");
+  nlohmann::json other_model = id;
+  other_model["inputs"][0]["sha256"] = "dddd";
+  EXPECT_NE(identity_change(id, other_model).find("/m/a.gguf (model) has changed"), std::string::npos);
+  nlohmann::json longer = id;
+  longer["task"]["context_tokens"] = 4096;
+  EXPECT_EQ(identity_change(id, longer), "task setting 'context_tokens' differs (2048 then, 4096 now)");
+  nlohmann::json harness = id;
+  harness["harness"] = "h/3";
+  EXPECT_NE(identity_change(id, harness).find("harness differs (h/2 then, h/3 now)"), std::string::npos);
+  EXPECT_NE(identity_change({{"harness", "h/1"}}, id).find("no input digests"), std::string::npos);
+  EXPECT_EQ(kv_spec_without_paths("commvq:bits=2,codebook=a/b.safetensors,window=64"), "commvq:bits=2,codebook=<file>,window=64");
+  EXPECT_EQ(kv_spec_inputs("kvquant:bits=4,calib=c.safetensors").at(0).path, "c.safetensors");
+  EXPECT_TRUE(kv_spec_inputs("kivi:k=2,v=2").empty());
 }
 
 TEST_F(EvalGrid, PromptBuilders) {

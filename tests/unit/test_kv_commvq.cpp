@@ -134,6 +134,32 @@ TEST(CommvqCache, CodebookForAnotherModelIsRefused) {
   EXPECT_THROW(make_kv_cache("commvq:bits=2,codebook=/nonexistent.safetensors", s.model->kv_geometry()), Error);
 }
 
+// The fixed cost the method holds beside its per-token bytes: the codebook's parameters.
+TEST(CommvqCache, FixedBytesAreTheCodebookParameters) {
+  TinyCommvq s("llama", true);
+  const KvGeometry g = s.model->kv_geometry();
+  auto cache = make_kv_cache("commvq:bits=2,codebook=" + s.cb_path, g);
+  const size_t params = CommvqCodebook::load(s.cb_path).param_bytes();
+  EXPECT_GT(params, 0u);
+  EXPECT_EQ(cache->fixed_bytes(), params);
+  // Without codebook=: the same count from the shapes alone.
+  EXPECT_EQ(make_kv_cache("commvq:bits=2", g)->fixed_bytes(), params);
+  EXPECT_EQ(commvq_param_bytes(g, 1, commvq_key_stages(1, g.head_dim), true),
+            random_commvq_codebook(g, 1, true, 3).param_bytes());
+  EXPECT_EQ(make_kv_cache("fp16", g)->fixed_bytes(), 0u);
+  EXPECT_EQ(make_kv_cache("kivi:k=2,v=2,group=16,window=32", g)->fixed_bytes(), 0u);
+  // SmolLM2-135M at 2 bits: 30 layers × 3 KV heads × 11 stages × (64 × 32 × 2) key floats, and per
+  // layer a value codec of D = 192: scale + LayerNorm 3·192, w1 768×192 + 768, w2 768×768 + 768,
+  // codebook 384×192 — 113,794,560 bytes (the "114 MB" file).
+  KvGeometry smol;
+  smol.n_layers = 30, smol.n_head = 9, smol.n_head_kv = 3, smol.head_dim = 64;
+  smol.rope = Rope(64, 100000.0, RopeLayout::HalfSplit);
+  const size_t keys = 30ull * 3 * 11 * 64 * 32 * 2;
+  const size_t values = 30ull * (3 * 192 + 768 * 192 + 768 + 768 * 768 + 768 + 384 * 192);
+  EXPECT_EQ(make_kv_cache("commvq:bits=2", smol)->fixed_bytes(), 4 * (keys + values));
+  EXPECT_EQ(4 * (keys + values), 113794560u);
+}
+
 TEST(CommvqCache, AccountingWithoutCodebookMatchesThePaperBudget) {
   KvGeometry g;
   g.n_layers = 32;

@@ -11,10 +11,12 @@
 
 #include <unistd.h>
 
+#include "commvq/commvq_codebook.h"
 #include "kv/kv_cache.h"
 #include "model/llama_model.h"
 #include "support/tiny_model.h"
 #include "core/progress.h"
+#include "core/thread_pool.h"
 #include "tasks/perplexity.h"
 
 namespace cvq {
@@ -65,6 +67,51 @@ TEST(KvEndToEnd, PerplexityThroughEveryMethod) {
     for (const char* s : {"kivi:k=2,v=2,group=32,window=64", "kivi:k=2,v=1,group=16,window=32"}) ppl(s);
     std::filesystem::remove(path);
   }
+}
+
+}  // namespace
+}  // namespace cvq
+
+namespace cvq {
+namespace {
+
+// The forward pass gives the same logits, bit for bit, whatever the thread count: work is split into
+// parts fixed by the data (attention's token splits included), and reductions run in part order.
+TEST(KvEndToEnd, LogitsDoNotDependOnTheThreadCount) {
+  Progress::set_quiet(true);
+  test::TinyModelSpec spec;
+  spec.n_ctx = 2048;
+  const std::string path =
+      (std::filesystem::temp_directory_path() / ("kv_threads_" + std::to_string(::getpid()) + ".gguf")).string();
+  test::write_tiny_model(path, spec);
+  auto model = LlamaModel::load(path);
+  // Long enough for the attention to split the context across tasks (more than one 512-token split).
+  const int n = 1600;
+  std::vector<int32_t> tokens(n), pos(n);
+  for (int i = 0; i < n; ++i) tokens[i] = (i * 131 + 7) % 256, pos[i] = i;
+  auto run = [&](const std::string& kv, int threads) {
+    ThreadPool::set_global_threads(threads);
+    auto cache = make_kv_cache(kv, model->kv_geometry());
+    std::vector<float> all;
+    for (int s = 0; s < n; s += 400) {  // prefill chunks, then single-token decode steps
+      const int m = std::min(400, n - s);
+      auto lg = model->forward(tokens.data() + s, pos.data() + s, m, *cache, LlamaModel::Logits::All);
+      all.insert(all.end(), lg.begin(), lg.end());
+    }
+    return all;
+  };
+  const std::string cb = path + ".cb.safetensors";
+  random_commvq_codebook(model->kv_geometry(), 2, true, 7).save(cb);
+  for (const std::string& kv : {std::string("fp16"), std::string("kivi:k=2,v=2,group=16,window=128"),
+                               "commvq:bits=2,codebook=" + cb}) {
+    const auto one = run(kv, 1), two = run(kv, 2), three = run(kv, 3);
+    ASSERT_EQ(one.size(), two.size());
+    EXPECT_TRUE(one == two) << kv << ": 1 vs 2 threads";
+    EXPECT_TRUE(one == three) << kv << ": 1 vs 3 threads";
+  }
+  ThreadPool::set_global_threads(0);
+  std::filesystem::remove(path);
+  std::filesystem::remove(cb);
 }
 
 }  // namespace

@@ -243,6 +243,33 @@ TEST(MetricsAggregate, RoundingLikePython) {
   const auto p = aggregate_records("perplexity", {{{"id", "w0"}, {"nll_sum", 10.0}, {"n_scored", 5}},
                                                   {{"id", "w1"}, {"nll_sum", 20.0}, {"n_scored", 5}}});
   EXPECT_DOUBLE_EQ(p["score"].get<double>(), std::exp(3.0));
+  // Windows' mean NLL 2 and 4: pooled 3, s = √2, t(1) = 12.706: exp(3 ± 12.706·√2/√2).
+  EXPECT_NEAR(p["interval"][0].get<double>(), std::exp(3.0 - 12.706), 1e-9);
+  EXPECT_NEAR(p["interval"][1].get<double>(), std::exp(3.0 + 12.706), 1e-3);
+}
+
+TEST(MetricsAggregate, SamplingIntervals) {
+  // 6 of 10 passed: the Wilson 95% interval is [0.3127, 0.8318] (standard tables).
+  std::vector<nlohmann::json> recs;
+  for (int i = 0; i < 10; ++i) recs.push_back({{"id", std::to_string(i)}, {"score", i < 6 ? 1.0 : 0.0}});
+  const auto a = aggregate_records("passkey", recs);
+  EXPECT_EQ(a["score"].get<double>(), 60.0);
+  EXPECT_EQ(a["interval"][0].get<double>(), 31.27);
+  EXPECT_EQ(a["interval"][1].get<double>(), 83.18);
+  // 0 of 5: Wilson does not collapse to a point.
+  recs.assign(5, {{"id", "x"}, {"score", 0.0}});
+  const auto z = aggregate_records("passkey", recs);
+  EXPECT_EQ(z["interval"][0].get<double>(), 0.0);
+  EXPECT_EQ(z["interval"][1].get<double>(), 43.45);
+  // Graded scores 0.2, 0.4, 0.6: mean 0.4, s 0.2, t(2) 4.303: 0.4 ± 0.4969 clipped at 0.
+  const auto g = aggregate_records("longbench", {{{"id", "a"}, {"score", 0.2}}, {{"id", "b"}, {"score", 0.4}},
+                                                 {{"id", "c"}, {"score", 0.6}}});
+  EXPECT_EQ(g["interval"][0].get<double>(), 0.0);
+  EXPECT_EQ(g["interval"][1].get<double>(), round2(100.0 * (0.4 + 4.303 * 0.2 / std::sqrt(3.0))));
+  // One sample: no interval.
+  EXPECT_TRUE(aggregate_records("passkey", {{{"id", "a"}, {"score", 1.0}}})["interval"].is_null());
+  EXPECT_EQ(t_quantile_95(7), 2.365);
+  EXPECT_EQ(t_quantile_95(1000), 1.96);
 }
 
 // ---- Python's random, for lm-eval's few-shot draws ------------------------------------------

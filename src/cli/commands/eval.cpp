@@ -33,6 +33,7 @@ void register_eval(CLI::App& app) {
     std::vector<std::string> tasks;
     std::string device = "cpu";
     std::string arith = "native";
+    bool new_run = false;
   };
   auto o = std::make_shared<Opts>();
   auto* cmd = app.add_subcommand("eval", "evaluate a task with KV-cache methods, or run an experiment grid (--config)");
@@ -47,6 +48,9 @@ void register_eval(CLI::App& app) {
   cmd->add_option("--limit", o->limit, "--config: at most this many samples per task")->check(CLI::NonNegativeNumber);
   cmd->add_option("--tasks", o->tasks, "--config: only these tasks (entry or instance names)")->delimiter(',');
   cmd->add_option("--shard", o->shard, "--config: run slice i of n (sample index mod n == i), e.g. 0/4");
+  cmd->add_flag("--new-run", o->new_run,
+               "--config: if --out holds results made from other inputs (model, codebook, data), start a fresh "
+               "run beside it (<out>-2, ...) instead of stopping");
   cmd->add_option("--data", o->data, "text file (default: WikiText-2 test from the data folder)");
   cmd->add_option("--kv", o->kv, "KV-cache method spec(s); several give one table")->delimiter(';');
   cmd->add_option("--ctx", o->ctx, "perplexity window in tokens")->check(CLI::Range(2, 1 << 20));
@@ -72,6 +76,7 @@ void register_eval(CLI::App& app) {
       g.out_dir = o->out;
       g.limit = o->limit;
       g.only_tasks = o->tasks;
+      g.new_run = o->new_run;
       const std::string model_path = resolve_model_path(o->model_path.empty() ? cfg.model : o->model_path);
       auto model = LlamaModel::load(model_path);
       const GridResult r = run_grid(*model, model_path, cfg, g);
@@ -81,10 +86,10 @@ void register_eval(CLI::App& app) {
                     run.value("status", "").c_str(), format_score(run).c_str(),
                     static_cast<long long>(run.value("n", int64_t{0})), run.value("metric", "").c_str());
       }
-      std::printf("results in %s (make tables: commvq-bench tables --results %s --out DIR)\n", o->out.c_str(),
-                  o->out.c_str());
+      std::printf("results in %s (make tables: commvq-bench tables --results %s)\n", r.out_dir.c_str(),
+                  r.out_dir.c_str());
       if (r.n_missing) std::printf("%d run(s) not made: KV method missing or unavailable (see notes above)\n", r.n_missing);
-      write_json(o->json_path, {{"experiment", cfg.name}, {"runs", r.runs}});
+      write_json(o->json_path, {{"experiment", cfg.name}, {"out", r.out_dir}, {"runs", r.runs}});
       if (r.n_errors) throw Error(std::to_string(r.n_errors) + " run(s) failed; see the messages above");
       return;
     }

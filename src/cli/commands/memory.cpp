@@ -53,8 +53,8 @@ void register_memory(CLI::App& app) {
     std::printf("KV memory for %s: %d layers x %d KV heads x head dim %d, %lld tokens%s\n", source.c_str(), geo.n_layers,
                 geo.n_head_kv, geo.head_dim, static_cast<long long>(N),
                 weights ? (", weights " + format_bytes(double(weights))).c_str() : "");
-    std::printf("%-36s %12s %10s %14s %16s%s\n", "kv method", "bytes/token", "bits/elem", "total", "fp16 window",
-                weights ? "   with weights" : "");
+    std::printf("%-36s %12s %10s %14s %16s %12s %9s %9s%s\n", "kv method", "bytes/token", "bits/elem", "total",
+                "fp16 window", "fixed", "fixed@32K", "fixed@128K", weights ? "   with weights" : "");
     nlohmann::json runs = nlohmann::json::array();
     for (const auto& spec : o->kv) {
       auto cache = make_kv_cache(spec, geo);
@@ -65,15 +65,27 @@ void register_memory(CLI::App& app) {
       const double bits = double(total) * 8.0 / elements;
       char share[64];
       std::snprintf(share, sizeof share, "%s (%.1f%%)", format_bytes(double(window)).c_str(), 100.0 * double(window) / double(total));
-      std::printf("%-36s %12.1f %10.3f %14s %16s", cache->spec().c_str(), per_token, bits, format_bytes(double(total)).c_str(), share);
-      if (weights) std::printf(" %14s", format_bytes(double(total + weights)).c_str());
+      // Fixed cost (codebooks, value encoders): its share of the method's memory at 32K and 128K tokens.
+      const size_t fixed = cache->fixed_bytes();
+      auto fixed_share = [&](int64_t n) {
+        const double kv = double(cache->projected_bytes(n));
+        return fixed ? 100.0 * double(fixed) / (double(fixed) + kv) : 0.0;
+      };
+      const double share_32k = fixed_share(32768), share_128k = fixed_share(131072);
+      std::printf("%-36s %12.1f %10.3f %14s %16s %12s %8.1f%% %9.1f%%", cache->spec().c_str(), per_token, bits,
+                  format_bytes(double(total)).c_str(), share, fixed ? format_bytes(double(fixed)).c_str() : "0",
+                  share_32k, share_128k);
+      if (weights) std::printf(" %14s", format_bytes(double(total + fixed + weights)).c_str());
       std::printf("\n");
       nlohmann::json r = {{"kv", cache->spec()},
                           {"bytes", total},
                           {"bytes_per_token", per_token},
                           {"bits_per_element", bits},
-                          {"window_bytes", window}};
-      if (weights) r["bytes_with_weights"] = total + weights;
+                          {"window_bytes", window},
+                          {"fixed_bytes", fixed},
+                          {"fixed_share_32k_percent", share_32k},
+                          {"fixed_share_128k_percent", share_128k}};
+      if (weights) r["bytes_with_weights"] = total + fixed + weights;
       runs.push_back(r);
     }
     nlohmann::json j = {{"context", N},
@@ -87,6 +99,11 @@ void register_memory(CLI::App& app) {
       j["model"] = source;
       j["weight_bytes"] = weights;
     }
+    bool any_fixed = false;
+    for (const auto& r : runs) any_fixed = any_fixed || r["fixed_bytes"].get<size_t>() > 0;
+    if (any_fixed)
+      std::printf("fixed: codebooks and value encoders held whatever the context (float32), not in bytes/token; "
+                  "fixed@N: their share of the method's memory at N tokens (fixed + KV)\n");
     write_json(o->json_path, j);
   });
 }

@@ -10,8 +10,10 @@
 #include "commvq/commvq_codebook.h"
 #include "commvq/key_em.h"
 #include "commvq/value_trainer.h"
+#include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/progress.h"
+#include "core/sha256.h"
 #include "kv/recorder.h"
 #include "model/llama_model.h"
 #include "model/model_paths.h"
@@ -38,6 +40,22 @@ struct TrainOpts : CommonOptions {
   std::vector<int> only_layers;  // non-empty: train just these (a comparison run; no codebook file)
 };
 
+// What the activations are, by content (collect's identity: model and source hashes, tokens, ctx,
+// dtype), not where they happen to be: the codebook file stays the same for the same inputs.
+nlohmann::json collection_identity(const std::string& dir) {
+  const std::string manifest = (std::filesystem::path(dir) / "manifest.json").string();
+  if (!std::filesystem::exists(manifest))
+    fail_file(manifest, "not found: run `collect` into this folder first (or let it finish)");
+  nlohmann::json m;
+  try {
+    m = nlohmann::json::parse(read_file(manifest));
+  } catch (const nlohmann::json::exception& e) {
+    fail_file(manifest, std::string("malformed manifest: ") + e.what());
+  }
+  if (!m.contains("identity")) fail_file(manifest, "has no 'identity' (made by an older collect? collect again)");
+  return m["identity"];
+}
+
 nlohmann::json settings_json(const TrainOpts& o, int stages) {
   return {{"bits", o.bits},
           {"stages", stages},
@@ -52,8 +70,9 @@ nlohmann::json settings_json(const TrainOpts& o, int stages) {
           {"structured", !o.unstructured},
           {"attention_loss", !o.no_attention_loss},
           {"seed", o.seed},
-          {"activations", o.activations}};
+          {"activations", collection_identity(o.activations)}};
 }
+
 
 void run_train(const TrainOpts& o) {
   apply_common_options(o);
@@ -86,6 +105,7 @@ void run_train(const TrainOpts& o) {
   std::printf("%-6s %10s %12s %12s %12s %14s %9s\n", "layer", "tokens", "key relMSE", "value relMSE", "attn relMSE",
               "value(no refit)", "seconds");
   Progress progress("train", n_wanted, "layers");
+  nlohmann::json json_layers = nlohmann::json::array();  // the file's reports plus times (--json)
   int done = 0;
   for (int l = 0; l < c.n_layers; ++l) {
     if (!wanted(l)) continue;
@@ -96,6 +116,9 @@ void run_train(const TrainOpts& o) {
     if (load_commvq_layer(part, l, c.n_head_kv, c.head_dim, c.rope_layout, &cb.keys[l], &cb.values[l], &info) &&
         info.value("settings", nlohmann::json()) == settings) {
       cb.layers.push_back(info.at("report"));
+      nlohmann::json resumed = info.at("report");
+      resumed["resumed"] = true;
+      json_layers.push_back(resumed);
       progress.update(++done, "(layer " + std::to_string(l) + " resumed)");
       continue;
     }
@@ -130,21 +153,25 @@ void run_train(const TrainOpts& o) {
     cb.values[l] = train_value_codec(data, geo.rope, &attn, vo, &vr);
 
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    nlohmann::json report = {{"layer", l},
-                             {"tokens", data.n_tokens},
-                             {"key_tokens", kr.tokens},
-                             {"key_rel_mse", key_rel},
-                             {"value_rel_mse", vr.trained.rel_mse_values},
-                             {"attn_rel_mse", vr.trained.rel_mse_attn},
-                             {"value_rel_mse_untrained", vr.untrained.rel_mse_values},
-                             {"value_rel_mse_gradient_only", vr.gradient_only.rel_mse_values},
-                             {"attn_rel_mse_gradient_only", vr.gradient_only.rel_mse_attn},
-                             {"value_refit_seconds", vr.refit_seconds},
-                             {"key_seconds", kr.seconds},
-                             {"value_seconds", vr.train_seconds},
-                             {"seconds", secs}};
+    // The file keeps what the inputs determine (errors, token counts); times go to --json only,
+    // so the same inputs and seed give the same bytes.
+    const nlohmann::json report = {{"layer", l},
+                                   {"tokens", data.n_tokens},
+                                   {"key_tokens", kr.tokens},
+                                   {"key_rel_mse", key_rel},
+                                   {"value_rel_mse", vr.trained.rel_mse_values},
+                                   {"attn_rel_mse", vr.trained.rel_mse_attn},
+                                   {"value_rel_mse_untrained", vr.untrained.rel_mse_values},
+                                   {"value_rel_mse_gradient_only", vr.gradient_only.rel_mse_values},
+                                   {"attn_rel_mse_gradient_only", vr.gradient_only.rel_mse_attn}};
     save_commvq_layer(part, l, cb.keys[l], cb.values[l], {{"settings", settings}, {"report", report}});
     cb.layers.push_back(report);
+    nlohmann::json timed = report;
+    timed["value_refit_seconds"] = vr.refit_seconds;
+    timed["key_seconds"] = kr.seconds;
+    timed["value_seconds"] = vr.train_seconds;
+    timed["seconds"] = secs;
+    json_layers.push_back(timed);
     progress.update(++done);
     std::printf("%-6d %10lld %12.4f %12.4f %12.4f %14.4f %9.1f\n", l, static_cast<long long>(data.n_tokens), key_rel,
                 vr.trained.rel_mse_values, vr.trained.rel_mse_attn, vr.gradient_only.rel_mse_values, secs);
@@ -154,14 +181,18 @@ void run_train(const TrainOpts& o) {
   if (!o.only_layers.empty()) {
     std::printf("trained %d of %d layers (kept in %s); no codebook file is written with --layers\n", n_wanted,
                 c.n_layers, parts.c_str());
-    write_json(o.json_path, {{"settings", settings}, {"layers", cb.layers}, {"partial", true}});
+    write_json(o.json_path, {{"settings", settings}, {"activations_dir", o.activations}, {"layers", json_layers}, {"partial", true}});
     return;
   }
   cb.save(o.out);
   std::filesystem::remove_all(parts);
   std::printf("wrote %s (%d-bit, %d key stages, %s of codebooks)\n", o.out.c_str(), o.bits, stages,
               format_bytes(double(cb.param_bytes())).c_str());
-  write_json(o.json_path, {{"codebook", o.out}, {"settings", settings}, {"layers", cb.layers}});
+  write_json(o.json_path, {{"codebook", o.out},
+                          {"codebook_sha256", sha256_file(o.out)},
+                          {"settings", settings},
+                          {"activations_dir", o.activations},
+                          {"layers", json_layers}});
 }
 
 }  // namespace
