@@ -55,14 +55,14 @@ Bf16Kernel resolve_kernel() {
   return Bf16Kernel::Fallback;
 }
 
-void gemm_bf16_fallback(const uint16_t* x, int64_t T, int64_t K, const uint16_t* w_packed, int64_t n_rows, float* y,
-                        int64_t ldy) {
+void gemm_bf16_fallback(const uint16_t* x, int64_t T, int64_t K, const uint16_t* w_packed, int64_t group_stride,
+                        int64_t n_rows, float* y, int64_t ldy) {
   thread_local std::vector<float> xf, wf;
   xf.resize(static_cast<size_t>(T * K));
   wf.resize(static_cast<size_t>(n_rows * K));
   for (int64_t i = 0; i < T * K; ++i) xf[i] = bf16_to_float(x[i]);
   for (int64_t r = 0; r < n_rows; ++r) {
-    const uint16_t* g = w_packed + (r / kBf16GroupRows) * kBf16GroupRows * K + (r % kBf16GroupRows) * 2;
+    const uint16_t* g = w_packed + (r / kBf16GroupRows) * group_stride + (r % kBf16GroupRows) * 2;
     for (int64_t p = 0; p < K / 2; ++p) {
       wf[r * K + 2 * p] = bf16_to_float(g[p * 2 * kBf16GroupRows]);
       wf[r * K + 2 * p + 1] = bf16_to_float(g[p * 2 * kBf16GroupRows + 1]);
@@ -141,15 +141,20 @@ void pack_bf16_rows(const float* w, int64_t ldw, int64_t n_rows, int64_t K, uint
   }
 }
 
-void gemm_bf16(Bf16Kernel kernel, const uint16_t* x, int64_t T, int64_t K, const uint16_t* w_packed, int64_t n_rows,
-               float* y, int64_t ldy) {
+void gemm_bf16_strided(Bf16Kernel kernel, const uint16_t* x, int64_t T, int64_t K, const uint16_t* w_packed,
+                       int64_t group_stride, int64_t n_rows, float* y, int64_t ldy) {
   if (K % 32 != 0) throw Error("gemm_bf16: K must be a multiple of 32 (got " + std::to_string(K) + ")");
   if (T <= 0 || n_rows <= 0) return;
   switch (kernel) {
-    case Bf16Kernel::Amx: detail::gemm_bf16_amx(x, T, K, w_packed, n_rows, y, ldy); return;
-    case Bf16Kernel::Avx512Bf16: detail::gemm_bf16_avx512bf16(x, T, K, w_packed, n_rows, y, ldy); return;
-    case Bf16Kernel::Fallback: gemm_bf16_fallback(x, T, K, w_packed, n_rows, y, ldy); return;
+    case Bf16Kernel::Amx: detail::gemm_bf16_amx(x, T, K, w_packed, group_stride, n_rows, y, ldy); return;
+    case Bf16Kernel::Avx512Bf16: detail::gemm_bf16_avx512bf16(x, T, K, w_packed, group_stride, n_rows, y, ldy); return;
+    case Bf16Kernel::Fallback: gemm_bf16_fallback(x, T, K, w_packed, group_stride, n_rows, y, ldy); return;
   }
+}
+
+void gemm_bf16(Bf16Kernel kernel, const uint16_t* x, int64_t T, int64_t K, const uint16_t* w_packed, int64_t n_rows,
+               float* y, int64_t ldy) {
+  gemm_bf16_strided(kernel, x, T, K, w_packed, kBf16GroupRows * K, n_rows, y, ldy);
 }
 
 void gemm_bf16(const uint16_t* x, int64_t T, int64_t K, const uint16_t* w_packed, int64_t n_rows, float* y,

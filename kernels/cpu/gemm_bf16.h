@@ -48,15 +48,19 @@ void gemm_bf16(Bf16Kernel kernel, const uint16_t* x, int64_t T, int64_t K, const
                float* y, int64_t ldy);
 void gemm_bf16(const uint16_t* x, int64_t T, int64_t K, const uint16_t* w_packed, int64_t n_rows, float* y,
                int64_t ldy);  // active_bf16_kernel()
+// The same over a window of a larger packed matrix: groups `group_stride` elements apart (16·K_total
+// for a matrix packed with K_total columns; w_packed may point at K-pair p, i.e. p·32 elements in).
+void gemm_bf16_strided(Bf16Kernel kernel, const uint16_t* x, int64_t T, int64_t K, const uint16_t* w_packed,
+                       int64_t group_stride, int64_t n_rows, float* y, int64_t ldy);
 
 // The same product in double from the bf16 operands (tests).
 double gemm_bf16_reference(const uint16_t* x, int64_t K, const uint16_t* w_packed, int64_t row);
 
 namespace detail {
-void gemm_bf16_avx512bf16(const uint16_t* x, int64_t T, int64_t K, const uint16_t* w_packed, int64_t n_rows, float* y,
-                          int64_t ldy);
-void gemm_bf16_amx(const uint16_t* x, int64_t T, int64_t K, const uint16_t* w_packed, int64_t n_rows, float* y,
-                   int64_t ldy);
+void gemm_bf16_avx512bf16(const uint16_t* x, int64_t T, int64_t K, const uint16_t* w_packed, int64_t group_stride,
+                          int64_t n_rows, float* y, int64_t ldy);
+void gemm_bf16_amx(const uint16_t* x, int64_t T, int64_t K, const uint16_t* w_packed, int64_t group_stride,
+                   int64_t n_rows, float* y, int64_t ldy);
 bool amx_request_permission();
 // AVX-512 BF16 conversions (vcvtne2ps2bf16: the same rounding as float_to_bf16 for normal numbers).
 void convert_rows_bf16_avx512bf16(const float* x, int64_t ldx, int64_t K, int64_t t0, int64_t t1, uint16_t* out);

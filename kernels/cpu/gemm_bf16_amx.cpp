@@ -43,11 +43,11 @@ bool amx_request_permission() {
   return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
 }
 
-void gemm_bf16_amx(const uint16_t* x, int64_t T, int64_t K, const uint16_t* w_packed, int64_t n_rows, float* y,
-                   int64_t ldy) {
+void gemm_bf16_amx(const uint16_t* x, int64_t T, int64_t K, const uint16_t* w_packed, int64_t group_stride,
+                   int64_t n_rows, float* y, int64_t ldy) {
   configure_tiles();
   const int64_t n_groups = (n_rows + kBf16GroupRows - 1) / kBf16GroupRows;
-  const int64_t x_stride = K * 2, group_stride = kBf16GroupRows * K;
+  const int64_t x_stride = K * 2;
   alignas(64) float c[4][16 * 16];
   for (int64_t g = 0; g < n_groups; g += 2) {
     const bool pair = g + 1 < n_groups;

@@ -16,11 +16,11 @@ constexpr int kMaxTokens = 6;
 constexpr int kMaxGroups = 4;
 
 template <int MR, int NG>
-void micro_tile(const uint16_t* x, int64_t K, const uint16_t* w, float* y, int64_t ldy, int last_group_rows) {
+void micro_tile(const uint16_t* x, int64_t K, const uint16_t* w, int64_t group_stride, float* y, int64_t ldy,
+                int last_group_rows) {
   __m512 acc[MR][NG];
   for (int m = 0; m < MR; ++m)
     for (int g = 0; g < NG; ++g) acc[m][g] = _mm512_setzero_ps();
-  const int64_t group_stride = kBf16GroupRows * K;
   for (int64_t p = 0; p < K / 2; ++p) {
     __m512bh b[NG];
     for (int g = 0; g < NG; ++g) b[g] = (__m512bh)_mm512_loadu_si512(w + g * group_stride + p * 2 * kBf16GroupRows);
@@ -41,7 +41,7 @@ void micro_tile(const uint16_t* x, int64_t K, const uint16_t* w, float* y, int64
   }
 }
 
-using MicroFn = void (*)(const uint16_t*, int64_t, const uint16_t*, float*, int64_t, int);
+using MicroFn = void (*)(const uint16_t*, int64_t, const uint16_t*, int64_t, float*, int64_t, int);
 
 template <int MR>
 MicroFn pick_groups(int ng) {
@@ -92,17 +92,17 @@ void pack_bf16_group_avx512bf16(const float* w, int64_t ldw, int n_valid, int64_
   }
 }
 
-void gemm_bf16_avx512bf16(const uint16_t* x, int64_t T, int64_t K, const uint16_t* w_packed, int64_t n_rows, float* y,
-                          int64_t ldy) {
+void gemm_bf16_avx512bf16(const uint16_t* x, int64_t T, int64_t K, const uint16_t* w_packed, int64_t group_stride,
+                          int64_t n_rows, float* y, int64_t ldy) {
   const int64_t n_groups = (n_rows + kBf16GroupRows - 1) / kBf16GroupRows;
   for (int64_t g0 = 0; g0 < n_groups; g0 += kMaxGroups) {
     const int ng = static_cast<int>(std::min<int64_t>(kMaxGroups, n_groups - g0));
     const int64_t rows_left = n_rows - (g0 + ng - 1) * kBf16GroupRows;
     const int last_rows = static_cast<int>(std::min<int64_t>(kBf16GroupRows, rows_left));
-    const uint16_t* w = w_packed + g0 * kBf16GroupRows * K;
+    const uint16_t* w = w_packed + g0 * group_stride;
     for (int64_t t0 = 0; t0 < T; t0 += kMaxTokens) {
       const int mr = static_cast<int>(std::min<int64_t>(kMaxTokens, T - t0));
-      pick(mr, ng)(x + t0 * K, K, w, y + t0 * ldy + g0 * kBf16GroupRows, ldy, last_rows);
+      pick(mr, ng)(x + t0 * K, K, w, group_stride, y + t0 * ldy + g0 * kBf16GroupRows, ldy, last_rows);
     }
   }
 }

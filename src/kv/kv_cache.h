@@ -46,6 +46,9 @@ class KvCache {
   virtual std::string spec() const = 0;
   // True when attend() reproduces llama.cpp's attention arithmetic (LlamaModel::use_llamacpp_arithmetic).
   virtual bool llamacpp_attention() const { return false; }
+  // The model's matmul=bf16 mode asks caches to attend over full-precision tokens in bf16 too when
+  // a call has many queries (prefill; kernels/cpu/attention_bf16.h). Methods without it ignore it.
+  virtual void set_bf16_prefill_attention(bool on) { (void)on; }
 
   const KvGeometry& geometry() const { return geo_; }
 

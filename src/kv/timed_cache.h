@@ -28,6 +28,7 @@ class TimedKvCache final : public KvCache {
   void clear() override { inner_->clear(); }
   std::string spec() const override { return inner_->spec(); }
   bool llamacpp_attention() const override { return inner_->llamacpp_attention(); }
+  void set_bf16_prefill_attention(bool on) override { inner_->set_bf16_prefill_attention(on); }
 
   KvCache& inner() { return *inner_; }
   double append_seconds() const { return append_s_; }  // includes compression (it happens in append)

@@ -8,6 +8,7 @@
 #include "core/fp16.h"
 #include "core/thread_pool.h"
 #include "kernels/cpu/attention.h"
+#include "kernels/cpu/attention_bf16.h"
 #include "kernels/cpu/ggml_arith.h"
 #include "kernels/cpu/kv_attention.h"
 #include "kv/kv_spec.h"
@@ -342,6 +343,16 @@ void WindowedCache::attend_native(int layer, const float* q, const int32_t* visi
     if (!policy_.keys_pre_rope) fk.resize(static_cast<size_t>(Hkv) * n_full_k * d);
     pool_widen_half(L, policy_.bf16, S, n_full_k, n_full_v, d, Hkv, policy_.keys_pre_rope ? nullptr : fk.data(), fv.data());
   }
+  // matmul=bf16: those products in bf16 (kernels/cpu/attention_bf16.h), packed once per call.
+  const bool bf16_gemm = gemm && bf16_prefill_ && d % 32 == 0;
+  PackedKvBf16 packed;
+  if (bf16_gemm) {
+    if (policy_.keys_pre_rope) {
+      packed.pack(rk.data(), d, D, n_full_k, fv.data(), n_full_v * d, d, n_full_v, Hkv, d);
+    } else {
+      packed.pack(fk.data(), n_full_k * d, d, n_full_k, fv.data(), n_full_v * d, d, n_full_v, Hkv, d);
+    }
+  }
 
   ThreadPool& pool = ThreadPool::global();
   const int n_threads = pool.size();
@@ -392,7 +403,9 @@ void WindowedCache::attend_native(int layer, const float* q, const int32_t* visi
         };
         auto full_scores = [&](int64_t s0, int64_t s1, int64_t full_index) {
           // full_index: index of token s0 among the full-precision keys (sink then window)
-          if (gemm) {
+          if (bf16_gemm && PackedKvBf16::scores_aligned(full_index)) {
+            packed.scores(kvh, qg.data(), rows, scale, full_index, s1 - s0, sc.data() + (s0 - a), len);
+          } else if (gemm) {
             const float* kb = policy_.keys_pre_rope ? rk.data() + full_index * D + kvh * d
                                                     : fk.data() + (kvh * n_full_k + full_index) * d;
             kv_scores_gemm(qg.data(), rows, d, kb, policy_.keys_pre_rope ? D : d, s1 - s0, scale, sc.data() + (s0 - a), len);
@@ -426,7 +439,9 @@ void WindowedCache::attend_native(int layer, const float* q, const int32_t* visi
         // Values: sink | compressed | window (value split cv).
         auto full_values = [&](int64_t s0, int64_t s1, int64_t full_index) {
           // full_index: index of token s0 among the full-precision values (sink then window)
-          if (gemm) {
+          if (bf16_gemm && PackedKvBf16::values_aligned(full_index)) {
+            packed.values(kvh, sc.data() + (s0 - a), len, rows, full_index, s1 - s0, o_out);
+          } else if (gemm) {
             kv_values_gemm(sc.data() + (s0 - a), len, rows, d, fv.data() + (kvh * n_full_v + full_index) * d, d, s1 - s0, o_out);
           } else {
             const uint16_t* base = full_index < S ? L.sink_v.at(kvh, full_index, d) : L.win_v.at(kvh, full_index - S, d);

@@ -112,6 +112,7 @@ class WindowedCache : public KvCache {
 
   const WindowPolicy& policy() const { return policy_; }
   bool llamacpp_attention() const final { return policy_.llamacpp; }
+  void set_bf16_prefill_attention(bool on) final { bf16_prefill_ = on; }
   KvExecMode mode() const { return mode_; }
   int64_t n_sink(int layer) const;
   int64_t n_compressed_keys(int layer) const { return layers_[layer].n_comp_k; }
@@ -163,6 +164,7 @@ class WindowedCache : public KvCache {
 
   WindowPolicy policy_;
   KvExecMode mode_;
+  bool bf16_prefill_ = false;
   std::vector<Layer> layers_;
 };
 

@@ -158,6 +158,7 @@ std::vector<float> LlamaModel::forward(const int32_t* tokens, const int32_t* pos
   const int E = c.n_embd, F = c.n_ff, q_dim = c.n_head * c.head_dim, kv_dim = c.kv_dim();
   const Rope& rope = cache.geometry().rope;
   const MatmulMode mm = matmul_mode_;
+  cache.set_bf16_prefill_attention(mm == MatmulMode::Bf16);
   for (int t = 0; t < n; ++t) {
     if (tokens[t] < 0 || tokens[t] >= c.n_vocab) {
       throw Error("token id " + std::to_string(tokens[t]) + " is outside the vocabulary (" + std::to_string(c.n_vocab) + ")");
