@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "commvq/value_refine.h"
+#include "kernels/cpu/gelu.h"
 #include "commvq/value_rng.h"
 #include "core/error.h"
 #include "core/fp16.h"
@@ -97,7 +98,7 @@ void ValueCodec::logits(const float* xbar, int64_t n, float* out) const {
       for (int r = 0; r < rows; ++r) std::copy(b1.begin(), b1.end(), h.begin() + static_cast<int64_t>(r) * I);
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, I, D, 1.0f, a.data(), D, w1.data(), D, 1.0f, h.data(),
                   I);
-      for (int64_t i = 0; i < static_cast<int64_t>(rows) * I; ++i) h[i] = gelu(h[i]);
+      gelu_inplace(h.data(), static_cast<int64_t>(rows) * I);
       float* o = out + r0 * L;
       for (int r = 0; r < rows; ++r) std::copy(b2.begin(), b2.end(), o + static_cast<int64_t>(r) * L);
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, L, I, 1.0f, h.data(), I, w2.data(), I, 1.0f, o, L);
