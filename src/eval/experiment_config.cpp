@@ -129,7 +129,7 @@ ExperimentConfig ExperimentConfig::load(const std::string& path) {
 
 ExperimentConfig ExperimentConfig::parse(const nlohmann::json& j, const std::string& where) {
   if (!j.is_object()) throw Error(where + ": an experiment config must be a JSON object");
-  check_keys(j, {"name", "description", "model", "seed", "vars", "methods", "tasks", "notes"}, where);
+  check_keys(j, {"name", "description", "model", "matmul", "seed", "vars", "methods", "tasks", "notes"}, where);
   ExperimentConfig c;
   c.raw = j;
   c.name = get_str(j, "name", where, true);
@@ -139,6 +139,10 @@ ExperimentConfig ExperimentConfig::parse(const nlohmann::json& j, const std::str
   const nlohmann::json vars = j.value("vars", nlohmann::json::object());
   if (!vars.is_object()) throw Error(where + ": 'vars' must be an object of strings");
   c.model = expand_vars(get_str(j, "model", where, false), vars, where);
+  c.matmul = get_str(j, "matmul", where, false);
+  if (!c.matmul.empty() && c.matmul != "fp32" && c.matmul != "bf16") {
+    throw Error(where + ": 'matmul' must be fp32 or bf16 (got '" + c.matmul + "')");
+  }
   if (j.contains("seed")) {
     if (!j["seed"].is_number_unsigned()) throw Error(where + ": 'seed' must be a non-negative integer");
     c.seed = j["seed"].get<uint64_t>();

@@ -1,7 +1,8 @@
 #pragma once
 // Experiment configs (experiments/*.json): KV methods × task instances (× sweeps), and how to table
 // them. Format:
-//   { "name": "quick", "description": "...", "model": "" (default model), "seed": 1234,
+//   { "name": "quick", "description": "...", "model": "" (default model or a known model's name),
+//     "matmul": "fp32" | "bf16" (the prefill arithmetic, model/weight_matrix.h; default fp32), "seed": 1234,
 //     "vars": {"CODEBOOKS": "codebooks"},             // ${CODEBOOKS} in specs/options; env wins
 //     "methods": [ {"label": "fp16", "kv": "fp16"}, "kivi:k=2,v=2", ... ],
 //     "tasks": [ {"name": "passkey", "task": "passkey", "sweep": {"context_tokens": [2048, 4096]},
@@ -38,6 +39,7 @@ struct TaskInstanceConfig {
 
 struct ExperimentConfig {
   std::string path, name, description, model, notes;
+  std::string matmul;  // "", "fp32" or "bf16"
   uint64_t seed = 1234;
   std::vector<MethodConfig> methods;
   std::vector<TaskInstanceConfig> tasks;

@@ -219,7 +219,11 @@ GridResult run_grid(const LlamaModel& model, const std::string& model_path, cons
           if (fs::exists(in.path)) inputs.push_back(input_entry(in));  // a missing file makes the run n/a
       } catch (const Error&) {  // a malformed spec is reported by probe_method below
       }
-      identities[ti].push_back(run_identity(kEvalHarnessVersion, tasks[ti]->identity(), m.kv, inputs));
+      nlohmann::json task_id = tasks[ti]->identity();
+      // The prefill arithmetic is part of what made the numbers (named only when not the default, so
+      // fp32 results keep their identity).
+      if (model.matmul_mode() != MatmulMode::Fp32) task_id["matmul"] = matmul_mode_name(model.matmul_mode());
+      identities[ti].push_back(run_identity(kEvalHarnessVersion, task_id, m.kv, inputs));
       if (conflict.empty()) conflict = resume_conflict(run_dir(opt.out_dir, instances[ti]->name, m.label), identities[ti].back());
     }
   }

@@ -15,8 +15,10 @@
 
 namespace cvq {
 namespace {
-// Below this many tokens the matrix-vector kernels beat dequantize + SGEMM.
-constexpr int64_t kGemmMinTokens = 4;
+// Below this many tokens the matrix-vector kernels (weights read once per tile, every token's
+// product over it) beat dequantizing the whole matrix for a GEMM.
+constexpr int64_t kGemmMinTokens = 16;
+constexpr int64_t kGemvTileRows = 32;
 constexpr int64_t kTileRows = 64;
 }  // namespace
 
@@ -75,17 +77,27 @@ void WeightMatrix::matmul(const float* x, int64_t n_tokens, float* y, MatmulMode
 
 void WeightMatrix::matmul_gemv(const float* x, int64_t n_tokens, float* y) const {
   ThreadPool& pool = ThreadPool::global();
-  for (int64_t t = 0; t < n_tokens; ++t) {
-    const float* xt = x + t * cols_;
-    float* yt = y + t * rows_;
+  if (n_tokens == 1) {
     pool.parallel_for(
         rows_,
         [&](int64_t begin, int64_t end, int) {
-          gemv_rows(type_, data_ + static_cast<size_t>(begin) * row_bytes_, row_bytes_, end - begin, xt, cols_,
-                    yt + begin);
+          gemv_rows(type_, data_ + static_cast<size_t>(begin) * row_bytes_, row_bytes_, end - begin, x, cols_, y + begin);
         },
         256);
+    return;
   }
+  // A few tokens (batched decode): each tile of rows is read from memory once and stays in cache
+  // while every token's product runs over it.
+  const int64_t n_tiles = (rows_ + kGemvTileRows - 1) / kGemvTileRows;
+  pool.parallel_for(n_tiles, [&](int64_t tile_begin, int64_t tile_end, int) {
+    for (int64_t tile = tile_begin; tile < tile_end; ++tile) {
+      const int64_t r0 = tile * kGemvTileRows, nr = std::min(kGemvTileRows, rows_ - r0);
+      for (int64_t t = 0; t < n_tokens; ++t) {
+        gemv_rows(type_, data_ + static_cast<size_t>(r0) * row_bytes_, row_bytes_, nr, x + t * cols_, cols_,
+                  y + t * rows_ + r0);
+      }
+    }
+  });
 }
 
 void WeightMatrix::matmul_fp32(const float* x, int64_t n_tokens, float* y) const {

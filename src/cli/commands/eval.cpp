@@ -79,6 +79,7 @@ void register_eval(CLI::App& app) {
       g.new_run = o->new_run;
       const std::string model_path = resolve_model_path(o->model_path.empty() ? cfg.model : o->model_path);
       auto model = LlamaModel::load(model_path);
+      if (!cfg.matmul.empty() && cmd->count("--matmul") == 0) model->set_matmul_mode(parse_matmul_mode(cfg.matmul));
       const GridResult r = run_grid(*model, model_path, cfg, g);
       std::printf("%-28s %-14s %-10s %10s %6s  %s\n", "task", "method", "status", "score", "n", "metric");
       for (const auto& run : r.runs) {
