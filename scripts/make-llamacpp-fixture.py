@@ -207,9 +207,13 @@ def main():
                 [float(v) for v in logits[p, :LOGITS_HEAD_VALS]]
                 for p in range(LOGITS_HEAD_POS)
             ]
-        lsm = log_softmax_f64(logits[: WINDOW - 1])
         tgt = np.asarray(wt[1:], dtype=np.int64)
-        nll = -lsm[np.arange(WINDOW - 1), tgt]
+        # Rows in blocks: a float64 log-softmax of 2048 x 151,936 logits would need 2.5 GB at once.
+        nll = np.empty(WINDOW - 1, dtype=np.float64)
+        for r0 in range(0, WINDOW - 1, 128):
+            r1 = min(WINDOW - 1, r0 + 128)
+            lsm = log_softmax_f64(logits[r0:r1])
+            nll[r0:r1] = -lsm[np.arange(r1 - r0), tgt[r0:r1]]
         top1 = logits[: WINDOW - 1].argmax(axis=-1)
         nll_sum = float(nll.sum())
         windows.append(

@@ -1,0 +1,27 @@
+// The llama.cpp checks on Qwen2.5-Coder-1.5B (label `large`: `scripts/test.sh --large`; the model
+// comes from `scripts/get-model.sh qwen2.5-coder-1.5b`). Same checks as tests/integration.
+#include <gtest/gtest.h>
+
+#include "support/llamacpp_reference_check.h"
+#include "support/test_env.h"
+
+namespace cvq {
+namespace {
+
+constexpr const char* kFixture = "llamacpp_reference_qwen2.5-coder-1.5b.json";
+
+TEST(LlamaCppReferenceQwen15B, TokenizationIsIdentical) {
+  CVQ_NEED_FILE(model_path, test::known_model_path("qwen2.5-coder-1.5b"));
+  test::expect_identical_tokenization(model_path, kFixture, 25);
+}
+
+TEST(LlamaCppReferenceQwen15B, WikiText8kTopOneAgreementAndPerplexity) {
+  CVQ_NEED_FILE(model_path, test::known_model_path("qwen2.5-coder-1.5b"));
+  CVQ_NEED_FILE(wiki, test::data_file("text/wikitext-2-raw/wiki.test.raw"));
+  const auto a = test::wikitext_agreement(model_path, kFixture, false);
+  EXPECT_GE(a.top1, 0.975);
+  EXPECT_LE(a.ppl_rel, 0.005);
+}
+
+}  // namespace
+}  // namespace cvq
