@@ -45,9 +45,12 @@ TEST(LlamaCppReferenceQwen05B, WikiText8kTopOneAgreementAndPerplexity) {
   CVQ_NEED_FILE(model_path, test::known_model_path("qwen2.5-coder-0.5b"));
   CVQ_NEED_FILE(wiki, test::data_file("text/wikitext-2-raw/wiki.test.raw"));
   const auto a = test::wikitext_agreement(model_path, "llamacpp_reference_qwen2.5-coder-0.5b.json", false);
-  // Measured 97.94% (8019/8188), perplexity 0.04% apart: llama.cpp quantizes activations to 8 bits
-  // (Q8_K blocks for its K-quant dot products) where this engine keeps them in fp32, as for SmolLM2.
-  EXPECT_GE(a.top1, 0.975);
+  // Measured 97.94% (8019/8188), perplexity 0.04% apart. Short of 98% because llama.cpp rounds
+  // activations to 8 bits (Q8_K blocks for its K-quant dot products) where this engine keeps fp32:
+  // near-ties flip either way. llama.cpp agrees with itself (flash attention on vs off) on only
+  // 97.37% of these positions, so the engine is held to that noise floor, not to 98%.
+  ASSERT_GT(a.llamacpp_self_top1, 0.9) << "fixture lacks flash_attn_top1_agreement (scripts/llamacpp-self-agreement.py)";
+  EXPECT_GE(a.top1, a.llamacpp_self_top1 - 0.002);
   EXPECT_LE(a.ppl_rel, 0.005);
 }
 

@@ -74,8 +74,11 @@ LlamaCppAgreement wikitext_agreement(const std::string& model_path, const std::s
   a.reference = std::exp(ref_nll / static_cast<double>(ref_scored));
   a.ours = ours.perplexity;
   a.ppl_rel = std::abs(a.ours - a.reference) / a.reference;
-  std::printf("%s: top-1 agreement %.4f (%lld/%zu); perplexity ours %.4f llama.cpp %.4f (rel diff %.5f)\n",
-              fixture_name.c_str(), a.top1, static_cast<long long>(agree), n, a.ours, a.reference, a.ppl_rel);
+  a.llamacpp_self_top1 = ref.value("flash_attn_top1_agreement", 0.0);
+  std::printf("%s: top-1 agreement %.4f (%lld/%zu; llama.cpp vs itself with flash attention: %.4f); perplexity ours %.4f "
+              "llama.cpp %.4f (rel diff %.5f)\n",
+              fixture_name.c_str(), a.top1, static_cast<long long>(agree), n, a.llamacpp_self_top1, a.ours, a.reference,
+              a.ppl_rel);
   return a;
 }
 

@@ -10,6 +10,9 @@ struct LlamaCppAgreement {
   double top1 = 0.0;       // fraction of positions with the same argmax
   double ppl_rel = 0.0;    // |ours - llama.cpp| / llama.cpp
   double ours = 0.0, reference = 0.0;
+  // llama.cpp against itself (flash attention on vs the fixture's off), when the fixture has it
+  // (scripts/llamacpp-self-agreement.py): the noise floor of top-1 agreement; 0 when absent.
+  double llamacpp_self_top1 = 0.0;
 };
 
 // gtest assertions inside; model_path must exist (callers use CVQ_NEED_FILE).

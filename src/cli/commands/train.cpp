@@ -21,6 +21,33 @@
 namespace cvq {
 namespace {
 
+// Key error against the keys' variation around their mean: ||k̂ - k||² / ||k - mean(k)||² over up to
+// 4,096 evenly spaced tokens. A key bias shared by every token (Qwen's K bias) shifts every score of a
+// query by the same amount, which softmax ignores, yet dominates ||k||; key_rel_mse (relative to
+// ||k||²) then looks small while the part attention sees is coded much less accurately.
+double centered_key_error(const KeyLayerCodebook& cb, const float* k, int64_t n) {
+  const int D = cb.kv_dim();
+  const int64_t m = std::min<int64_t>(n, 4096), step = std::max<int64_t>(1, n / m);
+  std::vector<float> sample(static_cast<size_t>(m) * D), decoded(sample.size()), norms(m);
+  for (int64_t i = 0; i < m; ++i) std::copy_n(k + (i * step) * D, D, sample.data() + i * D);
+  std::vector<uint16_t> codes(static_cast<size_t>(m) * cb.n_kv * cb.stages());
+  cb.encode(sample.data(), m, norms.data(), codes.data());
+  cb.decode(codes.data(), norms.data(), m, decoded.data());
+  std::vector<double> mean(D, 0.0);
+  for (int64_t i = 0; i < m; ++i)
+    for (int c = 0; c < D; ++c) mean[c] += sample[i * D + c];
+  for (double& v : mean) v /= static_cast<double>(m);
+  double err = 0, var = 0;
+  for (int64_t i = 0; i < m; ++i) {
+    for (int c = 0; c < D; ++c) {
+      const double x = sample[i * D + c], e = decoded[i * D + c] - x, dev = x - mean[c];
+      err += e * e;
+      var += dev * dev;
+    }
+  }
+  return var > 0 ? err / var : 0.0;
+}
+
 struct TrainOpts : CommonOptions {
   std::string activations;
   std::string out;
@@ -102,8 +129,8 @@ void run_train(const TrainOpts& o) {
     return o.only_layers.empty() || std::find(o.only_layers.begin(), o.only_layers.end(), l) != o.only_layers.end();
   };
   const int n_wanted = o.only_layers.empty() ? c.n_layers : static_cast<int>(o.only_layers.size());
-  std::printf("%-6s %10s %12s %12s %12s %14s %9s\n", "layer", "tokens", "key relMSE", "value relMSE", "attn relMSE",
-              "value(no refit)", "seconds");
+  std::printf("%-6s %10s %12s %14s %12s %12s %14s %9s\n", "layer", "tokens", "key relMSE", "key (centered)",
+              "value relMSE", "attn relMSE", "value(no refit)", "seconds");
   Progress progress("train", n_wanted, "layers");
   nlohmann::json json_layers = nlohmann::json::array();  // the file's reports plus times (--json)
   int done = 0;
@@ -136,6 +163,7 @@ void run_train(const TrainOpts& o) {
     double key_rel = 0;
     for (const auto& h : kr.heads) key_rel += h.stages.empty() || h.initial_mse <= 0 ? 0 : h.stages.back().best_loss / h.initial_mse;
     key_rel /= std::max<size_t>(1, kr.heads.size());
+    const double key_rel_centered = centered_key_error(cb.keys[l], data.keys_pre_rope.data(), data.n_tokens);
 
     ValueTrainOptions vo;
     vo.bits = o.bits;
@@ -159,6 +187,7 @@ void run_train(const TrainOpts& o) {
                                    {"tokens", data.n_tokens},
                                    {"key_tokens", kr.tokens},
                                    {"key_rel_mse", key_rel},
+                                   {"key_rel_mse_centered", key_rel_centered},
                                    {"value_rel_mse", vr.trained.rel_mse_values},
                                    {"attn_rel_mse", vr.trained.rel_mse_attn},
                                    {"value_rel_mse_untrained", vr.untrained.rel_mse_values},
@@ -173,8 +202,8 @@ void run_train(const TrainOpts& o) {
     timed["seconds"] = secs;
     json_layers.push_back(timed);
     progress.update(++done);
-    std::printf("%-6d %10lld %12.4f %12.4f %12.4f %14.4f %9.1f\n", l, static_cast<long long>(data.n_tokens), key_rel,
-                vr.trained.rel_mse_values, vr.trained.rel_mse_attn, vr.gradient_only.rel_mse_values, secs);
+    std::printf("%-6d %10lld %12.4f %14.4f %12.4f %12.4f %14.4f %9.1f\n", l, static_cast<long long>(data.n_tokens), key_rel,
+                key_rel_centered, vr.trained.rel_mse_values, vr.trained.rel_mse_attn, vr.gradient_only.rel_mse_values, secs);
     std::fflush(stdout);
   }
   progress.finish();
