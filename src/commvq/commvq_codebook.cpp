@@ -5,6 +5,7 @@
 #include <map>
 
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <random>
 
@@ -25,6 +26,7 @@ std::string layer_prefix(int layer) {
 void write_layer(SafetensorsWriter& w, int layer, const KeyLayerCodebook& keys, const ValueCodec& values) {
   const std::string p = layer_prefix(layer);
   for (int h = 0; h < keys.n_kv; ++h) keys.heads[h].write_tensors(w, p + "keys.head_" + std::to_string(h));
+  if (keys.centered()) w.add_f32(p + "keys.mean", {static_cast<int64_t>(keys.mean.size())}, keys.mean);
   values.save(w, p + "values.");
 }
 
@@ -34,6 +36,11 @@ KeyLayerCodebook read_layer_keys(const SafetensorsReader& r, int layer, int n_kv
   k.head_dim = head_dim;
   const std::string p = layer_prefix(layer);
   for (int h = 0; h < n_kv; ++h) k.heads.push_back(KeyCodebook::read_tensors(r, p + "keys.head_" + std::to_string(h), head_dim, layout));
+  if (r.has(p + "keys.mean")) {
+    const auto& t = r.tensor(p + "keys.mean", StDtype::F32, {static_cast<int64_t>(n_kv) * head_dim});
+    k.mean.resize(static_cast<size_t>(n_kv) * head_dim);
+    std::memcpy(k.mean.data(), t.data, k.mean.size() * sizeof(float));
+  }
   return k;
 }
 
@@ -137,8 +144,10 @@ void CommvqCodebook::check_compatible(const KvGeometry& g, const std::string& pa
 
 size_t CommvqCodebook::param_bytes() const {
   size_t b = 0;
-  for (const auto& k : keys)
+  for (const auto& k : keys) {
     for (const auto& h : k.heads) b += h.param_bytes();
+    b += k.mean.size() * sizeof(float);
+  }
   for (const auto& v : values) {
     b += (v.scale.size() + v.codebook.size()) * sizeof(float);  // what decoding needs; the encoder too:
     b += (v.ln_gamma.size() + v.ln_beta.size() + v.w1.size() + v.b1.size() + v.w2.size() + v.b2.size()) * sizeof(float);

@@ -443,7 +443,14 @@ void KeyLayerCodebook::encode(const float* k_pre_rope, int64_t n, float* norms, 
   const int D = kv_dim();
   const int R = stages();
   std::vector<float> u(static_cast<size_t>(n) * D);
-  key_norms(k_pre_rope, n, D, norms, u.data());
+  if (centered()) {
+    if (static_cast<int>(mean.size()) != D) throw Error("commvq key layer codebook: key mean has the wrong size");
+    for (int64_t t = 0; t < n; ++t)
+      for (int i = 0; i < D; ++i) u[t * D + i] = k_pre_rope[t * D + i] - mean[i];
+    key_norms(u.data(), n, D, norms, u.data());
+  } else {
+    key_norms(k_pre_rope, n, D, norms, u.data());
+  }
   for (int h = 0; h < n_kv; ++h) {
     heads[h].encode_batch(u.data() + h * head_dim, n, D, codes + static_cast<int64_t>(h) * R,
                           static_cast<int64_t>(n_kv) * R);
@@ -458,9 +465,19 @@ void KeyLayerCodebook::decode(const uint16_t* codes, const float* norms, int64_t
     for (int h = 0; h < n_kv; ++h) {
       heads[h].decode(codes + (t * n_kv + h) * R, tmp.data());
       float* out = k_out + t * D + h * head_dim;
-      for (int i = 0; i < head_dim; ++i) out[i] = norms[t] * tmp[i];
+      const float* mu = centered() ? mean.data() + h * head_dim : nullptr;
+      for (int i = 0; i < head_dim; ++i) out[i] = norms[t] * tmp[i] + (mu ? mu[i] : 0.0f);
     }
   }
+}
+
+std::vector<float> key_channel_mean(const float* k, int64_t n, int kv_dim) {
+  std::vector<double> acc(static_cast<size_t>(kv_dim), 0.0);
+  for (int64_t t = 0; t < n; ++t)
+    for (int i = 0; i < kv_dim; ++i) acc[i] += k[t * kv_dim + i];
+  std::vector<float> mean(static_cast<size_t>(kv_dim));
+  for (int i = 0; i < kv_dim; ++i) mean[i] = static_cast<float>(n > 0 ? acc[i] / static_cast<double>(n) : 0.0);
+  return mean;
 }
 
 }  // namespace cvq

@@ -149,17 +149,28 @@ class KeyCodebook {
 void key_norms(const float* k, int64_t n, int kv_dim, float* norms, float* u);
 
 // The n_kv head codebooks of one layer.
+//
+// Optional key centering (beyond the paper; `train --key-center`): a per-channel mean μ of the
+// layer's pre-RoPE calibration keys is subtracted before the norm and added back after decoding,
+// k̂ = μ + n_t · Σ_j C_j[code]. Models with a large key bias (Qwen2's K bias) otherwise spend the
+// norm and the first stage on a direction every token shares. μ costs kv_dim floats per layer and no
+// bits per token; attention on codes adds q·RoPE_m(μ) exactly (commvq_cache.cpp). Empty = none.
 struct KeyLayerCodebook {
   int n_kv = 0;
   int head_dim = 0;
   std::vector<KeyCodebook> heads;
+  std::vector<float> mean;  // [kv_dim] or empty
 
   int stages() const { return heads.empty() ? 0 : heads[0].stages(); }
   int kv_dim() const { return n_kv * head_dim; }
+  bool centered() const { return !mean.empty(); }
   // Pre-RoPE keys k (n × kv_dim) → norms (n) and codes (n × n_kv × R, token-major, then head).
   void encode(const float* k_pre_rope, int64_t n, float* norms, uint16_t* codes) const;
-  // codes/norms → pre-RoPE keys (n × kv_dim): head h = norms[t] · Σ_j C_j[code].
+  // codes/norms → pre-RoPE keys (n × kv_dim): head h = μ_h + norms[t] · Σ_j C_j[code].
   void decode(const uint16_t* codes, const float* norms, int64_t n, float* k_out) const;
 };
+
+// Per-channel mean of n keys (n × kv_dim), accumulated in double.
+std::vector<float> key_channel_mean(const float* k, int64_t n, int kv_dim);
 
 }  // namespace cvq

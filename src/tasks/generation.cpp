@@ -1,5 +1,6 @@
 #include "tasks/generation.h"
 
+#include <algorithm>
 #include <chrono>
 
 #include "core/error.h"
@@ -14,6 +15,19 @@ int32_t argmax(const float* v, int n) {
     if (v[i] > v[best]) best = i;
   return best;
 }
+
+namespace {
+// The argmax over the tokens that may end generation neither as end-of-generation nor as end_ids.
+int32_t argmax_except(const float* v, int n, const Tokenizer& tok, const std::vector<int32_t>& end_ids) {
+  int32_t best = -1;
+  for (int i = 0; i < n; ++i) {
+    if (tok.is_end_of_generation(i) || std::find(end_ids.begin(), end_ids.end(), i) != end_ids.end()) continue;
+    if (best < 0 || v[i] > v[best]) best = i;
+  }
+  if (best < 0) throw Error("generate: every token is masked at the first step");
+  return best;
+}
+}  // namespace
 
 GenerationResult generate_greedy(const LlamaModel& model, KvCache& cache, const std::string& prompt, int max_new_tokens,
                                  const std::function<void(const std::string&)>& on_piece,
@@ -34,20 +48,21 @@ GenerationResult generate_greedy_ids(const LlamaModel& model, KvCache& cache, co
 
 GenerationResult generate_greedy_ids(const LlamaModel& model, KvCache& cache, const std::vector<int32_t>& prompt,
                                      int max_new_tokens, const std::function<void(const std::string&)>& on_piece,
-                                     const StopPredicate& should_stop) {
+                                     const StopPredicate& should_stop, const EndRules& rules) {
   GenerationResult r = greedy_decode(
       [&](const int32_t* tokens, const int32_t* positions, int n) {
         return model.forward(tokens, positions, n, cache, LlamaModel::Logits::Last);
       },
       model.tokenizer(), model.config().n_vocab, model.config().n_ctx_train, prompt, max_new_tokens, on_piece,
-      should_stop);
+      should_stop, rules);
   r.kv_bytes = cache.bytes();
   return r;
 }
 
 GenerationResult greedy_decode(const ForwardLast& forward, const Tokenizer& tok, int n_vocab, int n_ctx,
                                const std::vector<int32_t>& prompt, int max_new_tokens,
-                               const std::function<void(const std::string&)>& on_piece, const StopPredicate& should_stop) {
+                               const std::function<void(const std::string&)>& on_piece, const StopPredicate& should_stop,
+                               const EndRules& rules) {
   using clock = std::chrono::steady_clock;
   if (prompt.empty()) throw Error("generate: the prompt is empty");
   if (static_cast<int>(prompt.size()) >= n_ctx) {
@@ -64,7 +79,9 @@ GenerationResult greedy_decode(const ForwardLast& forward, const Tokenizer& tok,
   r.prefill_seconds = std::chrono::duration<double>(t1 - t0).count();
   int32_t pos = r.prompt_tokens;
   for (int step = 0; step < max_new_tokens && pos < n_ctx; ++step) {
-    const int32_t next = argmax(logits.data(), n_vocab);
+    const bool masked = step < rules.min_new_tokens;
+    const int32_t next = masked ? argmax_except(logits.data(), n_vocab, tok, rules.end_ids) : argmax(logits.data(), n_vocab);
+    const bool end_id = std::find(rules.end_ids.begin(), rules.end_ids.end(), next) != rules.end_ids.end();
     if (tok.is_end_of_generation(next)) {
       r.hit_eog = true;
       break;
@@ -74,7 +91,7 @@ GenerationResult greedy_decode(const ForwardLast& forward, const Tokenizer& tok,
     const std::string piece = tok.token_to_piece(next);
     r.text += piece;
     if (on_piece) on_piece(piece);
-    if (should_stop && should_stop(r.text)) {
+    if (end_id || (should_stop && should_stop(r.text))) {
       r.hit_stop = true;
       break;
     }

@@ -36,11 +36,20 @@ GenerationResult generate_greedy(const LlamaModel& model, KvCache& cache, const 
 GenerationResult generate_greedy_ids(const LlamaModel& model, KvCache& cache, const std::vector<int32_t>& prompt,
                                      int max_new_tokens, const std::function<void(const std::string&)>& on_piece = {},
                                      const std::vector<std::string>& stop = {});
+// Token-id end rules, as Hugging Face generate() takes them (LongBench's samsum: eos_token_id =
+// [eos, id of "\n"], min_length = prompt + 1): generation ends when one of end_ids is produced (the token
+// is kept in the text, as HF keeps it in the output), and before min_new_tokens tokens exist the
+// end-of-generation tokens and end_ids are masked out of the argmax.
+struct EndRules {
+  std::vector<int32_t> end_ids;
+  int min_new_tokens = 0;
+};
+
 // The decoding loop itself: stops when should_stop(text so far) is true (checked after each token).
 using StopPredicate = std::function<bool(const std::string& text)>;
 GenerationResult generate_greedy_ids(const LlamaModel& model, KvCache& cache, const std::vector<int32_t>& prompt,
                                      int max_new_tokens, const std::function<void(const std::string&)>& on_piece,
-                                     const StopPredicate& should_stop);
+                                     const StopPredicate& should_stop, const EndRules& rules = {});
 
 // The loop for any engine (CPU or GPU model + its cache): forward(tokens, positions, n) runs the model
 // on n tokens and returns the logits of the last one. Stops at the context n_ctx too. kv_bytes is
@@ -48,7 +57,8 @@ GenerationResult generate_greedy_ids(const LlamaModel& model, KvCache& cache, co
 using ForwardLast = std::function<std::vector<float>(const int32_t* tokens, const int32_t* positions, int n)>;
 GenerationResult greedy_decode(const ForwardLast& forward, const Tokenizer& tok, int n_vocab, int n_ctx,
                                const std::vector<int32_t>& prompt, int max_new_tokens,
-                               const std::function<void(const std::string&)>& on_piece, const StopPredicate& should_stop);
+                               const std::function<void(const std::string&)>& on_piece, const StopPredicate& should_stop,
+                               const EndRules& rules = {});
 
 int32_t argmax(const float* v, int n);
 

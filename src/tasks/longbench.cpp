@@ -123,9 +123,11 @@ LongBenchTask::LongBenchTask(LongBenchOptions o) : o_(std::move(o)) {
 }
 
 nlohmann::json LongBenchTask::identity() const {
-  return {{"task", "longbench"},       {"dataset", o_.dataset},   {"source", o_.source},
+  nlohmann::json id = {{"task", "longbench"},       {"dataset", o_.dataset},   {"source", o_.source},
           {"rows", rows_.size()},      {"chat", o_.chat},         {"max_prompt_tokens", o_.max_prompt_tokens},
           {"max_new_tokens", max_new_}};
+  if (o_.dataset == "samsum") id["end_rule"] = "newline-token-after-first";  // changed from a "\n" stop string
+  return id;
 }
 
 std::vector<std::string> LongBenchTask::input_files() const {
@@ -141,7 +143,13 @@ TaskPrompt LongBenchTask::prompt(int64_t i, const LlamaModel&) const {
   p.chat = o_.chat == "auto" ? uses_chat_template(o_.dataset) : o_.chat == "true";
   p.max_new_tokens = max_new_;
   p.max_prompt_tokens = o_.max_prompt_tokens;
-  if (o_.dataset == "samsum") p.stop = {"\n"};
+  if (o_.dataset == "samsum") {
+    // pred.py: generate(min_length = prompt + 1, eos_token_id = [eos, tokenizer.encode("\n")[-1]]) — ends on
+    // the newline *token* (not on a newline inside another token, e.g. "\n\n"), and never on the first
+    // token; the scorer then keeps the first line of pred.lstrip("\n").
+    p.end_token_texts = {"\n"};
+    p.min_new_tokens = 1;
+  }
   p.gold = {{"dataset", o_.dataset}, {"answers", r.answers}, {"all_classes", r.all_classes}};
   p.meta = {{"dataset", o_.dataset}};
   return p;

@@ -4,7 +4,8 @@
 //     dataset, language, all_classes, _id), rendered with config/dataset2prompt.json; or
 //   * the pre-rendered MiniLongBench form (task, id, prompt, answers, all_classes).
 // Max new tokens from config/dataset2maxlen.json. No chat template for trec, triviaqa, samsum, lsht,
-// lcc, repobench-p; samsum also stops at "\n". Over-long prompts are truncated in the middle (tokens
+// lcc, repobench-p; samsum ends on the newline token, never as the first token (pred.py's min_length and
+// eos_token_id; a newline inside another token does not end it). Over-long prompts are truncated in the middle (tokens
 // decoded back to text and re-tokenized, as LongBench's pred.py does) to the model's context minus the
 // max new tokens, or to max_prompt_tokens when set.
 #include <string>

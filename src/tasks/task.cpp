@@ -113,10 +113,17 @@ std::string cut_at_stop(const std::string& text, const std::vector<std::string>&
 }
 
 TaskGeneration generate_for_task(const LlamaModel& model, KvCache& cache, const std::vector<int32_t>& prompt,
-                                 int max_new_tokens, const std::vector<std::string>& stop, bool stop_after_content) {
-  const GenerationResult g = generate_greedy_ids(model, cache, prompt, max_new_tokens, {}, [&](const std::string& text) {
-    return cut_at_stop(text, stop, stop_after_content).size() < text.size();
-  });
+                                 const TaskPrompt& p) {
+  EndRules rules;
+  rules.min_new_tokens = p.min_new_tokens;
+  for (const std::string& t : p.end_token_texts) {
+    const std::vector<int32_t> ids = model.tokenizer().encode(t, false, false);
+    if (ids.empty()) throw Error("task '" + p.id + "': end token text encodes to no token");
+    rules.end_ids.push_back(ids.back());
+  }
+  const GenerationResult g = generate_greedy_ids(
+      model, cache, prompt, p.max_new_tokens, {},
+      [&](const std::string& text) { return cut_at_stop(text, p.stop, p.stop_after_content).size() < text.size(); }, rules);
   TaskGeneration r;
   r.text = g.text;
   r.tokens = g.tokens;
@@ -132,7 +139,7 @@ TaskGeneration generate_for_task(const LlamaModel& model, KvCache& cache, const 
 nlohmann::json GenerationTask::run_sample(int64_t i, const LlamaModel& model, KvCache& cache) {
   const TaskPrompt p = prompt(i, model);
   const PreparedPrompt pp = prepare_prompt(model, p);
-  const TaskGeneration g = generate_for_task(model, cache, pp.ids, p.max_new_tokens, p.stop, p.stop_after_content);
+  const TaskGeneration g = generate_for_task(model, cache, pp.ids, p);
   const std::string prediction = metrics::sanitize_utf8(cut_at_stop(g.text, p.stop, p.stop_after_content));
   const SampleScore s = score_sample(scorer(), prediction, p.gold);
   nlohmann::json rec = {{"id", p.id},

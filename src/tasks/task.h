@@ -40,6 +40,11 @@ struct TaskPrompt {
   int max_new_tokens = 32;
   std::vector<std::string> stop;
   bool stop_after_content = false;  // stop strings count only after the first non-space character
+  // Generation also ends on the token id of each of these texts (its last token, as HF's
+  // tokenizer.encode(text)[-1]); before min_new_tokens tokens, those ids and end-of-generation are
+  // masked (HF's min_length). LongBench's samsum uses both (see tasks/longbench.cpp).
+  std::vector<std::string> end_token_texts;
+  int min_new_tokens = 0;
   int max_prompt_tokens = 0;        // 0: the model's context minus max_new_tokens
   nlohmann::json gold;              // what the scorer needs (kept in the record for re-scoring)
   nlohmann::json meta = nlohmann::json::object();  // e.g. depth, context length; "group" for breakdowns
@@ -79,8 +84,9 @@ struct TaskGeneration {
 };
 
 // Greedy decoding with stop strings that may end inside a token (the whole new text is searched).
+// The prompt's end_token_texts and min_new_tokens apply as EndRules (tasks/generation.h).
 TaskGeneration generate_for_task(const LlamaModel& model, KvCache& cache, const std::vector<int32_t>& prompt,
-                                 int max_new_tokens, const std::vector<std::string>& stop, bool stop_after_content);
+                                 const TaskPrompt& p);
 // The text before the earliest stop string (after the leading whitespace when stop_after_content).
 std::string cut_at_stop(const std::string& text, const std::vector<std::string>& stop, bool stop_after_content);
 

@@ -652,5 +652,41 @@ TEST(CommvqKeys, LayerEncodeDecodeAndFileRoundTrip) {
   std::filesystem::remove(path);
 }
 
+// Centered layer (train --key-center): encoding k equals encoding k − μ with the plain layer, decoding
+// adds μ back, and the mean is the per-channel average.
+TEST(CommvqKeys, CenteredLayerEncodesTheDeviationAndAddsTheMeanBack) {
+  const int n_kv = 2, d = 64, n = 30, D = n_kv * d;
+  KeyLayerCodebook plain;
+  plain.n_kv = n_kv;
+  plain.head_dim = d;
+  for (int h = 0; h < n_kv; ++h) plain.heads.push_back(random_codebook(d, RopeLayout::HalfSplit, 3, 70 + h, 0.05f));
+  std::mt19937 rng(5);
+  std::vector<float> k = randn(static_cast<size_t>(n) * D, 1.0f, rng);
+  const std::vector<float> bias = randn(D, 8.0f, rng);
+  for (int t = 0; t < n; ++t)
+    for (int i = 0; i < D; ++i) k[t * D + i] += bias[i];
+  KeyLayerCodebook centered = plain;
+  centered.mean = key_channel_mean(k.data(), n, D);
+  for (int i = 0; i < D; ++i) {
+    double m = 0;
+    for (int t = 0; t < n; ++t) m += k[t * D + i];
+    EXPECT_NEAR(centered.mean[i], m / n, 1e-4);
+  }
+  std::vector<float> dev(k.size());
+  for (int t = 0; t < n; ++t)
+    for (int i = 0; i < D; ++i) dev[t * D + i] = k[t * D + i] - centered.mean[i];
+  std::vector<float> norms_c(n), norms_p(n);
+  std::vector<uint16_t> codes_c(static_cast<size_t>(n) * n_kv * 3), codes_p(codes_c.size());
+  centered.encode(k.data(), n, norms_c.data(), codes_c.data());
+  plain.encode(dev.data(), n, norms_p.data(), codes_p.data());
+  EXPECT_EQ(codes_c, codes_p);
+  for (int t = 0; t < n; ++t) EXPECT_NEAR(norms_c[t], norms_p[t], 1e-5f * norms_p[t]);
+  std::vector<float> dec_c(k.size()), dec_p(k.size());
+  centered.decode(codes_c.data(), norms_c.data(), n, dec_c.data());
+  plain.decode(codes_p.data(), norms_p.data(), n, dec_p.data());
+  for (int t = 0; t < n; ++t)
+    for (int i = 0; i < D; ++i) EXPECT_NEAR(dec_c[t * D + i], dec_p[t * D + i] + centered.mean[i], 1e-4f);
+}
+
 }  // namespace
 }  // namespace cvq

@@ -27,16 +27,27 @@ std::string tmp(const std::string& name) {
 }
 
 struct TinyCommvq {
-  std::string model_path = tmp("commvq_tiny.gguf");
-  std::string cb_path = tmp("commvq_tiny_cb.safetensors");
+  std::string model_path, cb_path;
   std::unique_ptr<LlamaModel> model;
-  TinyCommvq(const std::string& arch, bool structured) {
+  // centered: every layer gets a key mean of size comparable to the keys (a Qwen2-like key bias).
+  TinyCommvq(const std::string& arch, bool structured, bool centered = false)
+      : model_path(tmp(centered ? "commvq_tiny_c.gguf" : "commvq_tiny.gguf")),
+        cb_path(tmp(centered ? "commvq_tiny_cb_c.safetensors" : "commvq_tiny_cb.safetensors")) {
     test::TinyModelSpec spec;
     spec.arch = arch;
     spec.n_ctx = 1024;
     test::write_tiny_model(model_path, spec);
     model = LlamaModel::load(model_path);
-    random_commvq_codebook(model->kv_geometry(), 2, structured, 7).save(cb_path);
+    CommvqCodebook cb = random_commvq_codebook(model->kv_geometry(), 2, structured, 7);
+    if (centered) {
+      std::mt19937 rng(11);
+      std::normal_distribution<float> nd(0.0f, 1.5f);
+      for (auto& k : cb.keys) {
+        k.mean.resize(static_cast<size_t>(k.kv_dim()));
+        for (float& m : k.mean) m = nd(rng);
+      }
+    }
+    cb.save(cb_path);
   }
   ~TinyCommvq() {
     std::filesystem::remove(model_path);
@@ -88,6 +99,27 @@ TEST_P(CommvqCacheTest, NativeEqualsSimulatedAndDiffersFromFp16) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Layouts, CommvqCacheTest, ::testing::Values("llama", "qwen2"));
+
+// Centered keys (train --key-center): the q·RoPE_m(μ) term of native attention equals decoding
+// μ + n·ΣC and attending, for both RoPE pairings; and the mean changes the result.
+TEST_P(CommvqCacheTest, CenteredKeysNativeEqualsSimulated) {
+  TinyCommvq centered(GetParam(), true, true);
+  TinyCommvq plain(GetParam(), true, false);
+  const std::string spec = ",window=32";
+  auto native = centered.run("commvq:bits=2,codebook=" + centered.cb_path + spec + ",mode=native", 200, 16);
+  auto simulated = centered.run("commvq:bits=2,codebook=" + centered.cb_path + spec + ",mode=simulated", 200, 16);
+  auto tables = centered.run("commvq:bits=2,codebook=" + centered.cb_path + spec + ",mode=native,scores=table", 200, 16);
+  auto uncentered = plain.run("commvq:bits=2,codebook=" + plain.cb_path + spec + ",mode=native", 200, 16);
+  EXPECT_LT(rel_diff(native, simulated), 1e-4);
+  EXPECT_LT(rel_diff(tables, simulated), 1e-4);
+  EXPECT_GT(rel_diff(native, uncentered), 1e-3) << "the key mean was not used";
+}
+
+TEST(CommvqCache, CenteredPlainVqMatchesSimulated) {
+  TinyCommvq s("llama", false, true);
+  const std::string base = "commvq:bits=2,codebook=" + s.cb_path + ",window=32";
+  EXPECT_LT(rel_diff(s.run(base + ",mode=native", 100, 16), s.run(base + ",mode=simulated", 100, 16)), 1e-4);
+}
 
 TEST(CommvqCache, PlainVqAblationRunsAndMatchesSimulated) {
   TinyCommvq s("llama", false);

@@ -63,6 +63,7 @@ struct TrainOpts : CommonOptions {
   int64_t value_refit_tokens = 16384;
   bool unstructured = false;
   bool no_attention_loss = false;
+  bool key_center = false;
   uint64_t seed = 1;
   std::vector<int> only_layers;  // non-empty: train just these (a comparison run; no codebook file)
 };
@@ -84,7 +85,7 @@ nlohmann::json collection_identity(const std::string& dir) {
 }
 
 nlohmann::json settings_json(const TrainOpts& o, int stages) {
-  return {{"bits", o.bits},
+  nlohmann::json s = {{"bits", o.bits},
           {"stages", stages},
           {"key_tokens", o.key_tokens},
           {"key_iterations", o.key_iters},
@@ -98,6 +99,8 @@ nlohmann::json settings_json(const TrainOpts& o, int stages) {
           {"attention_loss", !o.no_attention_loss},
           {"seed", o.seed},
           {"activations", collection_identity(o.activations)}};
+  if (o.key_center) s["key_center"] = true;  // absent when off: older codebooks keep their settings
+  return s;
 }
 
 
@@ -158,8 +161,20 @@ void run_train(const TrainOpts& o) {
     ko.seed = o.seed + static_cast<uint64_t>(l);
     ko.unstructured = o.unstructured;
     KeyEmLayerReport kr;
-    cb.keys[l] = train_key_layer(data.keys_pre_rope.data(), data.n_tokens, c.n_head_kv, c.head_dim, stages,
-                                 c.rope_layout, ko, &kr);
+    std::vector<float> key_mean;
+    std::vector<float> centered_keys;
+    const float* em_keys = data.keys_pre_rope.data();
+    if (o.key_center) {
+      const int D = c.n_head_kv * c.head_dim;
+      key_mean = key_channel_mean(em_keys, data.n_tokens, D);
+      centered_keys.resize(static_cast<size_t>(data.n_tokens) * D);
+      for (int64_t t = 0; t < data.n_tokens; ++t)
+        for (int i = 0; i < D; ++i) centered_keys[t * D + i] = em_keys[t * D + i] - key_mean[i];
+      em_keys = centered_keys.data();
+    }
+    cb.keys[l] = train_key_layer(em_keys, data.n_tokens, c.n_head_kv, c.head_dim, stages, c.rope_layout, ko, &kr);
+    cb.keys[l].mean = std::move(key_mean);
+    centered_keys = {};
     double key_rel = 0;
     for (const auto& h : kr.heads) key_rel += h.stages.empty() || h.initial_mse <= 0 ? 0 : h.stages.back().best_loss / h.initial_mse;
     key_rel /= std::max<size_t>(1, kr.heads.size());
@@ -253,6 +268,9 @@ void register_train(CLI::App& app) {
                   "train only these layers (comparing settings on a few layers; writes the report, not a codebook)")
       ->delimiter(',');
   cmd->add_flag("--unstructured", o->unstructured, "ablation: plain VQ key codebooks of the same size (no RoPE commutativity)");
+  cmd->add_flag("--key-center", o->key_center,
+                "subtract each layer's per-channel mean key before quantizing (kept in the file; for models with a "
+                "key bias such as Qwen2; beyond the paper)");
   cmd->add_flag("--no-attention-loss", o->no_attention_loss, "ablation: value codec trained on reconstruction only");
   cmd->add_option("--seed", o->seed, "random seed");
   cmd->callback([o] { run_train(*o); });
