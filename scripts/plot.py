@@ -76,6 +76,14 @@ def plot_groups(summary, out, written):
         metrics = {r.get("metric", "score") for r in gruns}
         metric = metrics.pop() if len(metrics) == 1 else "score (each task's metric)"
         better = "higher is better" if gruns[0].get("higher_is_better", True) else "lower is better"
+        # Perplexities span orders of magnitude (a collapsed 1-bit method beside fp16): log axis,
+        # each bar labelled with its value so close ones stay readable.
+        scores = [r["score"] for r in gruns if r.get("score") is not None]
+        if family == "perplexity" and scores and min(scores) > 0:
+            if max(scores) / min(scores) > 10:
+                ax.set_yscale("log")
+            for c in ax.containers:
+                ax.bar_label(c, fmt="%.1f", fontsize=7)
         ax.set_ylabel(f"{metric} ({better})")
         ax.set_title(group)
         ax.legend(fontsize=8)

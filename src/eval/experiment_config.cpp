@@ -1,6 +1,7 @@
 #include "eval/experiment_config.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cstdlib>
 #include <filesystem>
 #include <map>
@@ -112,6 +113,61 @@ MethodConfig method_from_cli(const std::string& arg) {
   if (!is_safe_name(m.label)) throw Error("--kv '" + arg + "': label '" + m.label + "' must use [A-Za-z0-9._+=-]");
   if (m.kv.empty()) throw Error("--kv '" + arg + "': empty spec");
   return m;
+}
+
+namespace {
+nlohmann::json typed_cli_value(const std::string& v) {
+  if (v == "true") return true;
+  if (v == "false") return false;
+  if (!v.empty() && (std::isdigit(static_cast<unsigned char>(v[0])) || v[0] == '-' || v[0] == '.')) {
+    try {
+      const nlohmann::json j = nlohmann::json::parse(v);
+      if (j.is_number()) return j;
+    } catch (const nlohmann::json::parse_error&) {
+    }
+  }
+  return v;
+}
+}  // namespace
+
+ExperimentConfig config_from_cli(const std::string& task, const std::vector<std::string>& option_args,
+                                 const std::vector<MethodConfig>& methods) {
+  const std::string where = "eval --task " + task;
+  nlohmann::json entry = {{"name", task}, {"task", task}};
+  nlohmann::json sweep = nlohmann::json::object();
+  for (size_t i = 0; i < option_args.size(); ++i) {
+    const std::string& a = option_args[i];
+    if (a.size() < 3 || a.compare(0, 2, "--") != 0) throw Error(where + ": unexpected argument '" + a + "' (task options are --name value)");
+    std::string name = a.substr(2), value;
+    if (const size_t eq = name.find('='); eq != std::string::npos) {
+      value = name.substr(eq + 1);
+      name.resize(eq);
+    } else {
+      if (i + 1 >= option_args.size()) throw Error(where + ": option --" + name + " needs a value");
+      value = option_args[++i];
+    }
+    for (char& c : name)
+      if (c == '-') c = '_';
+    if (name == "name" || name == "task" || name == "sweep" || name == "limit" || name == "paper")
+      throw Error(where + ": --" + name + " is not a task option");
+    if (entry.contains(name) || sweep.contains(name)) throw Error(where + ": --" + name + " given twice");
+    if (value.find(',') != std::string::npos) {
+      nlohmann::json list = nlohmann::json::array();
+      size_t from = 0;
+      for (size_t comma; (comma = value.find(',', from)) != std::string::npos; from = comma + 1)
+        list.push_back(typed_cli_value(value.substr(from, comma - from)));
+      list.push_back(typed_cli_value(value.substr(from)));
+      sweep[name] = list;
+    } else {
+      entry[name] = typed_cli_value(value);
+    }
+  }
+  if (!sweep.empty()) entry["sweep"] = sweep;
+  nlohmann::json j = {{"name", task}, {"methods", nlohmann::json::array()}, {"tasks", nlohmann::json::array({entry})}};
+  for (const auto& m : methods) j["methods"].push_back({{"label", m.label}, {"kv", m.kv}});
+  ExperimentConfig c = ExperimentConfig::parse(j, where);
+  c.description = "made by `" + where + "` on the command line";
+  return c;
 }
 
 ExperimentConfig ExperimentConfig::load(const std::string& path) {

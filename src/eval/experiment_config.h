@@ -55,6 +55,12 @@ std::vector<std::string> eval_task_types();
 std::unique_ptr<EvalTask> make_eval_task(const TaskInstanceConfig& t);
 // A method given on the command line (--kv SPEC or --kv LABEL=SPEC).
 MethodConfig method_from_cli(const std::string& arg);
+// `eval --task T [--name value ...]`: the one-task config the command line describes, checked like a
+// file. Each "--name value" (or "--name=value") sets the task option "name" (dashes become
+// underscores: --context-tokens 8192); integers, numbers and true/false are typed, and a value with
+// commas ("qasper,trec") sweeps over its items, one instance each.
+ExperimentConfig config_from_cli(const std::string& task, const std::vector<std::string>& option_args,
+                                 const std::vector<MethodConfig>& methods);
 bool is_safe_name(const std::string& s);  // [A-Za-z0-9._+=-]+, usable as a folder name
 
 }  // namespace cvq

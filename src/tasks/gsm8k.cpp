@@ -48,7 +48,7 @@ Gsm8kTask::Gsm8kTask(Gsm8kOptions o) : o_(std::move(o)), test_(read_gsm8k(o_.tes
 }
 
 nlohmann::json Gsm8kTask::identity() const {
-  return {{"task", "gsm8k"},         {"test_rows", test_.size()}, {"train_rows", train_.size()},
+  return {{"task", "gsm8k"},         {"prompt", "lm-eval-gsm8k-v3"},   {"test_rows", test_.size()}, {"train_rows", train_.size()},
           {"n_shot", o_.n_shot},     {"seed", o_.seed},           {"chat", o_.chat},
           {"max_new_tokens", o_.max_new_tokens}, {"max_prompt_tokens", o_.max_prompt_tokens}};
 }
@@ -70,7 +70,7 @@ std::string Gsm8kTask::prompt_text(int64_t i) const {
   std::string text;
   for (int64_t s : shots_for(i)) {
     const Gsm8kRow& ex = train_[static_cast<size_t>(s)];
-    text += "Question: " + ex.question + "\nAnswer: " + metrics::strip_calculator_annotations(ex.answer) + "\n\n";
+    text += "Question: " + ex.question + "\nAnswer: " + ex.answer + "\n\n";  // annotations kept (doc_to_target)
   }
   text += "Question: " + test_[static_cast<size_t>(i)].question + "\nAnswer:";
   return text;
@@ -84,7 +84,7 @@ TaskPrompt Gsm8kTask::prompt(int64_t i, const LlamaModel&) const {
   p.chat = o_.chat;
   p.max_new_tokens = o_.max_new_tokens;
   p.max_prompt_tokens = o_.max_prompt_tokens;
-  p.stop = {"Question:", "\n\n"};
+  p.stop = {"Question:", "</s>", "<|im_end|>"};  // v3's `until`
   p.gold = test_[static_cast<size_t>(i)].answer;
   return p;
 }

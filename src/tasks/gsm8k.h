@@ -1,8 +1,10 @@
 #pragma once
-// GSM8K (OpenAI grade-school-math), lm-eval-harness style: k-shot "Question: …\nAnswer: …" pairs
-// from train.jsonl ("<<…>>" calculator annotations stripped), drawn per test question with
-// Python's random.Random(seed).sample, in test order, as lm-eval's default sampler does; greedy; stop
-// at "\n\n" or "Question:"; strict ("#### N") and flexible (last number) extraction.
+// GSM8K (OpenAI grade-school-math) as lm-eval-harness's `gsm8k` task, version 3: k-shot
+// "Question: …\nAnswer: …" pairs from train.jsonl with the answers as written ("<<…>>" calculator
+// annotations kept: doc_to_target is the whole answer), drawn per test question with Python's
+// random.Random(seed).sample, in test order, as lm-eval's default sampler does; greedy; stop at
+// "Question:", "</s>" or "<|im_end|>" (v3's `until`; end-of-generation tokens stop too); strict
+// ("#### N") and flexible (last number) extraction.
 #include <mutex>
 #include <string>
 #include <vector>

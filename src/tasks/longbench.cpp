@@ -47,6 +47,34 @@ std::string render_longbench_template(const std::string& tmpl, const std::string
   return out;
 }
 
+bool parse_longbench_template(const std::string& tmpl, const std::string& prompt, std::string* context, std::string* input) {
+  const size_t c = tmpl.find("{context}");
+  if (c == std::string::npos || tmpl.find("{context}", c + 1) != std::string::npos) return false;
+  const size_t in = tmpl.find("{input}");
+  if (in != std::string::npos && (in < c || tmpl.find("{input}", in + 1) != std::string::npos)) return false;
+  const std::string head = tmpl.substr(0, c);
+  const std::string mid = in == std::string::npos ? "" : tmpl.substr(c + 9, in - c - 9);
+  const std::string tail = in == std::string::npos ? tmpl.substr(c + 9) : tmpl.substr(in + 7);
+  std::string text = prompt;
+  if (!text.empty() && text.back() == '\n' && (tail.empty() || tail.back() != '\n') &&
+      (text.size() < tail.size() || text.compare(text.size() - tail.size(), tail.size(), tail) != 0))
+    text.pop_back();
+  if (text.size() < head.size() + mid.size() + tail.size() || text.compare(0, head.size(), head) != 0 ||
+      text.compare(text.size() - tail.size(), tail.size(), tail) != 0)
+    return false;
+  const std::string body = text.substr(head.size(), text.size() - head.size() - tail.size());
+  if (in == std::string::npos) {
+    *context = body;
+    input->clear();
+    return true;
+  }
+  const size_t m = body.rfind(mid);  // the input is short; the context may hold anything
+  if (m == std::string::npos) return false;
+  *context = body.substr(0, m);
+  *input = body.substr(m + mid.size());
+  return true;
+}
+
 bool LongBenchTask::uses_chat_template(const std::string& d) {
   return !(d == "trec" || d == "triviaqa" || d == "samsum" || d == "lsht" || d == "lcc" || d == "repobench-p");
 }
@@ -109,6 +137,18 @@ LongBenchTask::LongBenchTask(LongBenchOptions o) : o_(std::move(o)) {
       if (j["task"].get<std::string>() != o_.dataset) continue;
       r.id = j.value("id", o_.dataset + "-" + std::to_string(rows_.size()));
       r.prompt = j["prompt"].get<std::string>();
+      std::string context, input;
+      const bool official = parse_longbench_template(template_, r.prompt, &context, &input) &&
+                            render_longbench_template(template_, context, input) == r.prompt;
+      if (!official) {
+        for (const auto& [other, tmpl] : prompts.items()) {
+          if (tmpl.is_string() && parse_longbench_template(tmpl.get<std::string>(), r.prompt, &context, &input)) {
+            r.prompt = render_longbench_template(template_, context, input);
+            ++rerendered_;
+            break;
+          }
+        }
+      }
     } else {
       if (!j.contains("context") || !j.contains("input") || !j.contains("answers"))
         fail_file(file, "line " + std::to_string(lineno) + ": expected fields input, context, answers, all_classes, _id");
@@ -126,7 +166,8 @@ nlohmann::json LongBenchTask::identity() const {
   nlohmann::json id = {{"task", "longbench"},       {"dataset", o_.dataset},   {"source", o_.source},
           {"rows", rows_.size()},      {"chat", o_.chat},         {"max_prompt_tokens", o_.max_prompt_tokens},
           {"max_new_tokens", max_new_}};
-  if (o_.dataset == "samsum") id["end_rule"] = "newline-token-after-first";  // changed from a "\n" stop string
+  if (o_.dataset == "samsum") id["end_rule"] = "newline-token-after-first";
+  if (rerendered_ > 0) id["rerendered_official_template"] = rerendered_;  // changed from a "\n" stop string
   return id;
 }
 

@@ -3,6 +3,9 @@
 //   * the official rows (data/<dataset>.jsonl from the HF data.zip: input, context, answers, length,
 //     dataset, language, all_classes, _id), rendered with config/dataset2prompt.json; or
 //   * the pre-rendered MiniLongBench form (task, id, prompt, answers, all_classes).
+// MiniLongBench renders a few datasets with other templates than LongBench's (qasper rows carry
+// hotpotqa's prompt, multi_news rows an extra final newline): such rows are parsed back into context
+// and input and rendered with the official template (the run identity counts them).
 // Max new tokens from config/dataset2maxlen.json. No chat template for trec, triviaqa, samsum, lsht,
 // lcc, repobench-p; samsum ends on the newline token, never as the first token (pred.py's min_length and
 // eos_token_id; a newline inside another token does not end it). Over-long prompts are truncated in the middle (tokens
@@ -50,9 +53,13 @@ class LongBenchTask : public GenerationTask {
   std::vector<LongBenchRow> rows_;
   int max_new_ = 0;
   std::string template_;
+  int64_t rerendered_ = 0;  // MiniLongBench rows rendered with another template, put back in the official one
 };
 
 // str.format-style substitution of {context} and {input} (the only fields LongBench templates use).
 std::string render_longbench_template(const std::string& tmpl, const std::string& context, const std::string& input);
+// The inverse: if prompt is tmpl rendered with some context and input ({context} before {input}, or
+// {context} alone), recover them. A trailing newline the template lacks is tolerated.
+bool parse_longbench_template(const std::string& tmpl, const std::string& prompt, std::string* context, std::string* input);
 
 }  // namespace cvq

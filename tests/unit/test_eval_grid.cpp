@@ -422,6 +422,20 @@ TEST_F(EvalGrid, PromptBuilders) {
   EXPECT_TRUE(truncated);
   EXPECT_EQ(cut, std::string(50, 'x') + std::string(50, 'y'));
   EXPECT_EQ(render_longbench_template("A {context} B {input} {other}", "c", "i"), "A c B i {other}");
+  // ... and parsed back, so MiniLongBench rows rendered with another dataset's template (qasper rows
+  // carry hotpotqa's) can be put in the official one; a final newline the template lacks is tolerated.
+  std::string ctx, inp;
+  const std::string hotpot = "Passages.\n{context}\n\nQuestion: {input}\nAnswer:";
+  ASSERT_TRUE(parse_longbench_template(hotpot, "Passages.\nP1\n\nQuestion: x\n\nQuestion: why?\nAnswer:", &ctx, &inp));
+  EXPECT_EQ(ctx, "P1\n\nQuestion: x");
+  EXPECT_EQ(inp, "why?");
+  EXPECT_EQ(render_longbench_template("Article: {context}\n\nQ: {input}\n\nA:", ctx, inp),
+            "Article: P1\n\nQuestion: x\n\nQ: why?\n\nA:");
+  ASSERT_TRUE(parse_longbench_template("News:\n{context}\n\nSummary:", "News:\nabc\n\nSummary:\n", &ctx, &inp));
+  EXPECT_EQ(ctx, "abc");
+  EXPECT_EQ(inp, "");
+  EXPECT_FALSE(parse_longbench_template(hotpot, "Other.\nP1\n\nQuestion: why?\nAnswer:", &ctx, &inp));
+  EXPECT_FALSE(parse_longbench_template(hotpot, "Passages.\nP1 and no question\nAnswer:", &ctx, &inp));
 
   // GSM8K: shots drawn like random.Random(seed).sample(range(n_train), k), one draw per test row in order.
   Gsm8kOptions go;
@@ -435,7 +449,10 @@ TEST_F(EvalGrid, PromptBuilders) {
   EXPECT_EQ(g.shots_for(1), (std::vector<int64_t>{0, 5}));
   const std::string text = g.prompt_text(0);
   EXPECT_EQ(text.rfind("Question: What is 0 + 1?\nAnswer:"), text.size() - 32);
-  EXPECT_NE(text.find("Question: What is 3 + 1?\nAnswer: 3 + 1 = 4\n#### 4\n\n"), std::string::npos);  // no <<>>
+  // lm-eval gsm8k v3: the shot's answer as written, calculator annotation included.
+  EXPECT_NE(text.find("Question: What is 3 + 1?\nAnswer: 3 + 1 = <<3+1=4>>4\n#### 4\n\n"), std::string::npos) << text;
+  const TaskPrompt gp = g.prompt(0, *model_);
+  EXPECT_EQ(gp.stop, (std::vector<std::string>{"Question:", "</s>", "<|im_end|>"}));
 }
 
 TEST_F(EvalGrid, PerplexityTaskEqualsEvalTaskPerplexity) {

@@ -1,6 +1,10 @@
 // `eval`: run a task with one or more KV-cache methods and print one table; or, with --config, an
-// experiment grid (tasks × KV methods × settings) into a resumable results folder.
+// experiment grid (tasks × KV methods × settings) into a resumable results folder. `--task T` other
+// than perplexity is a one-task grid built from the command line (config_from_cli), run by the same code.
+#include <unistd.h>
+
 #include <cstdio>
+#include <filesystem>
 #include <tuple>
 
 #include "cli/commands/common.h"
@@ -19,6 +23,43 @@
 #include "tasks/text_source.h"
 
 namespace cvq {
+namespace {
+
+struct GridCall {
+  std::string out_dir, shard = "0/1";
+  int64_t limit = -1;
+  std::vector<std::string> only_tasks;
+  bool new_run = false;
+  std::string model_path;     // --model ("" = the config's model, else the default)
+  bool matmul_given = false;  // --matmul was given: it wins over the config's "matmul"
+  std::string json_path;
+};
+
+// Runs the grid and prints one line per (task instance, method).
+void run_grid_and_print(const ExperimentConfig& cfg, const GridCall& c) {
+  GridOptions g;
+  std::tie(g.shard_index, g.shard_count) = parse_shard(c.shard);
+  g.out_dir = c.out_dir;
+  g.limit = c.limit;
+  g.only_tasks = c.only_tasks;
+  g.new_run = c.new_run;
+  const std::string model_path = resolve_model_path(c.model_path.empty() ? cfg.model : c.model_path);
+  auto model = LlamaModel::load(model_path);
+  if (!cfg.matmul.empty() && !c.matmul_given) model->set_matmul_mode(parse_matmul_mode(cfg.matmul));
+  const GridResult r = run_grid(*model, model_path, cfg, g);
+  std::printf("%-28s %-14s %-10s %10s %6s  %s\n", "task", "method", "status", "score", "n", "metric");
+  for (const auto& run : r.runs) {
+    std::printf("%-28s %-14s %-10s %10s %6lld  %s\n", run.value("task", "").c_str(), run.value("method", "").c_str(),
+                run.value("status", "").c_str(), format_score(run).c_str(),
+                static_cast<long long>(run.value("n", int64_t{0})), run.value("metric", "").c_str());
+  }
+  std::printf("results in %s (make tables: commvq-bench tables --results %s)\n", r.out_dir.c_str(), r.out_dir.c_str());
+  if (r.n_missing) std::printf("%d run(s) not made: KV method missing or unavailable (see notes above)\n", r.n_missing);
+  write_json(c.json_path, {{"experiment", cfg.name}, {"out", r.out_dir}, {"runs", r.runs}});
+  if (r.n_errors) throw Error(std::to_string(r.n_errors) + " run(s) failed; see the messages above");
+}
+
+}  // namespace
 
 void register_eval(CLI::App& app) {
   struct Opts : CommonOptions {
@@ -40,12 +81,20 @@ void register_eval(CLI::App& app) {
   add_common_options(*cmd, *o);
   add_device_option(*cmd, o->device);
   add_arith_option(*cmd, o->arith);
-  auto* task_opt = cmd->add_option("--task", o->task, "task: perplexity")->check(CLI::IsMember({"perplexity"}));
+  auto* task_opt = cmd->add_option("--task", o->task,
+                                   "task: perplexity (this table), or any grid task (passkey, number_string, "
+                                   "kv_retrieval, niah, longbench, gsm8k, agreement, memory) with its options as "
+                                   "--name value (e.g. --dataset qasper,trec --context-tokens 8192; commas sweep)")
+                       ->check(CLI::IsMember(eval_task_types()));
+  cmd->allow_extras();  // a grid task's options (config_from_cli)
   auto* config_opt =
       cmd->add_option("--config", o->config, "experiment config (experiments/*.json): run its grid into --out");
   config_opt->excludes(task_opt);
-  cmd->add_option("--out", o->out, "results folder for --config (resumable; shards may share it)");
-  cmd->add_option("--limit", o->limit, "--config: at most this many samples per task")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--out", o->out,
+                  "results folder for --config or a grid --task (resumable; shards may share it; for --task "
+                  "without it the records go to a temporary folder that is removed)");
+  cmd->add_option("--limit", o->limit, "--config / grid --task: at most this many samples per task")
+      ->check(CLI::NonNegativeNumber);
   cmd->add_option("--tasks", o->tasks, "--config: only these tasks (entry or instance names)")->delimiter(',');
   cmd->add_option("--shard", o->shard, "--config: run slice i of n (sample index mod n == i), e.g. 0/4");
   cmd->add_flag("--new-run", o->new_run,
@@ -62,40 +111,57 @@ void register_eval(CLI::App& app) {
     const bool cuda = use_cuda_device(o->device);
     if (cuda && !o->config.empty())
       throw Error("--device cuda: experiment grids (--config) run on the CPU; use it with --task perplexity");
-    if (o->arith != "native" && (cuda || !o->config.empty()))
+    if (o->arith != "native" && (cuda || !o->config.empty() || o->task != "perplexity"))
       throw Error("--arith llamacpp goes with --task perplexity on the CPU");
+    const std::vector<std::string> extras = cmd->remaining();
+    GridCall call;
+    call.out_dir = o->out;
+    call.shard = o->shard;
+    call.limit = o->limit;
+    call.only_tasks = o->tasks;
+    call.new_run = o->new_run;
+    call.model_path = o->model_path;
+    call.matmul_given = cmd->count("--matmul") > 0;
+    call.json_path = o->json_path;
     if (!o->config.empty()) {
+      if (!extras.empty()) throw Error("eval --config: unknown option '" + extras.front() + "'");
       if (o->out.empty()) throw Error("eval --config needs --out DIR (the results folder)");
-      GridOptions g;
-      std::tie(g.shard_index, g.shard_count) = parse_shard(o->shard);
       ExperimentConfig cfg = ExperimentConfig::load(o->config);
       if (cmd->count("--kv") > 0) {  // --kv replaces the config's methods (LABEL=SPEC or SPEC)
         cfg.methods.clear();
         for (const auto& k : o->kv) cfg.methods.push_back(method_from_cli(k));
       }
-      g.out_dir = o->out;
-      g.limit = o->limit;
-      g.only_tasks = o->tasks;
-      g.new_run = o->new_run;
-      const std::string model_path = resolve_model_path(o->model_path.empty() ? cfg.model : o->model_path);
-      auto model = LlamaModel::load(model_path);
-      if (!cfg.matmul.empty() && cmd->count("--matmul") == 0) model->set_matmul_mode(parse_matmul_mode(cfg.matmul));
-      const GridResult r = run_grid(*model, model_path, cfg, g);
-      std::printf("%-28s %-14s %-10s %10s %6s  %s\n", "task", "method", "status", "score", "n", "metric");
-      for (const auto& run : r.runs) {
-        std::printf("%-28s %-14s %-10s %10s %6lld  %s\n", run.value("task", "").c_str(), run.value("method", "").c_str(),
-                    run.value("status", "").c_str(), format_score(run).c_str(),
-                    static_cast<long long>(run.value("n", int64_t{0})), run.value("metric", "").c_str());
-      }
-      std::printf("results in %s (make tables: commvq-bench tables --results %s)\n", r.out_dir.c_str(),
-                  r.out_dir.c_str());
-      if (r.n_missing) std::printf("%d run(s) not made: KV method missing or unavailable (see notes above)\n", r.n_missing);
-      write_json(o->json_path, {{"experiment", cfg.name}, {"out", r.out_dir}, {"runs", r.runs}});
-      if (r.n_errors) throw Error(std::to_string(r.n_errors) + " run(s) failed; see the messages above");
+      run_grid_and_print(cfg, call);
       return;
     }
+    if (o->task != "perplexity") {
+      for (const char* opt : {"--data", "--ctx", "--max-tokens", "--chunk"})
+        if (cmd->count(opt) > 0) throw Error(std::string(opt) + " goes with --task perplexity (grid tasks take --name value options)");
+      if (cuda) throw Error("--device cuda: grid tasks (--task " + o->task + ") run on the CPU; use it with --task perplexity");
+      if (!o->tasks.empty()) throw Error("--tasks goes with --config");
+      std::vector<MethodConfig> methods;
+      for (const auto& k : o->kv) methods.push_back(method_from_cli(k));
+      const ExperimentConfig cfg = config_from_cli(o->task, extras, methods);
+      const bool temporary = o->out.empty();
+      if (temporary) {
+        call.out_dir = (std::filesystem::temp_directory_path() / ("commvq-eval-" + o->task + "-" + std::to_string(::getpid()))).string();
+        std::filesystem::remove_all(call.out_dir);
+      }
+      try {
+        run_grid_and_print(cfg, call);
+      } catch (...) {
+        if (temporary) std::filesystem::remove_all(call.out_dir);
+        throw;
+      }
+      if (temporary) {
+        std::filesystem::remove_all(call.out_dir);
+        std::printf("(records not kept: give --out DIR to keep them)\n");
+      }
+      return;
+    }
+    if (!extras.empty()) throw Error("eval --task perplexity: unknown option '" + extras.front() + "'");
     if (!o->out.empty() || o->limit >= 0 || !o->tasks.empty() || o->shard != "0/1")
-      throw Error("eval: --out, --limit, --tasks and --shard go with --config");
+      throw Error("eval --task perplexity: --out, --limit, --tasks and --shard go with --config or a grid --task");
     const std::string data = o->data.empty() ? data_path("text/wikitext-2-raw/wiki.test.raw") : o->data;
     auto model = LlamaModel::load(resolve_model_path(o->model_path));
     const std::string text = read_text_file(data);
