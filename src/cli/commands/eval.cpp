@@ -114,6 +114,7 @@ void register_eval(CLI::App& app) {
     if (o->arith != "native" && (cuda || !o->config.empty() || o->task != "perplexity"))
       throw Error("--arith llamacpp goes with --task perplexity on the CPU");
     const std::vector<std::string> extras = cmd->remaining();
+    (void)parse_shard(o->shard);  // a malformed --shard is the first error, before any file is read
     GridCall call;
     call.out_dir = o->out;
     call.shard = o->shard;
