@@ -445,8 +445,7 @@ void KeyLayerCodebook::encode(const float* k_pre_rope, int64_t n, float* norms, 
   std::vector<float> u(static_cast<size_t>(n) * D);
   if (centered()) {
     if (static_cast<int>(mean.size()) != D) throw Error("commvq key layer codebook: key mean has the wrong size");
-    for (int64_t t = 0; t < n; ++t)
-      for (int i = 0; i < D; ++i) u[t * D + i] = k_pre_rope[t * D + i] - mean[i];
+    subtract_key_mean(k_pre_rope, n, mean, u.data());
     key_norms(u.data(), n, D, norms, u.data());
   } else {
     key_norms(k_pre_rope, n, D, norms, u.data());
@@ -469,6 +468,12 @@ void KeyLayerCodebook::decode(const uint16_t* codes, const float* norms, int64_t
       for (int i = 0; i < head_dim; ++i) out[i] = norms[t] * tmp[i] + (mu ? mu[i] : 0.0f);
     }
   }
+}
+
+void subtract_key_mean(const float* k, int64_t n, const std::vector<float>& mean, float* out) {
+  const int64_t D = static_cast<int64_t>(mean.size());
+  for (int64_t t = 0; t < n; ++t)
+    for (int64_t i = 0; i < D; ++i) out[t * D + i] = k[t * D + i] - mean[i];
 }
 
 std::vector<float> key_channel_mean(const float* k, int64_t n, int kv_dim) {

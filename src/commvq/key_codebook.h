@@ -172,5 +172,7 @@ struct KeyLayerCodebook {
 
 // Per-channel mean of n keys (n × kv_dim), accumulated in double.
 std::vector<float> key_channel_mean(const float* k, int64_t n, int kv_dim);
+// out = k − mean, row by row (n × mean.size(); out may be k).
+void subtract_key_mean(const float* k, int64_t n, const std::vector<float>& mean, float* out);
 
 }  // namespace cvq

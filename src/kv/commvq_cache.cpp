@@ -210,6 +210,8 @@ void CommvqCache::native_scores(int layer, int kv_head, const float* q, int rows
     table.resize(commvq_query_table_floats(R, d, rows));
     commvq_query_table(cb.params(), R, d, q_pairs.data(), rows, table.data());
   }
+  std::vector<float> mean_ab;  // centered keys: the q·RoPE_m(μ) coefficients (mean_score_coefficients)
+  if (codebook_->keys[layer].centered()) mean_ab = mean_score_coefficients(layer, kv_head, q_pairs.data(), rows);
   std::vector<uint16_t> codes;
   std::vector<float> norms, cs;
   for (int64_t c0 = t0; c0 < t1; c0 += kTokenChunk) {
@@ -226,42 +228,43 @@ void CommvqCache::native_scores(int layer, int kv_head, const float* q, int rows
     } else {
       commvq_scores_decode(cb.params(), R, d, q_pairs.data(), rows, codes.data(), R, norms.data(), cs.data(), n, out, ld);
     }
+    // The kernels' scores carry 1/sqrt(d); `factor` below turns them into `scale`.
+    if (!mean_ab.empty()) add_mean_scores(mean_ab, rows, cs.data(), n, 1.0f / std::sqrt(static_cast<float>(d)), out, ld);
   }
   if (std::abs(factor - 1.0f) > 1e-6f) {
     for (int r = 0; r < rows; ++r)
       for (int64_t t = t0; t < t1; ++t) scores[r * ld + (t - t0)] *= factor;
   }
-  if (codebook_->keys[layer].centered()) add_mean_scores(layer, kv_head, q_pairs.data(), rows, scale, pos, t0, t1, scores, ld);
 }
 
 // Centered keys k = μ + n·Σ C: the score gains q·RoPE_m(μ). With pairs (x_f, y_f) rotated by θ_f = m·ω_f,
 //   q·R_m μ = Σ_f cos θ_f (qx μx + qy μy) + sin θ_f (qy μx − qx μy),
-// so two d/2-vectors per query row and d flops per token.
-void CommvqCache::add_mean_scores(int layer, int kv_head, const float* q_pairs, int rows, float scale, const int32_t* pos,
-                                  int64_t t0, int64_t t1, float* scores, int64_t ld) const {
+// so two d/2-vectors per query row (A then B, rows × d floats) and d flops per token.
+std::vector<float> CommvqCache::mean_score_coefficients(int layer, int kv_head, const float* q_pairs, int rows) const {
   const int d = geo_.head_dim, h = d / 2;
-  std::vector<float> mu(d), a(static_cast<size_t>(rows) * h), b(static_cast<size_t>(rows) * h), cs;
+  std::vector<float> mu(d), ab(static_cast<size_t>(rows) * d);
   to_pair_split(codebook_->keys[layer].mean.data() + static_cast<int64_t>(kv_head) * d, 1, d, geo_.rope.layout(), mu.data());
   for (int r = 0; r < rows; ++r) {
     const float* q = q_pairs + static_cast<int64_t>(r) * d;
     for (int f = 0; f < h; ++f) {
-      a[r * h + f] = q[f] * mu[f] + q[h + f] * mu[h + f];
-      b[r * h + f] = q[h + f] * mu[f] - q[f] * mu[h + f];
+      ab[r * d + f] = q[f] * mu[f] + q[h + f] * mu[h + f];
+      ab[r * d + h + f] = q[h + f] * mu[f] - q[f] * mu[h + f];
     }
   }
-  for (int64_t c0 = t0; c0 < t1; c0 += kTokenChunk) {
-    const int64_t c1 = std::min(t1, c0 + kTokenChunk), n = c1 - c0;
-    cs.resize(static_cast<size_t>(n) * d);
-    cos_sin_rows(pos + c0, n, cs.data());
-    for (int r = 0; r < rows; ++r) {
-      const float* ar = a.data() + r * h;
-      const float* br = b.data() + r * h;
-      for (int64_t t = 0; t < n; ++t) {
-        const float* c = cs.data() + t * d;
-        float s = 0;
-        for (int f = 0; f < h; ++f) s += c[f] * ar[f] + c[h + f] * br[f];
-        scores[r * ld + (c0 - t0) + t] += s * scale;
-      }
+  return ab;
+}
+
+// scores[r][t] += unit · Σ_f cos_f·A_f + sin_f·B_f over n tokens whose cos/sin rows are cs (n × d).
+void CommvqCache::add_mean_scores(const std::vector<float>& ab, int rows, const float* cs, int64_t n, float unit, float* scores,
+                                  int64_t ld) const {
+  const int d = geo_.head_dim;
+  for (int r = 0; r < rows; ++r) {
+    const float* rab = ab.data() + static_cast<int64_t>(r) * d;
+    for (int64_t t = 0; t < n; ++t) {
+      const float* c = cs + t * d;
+      float s = 0;
+      for (int f = 0; f < d; ++f) s += c[f] * rab[f];
+      scores[r * ld + t] += s * unit;
     }
   }
 }

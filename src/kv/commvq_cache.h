@@ -69,8 +69,9 @@ class CommvqCache : public WindowedCache {
   // Codes of tokens [t0, t1) for one KV head as uint16 [n x R].
   void unpack_key_codes(const Layer& L, int kv_head, int64_t t0, int64_t t1, uint16_t* out) const;
   void cos_sin_rows(const int32_t* positions, int64_t n, float* out) const;
-  void add_mean_scores(int layer, int kv_head, const float* q_pairs, int rows, float scale, const int32_t* pos, int64_t t0,
-                       int64_t t1, float* scores, int64_t ld) const;
+  std::vector<float> mean_score_coefficients(int layer, int kv_head, const float* q_pairs, int rows) const;
+  void add_mean_scores(const std::vector<float>& ab, int rows, const float* cs, int64_t n, float unit, float* scores,
+                       int64_t ld) const;
 
   CommvqOptions opt_;
   std::shared_ptr<const CommvqCodebook> codebook_;

@@ -168,8 +168,7 @@ void run_train(const TrainOpts& o) {
       const int D = c.n_head_kv * c.head_dim;
       key_mean = key_channel_mean(em_keys, data.n_tokens, D);
       centered_keys.resize(static_cast<size_t>(data.n_tokens) * D);
-      for (int64_t t = 0; t < data.n_tokens; ++t)
-        for (int i = 0; i < D; ++i) centered_keys[t * D + i] = em_keys[t * D + i] - key_mean[i];
+      subtract_key_mean(em_keys, data.n_tokens, key_mean, centered_keys.data());
       em_keys = centered_keys.data();
     }
     cb.keys[l] = train_key_layer(em_keys, data.n_tokens, c.n_head_kv, c.head_dim, stages, c.rope_layout, ko, &kr);
