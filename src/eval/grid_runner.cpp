@@ -261,101 +261,165 @@ GridResult run_grid(const LlamaModel& model, const std::string& model_path, cons
     for (int64_t i = 0; i < n_all; ++i)
       if (i % opt.shard_count == opt.shard_index) indices.push_back(i);
     const std::set<int64_t> mine(indices.begin(), indices.end());
+
+    // Per method: its folder, what is already done, a cache.
+    struct Active {
+      size_t mi;
+      std::string dir;
+      nlohmann::json info;
+      std::set<std::string> done;
+      std::unique_ptr<KvCache> cache;
+      std::unique_ptr<RecordWriter> writer;
+      bool failed = false;
+      std::string note;
+      double seconds = 0.0;
+    };
+    std::vector<Active> runs;
+    std::vector<nlohmann::json> summaries(methods.size());  // in method order, for result.runs
     for (size_t mi = 0; mi < methods.size(); ++mi) {
       const MethodState& m = methods[mi];
       const std::string dir = run_dir(out_dir, inst.name, m.cfg.label);
       fs::create_directories(dir);
-      const nlohmann::json& identity = identities[ti][mi];
       const nlohmann::json info = {{"task", inst.name},           {"group", inst.group}, {"family", task.family()},
                                    {"type", inst.type},           {"method", m.cfg.label}, {"kv", m.cfg.kv},
                                    {"paper", inst.paper},         {"sweep", inst.sweep}, {"geometry", geometry_json(geo)},
-                                   {"identity", identity},        {"size", task.size()}};
+                                   {"identity", identities[ti][mi]}, {"size", task.size()}};
       write_file_atomic(dir + "/run.json", info.dump(2) + "\n");
-      const std::string summary_path = dir + "/summary" + suffix + ".json";
       if (m.status != "ok") {
         nlohmann::json s = {{"task", inst.name},   {"group", inst.group}, {"family", task.family()},
                             {"method", m.cfg.label}, {"kv", m.cfg.kv},   {"paper", inst.paper},
                             {"status", m.status},  {"note", m.note},     {"n", 0},
                             {"n_expected", static_cast<int64_t>(indices.size())}, {"sample_limit", n_all}};
-        write_file_atomic(summary_path, s.dump(2) + "\n");
-        result.runs.push_back(s);
+        write_file_atomic(dir + "/summary" + suffix + ".json", s.dump(2) + "\n");
+        summaries[mi] = s;
         ++result.n_missing;
         continue;
       }
-      std::vector<nlohmann::json> records = read_run_records(dir, true);
-      std::set<std::string> done;
-      for (const auto& r : records) done.insert(r["id"].get<std::string>());
-      std::vector<int64_t> todo;
-      for (int64_t i : indices)
-        if (!done.count(task.sample_id(i))) todo.push_back(i);
-      std::string status_note;
-      bool failed = false;
-      const auto t0 = std::chrono::steady_clock::now();
-      reset_peak_rss();
-      if (!todo.empty()) {
+      Active a;
+      a.mi = mi;
+      a.dir = dir;
+      a.info = info;
+      for (const auto& r : read_run_records(dir, true)) a.done.insert(r["id"].get<std::string>());
+      runs.push_back(std::move(a));
+    }
+
+    // Sample-major: each sample runs once for every method that still lacks it, so generation tasks
+    // prefill the prompt once for all of them and decode them as one batch (EvalTask::run_samples).
+    std::vector<int64_t> todo;
+    for (int64_t i : indices) {
+      for (const Active& a : runs)
+        if (!a.done.count(task.sample_id(i))) {
+          todo.push_back(i);
+          break;
+        }
+    }
+    const auto t_task = std::chrono::steady_clock::now();
+    reset_peak_rss();
+    if (!todo.empty()) {
+      auto fail = [&](Active& a, const std::string& what) {
+        a.failed = true;
+        a.note = what;
+        std::fprintf(stderr, "error: %s [%s]: %s\n", inst.name.c_str(), methods[a.mi].cfg.label.c_str(), what.c_str());
+      };
+      for (Active& a : runs) {
         try {
-          auto cache = make_kv_cache(m.cfg.kv, geo);
-          RecordWriter writer(dir + "/samples" + suffix + ".jsonl");
-          Progress progress(inst.name + " [" + m.cfg.label + "]", static_cast<int64_t>(todo.size()), "samples");
-          int64_t n_done = 0;
-          double score_sum = 0.0;
-          for (int64_t i : todo) {
-            cache->clear();
-            const auto ts = std::chrono::steady_clock::now();
-            nlohmann::json rec = task.run_sample(i, model, *cache);
-            const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - ts).count();
-            rec["id"] = task.sample_id(i);
-            rec["index"] = i;
-            if (rec.contains("context_tokens") && task.family() != "memory") {
-              const int64_t projected = try_projected_bytes(*cache, rec["context_tokens"].get<int64_t>());
-              if (projected >= 0) rec["kv_projected_bytes"] = projected;
-            }
-            if (!rec.contains("timing")) rec["timing"] = nlohmann::json::object();
-            rec["timing"]["seconds"] = secs;
-            writer.append(rec);
-            records.push_back(rec);
-            ++n_done;
-            score_sum += rec.value("score", 0.0);
-            char extra[64];
-            std::snprintf(extra, sizeof extra, "mean score %.4g", score_sum / static_cast<double>(n_done));
-            progress.update(n_done, extra);
-            if (opt.stop_after_samples >= 0 && ++new_samples >= opt.stop_after_samples) {
-              result.stopped = true;
-              return result;  // as if killed here: no summaries
-            }
-          }
-          progress.finish();
+          a.cache = make_kv_cache(methods[a.mi].cfg.kv, geo);
+          a.writer = std::make_unique<RecordWriter>(a.dir + "/samples" + suffix + ".jsonl");
         } catch (const std::exception& e) {
-          failed = true;
-          status_note = e.what();
-          std::fprintf(stderr, "error: %s [%s]: %s\n", inst.name.c_str(), m.cfg.label.c_str(), e.what());
+          fail(a, e.what());
         }
       }
+      std::string label = inst.name + " [";
+      for (const Active& a : runs) label += (label.back() == '[' ? "" : ",") + methods[a.mi].cfg.label;
+      Progress progress(label + "]", static_cast<int64_t>(todo.size()), "samples");
+      int64_t n_done = 0;
+      for (int64_t i : todo) {
+        std::vector<Active*> group;
+        std::vector<KvCache*> caches;
+        for (Active& a : runs) {
+          if (a.failed || a.done.count(task.sample_id(i))) continue;
+          a.cache->clear();
+          group.push_back(&a);
+          caches.push_back(a.cache.get());
+        }
+        if (group.empty()) continue;
+        const auto ts = std::chrono::steady_clock::now();
+        std::vector<nlohmann::json> recs;
+        try {
+          recs = opt.shared_prefill ? task.run_samples(i, model, caches) : task.EvalTask::run_samples(i, model, caches);
+        } catch (const std::exception&) {
+          // Find which method fails: each alone, on its own prefill.
+          recs.clear();
+          std::vector<Active*> ok;
+          for (Active* a : group) {
+            try {
+              a->cache->clear();
+              recs.push_back(task.run_sample(i, model, *a->cache));
+              recs.back()["prefill"] = "own";
+              ok.push_back(a);
+            } catch (const std::exception& e) {
+              fail(*a, e.what());
+            }
+          }
+          group = ok;
+        }
+        const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - ts).count();
+        for (size_t g = 0; g < group.size(); ++g) {
+          Active& a = *group[g];
+          nlohmann::json& rec = recs[g];
+          rec["id"] = task.sample_id(i);
+          rec["index"] = i;
+          if (rec.contains("context_tokens") && task.family() != "memory") {
+            const int64_t projected = try_projected_bytes(*a.cache, rec["context_tokens"].get<int64_t>());
+            if (projected >= 0) rec["kv_projected_bytes"] = projected;
+          }
+          if (!rec.contains("timing")) rec["timing"] = nlohmann::json::object();
+          // The sample's wall time split evenly over the methods it ran for (they shared it).
+          rec["timing"]["seconds"] = secs / static_cast<double>(group.size());
+          if (group.size() > 1) rec["timing"]["methods_together"] = group.size();
+          a.seconds += secs / static_cast<double>(group.size());
+          a.writer->append(rec);
+        }
+        progress.update(++n_done);
+        new_samples += static_cast<int64_t>(group.size());
+        if (opt.stop_after_samples >= 0 && new_samples >= opt.stop_after_samples) {
+          result.stopped = true;
+          return result;  // as if killed here: no summaries
+        }
+      }
+      progress.finish();
+    }
+    const double task_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_task).count();
+    for (Active& a : runs) {
+      const MethodState& m = methods[a.mi];
+      const std::string summary_path = a.dir + "/summary" + suffix + ".json";
       // This shard's records (all files of the folder, so an unsharded rerun sees sharded work).
       std::vector<nlohmann::json> mine_records;
-      for (auto& r : read_run_records(dir, false))
+      for (auto& r : read_run_records(a.dir, false))
         if (mine.count(r.value("index", int64_t{-1}))) mine_records.push_back(std::move(r));
-      nlohmann::json s = summarize_run(info, static_cast<int64_t>(indices.size()), mine_records);
+      nlohmann::json s = summarize_run(a.info, static_cast<int64_t>(indices.size()), mine_records);
       s["sample_limit"] = n_all;  // samples 0..n_all-1 are this grid's; `tables` ignores records beyond
-      if (failed) {
+      if (a.failed) {
         s["status"] = "error";
-        s["note"] = status_note;
+        s["note"] = a.note;
         ++result.n_errors;
       } else if (!m.note.empty()) {
         s["note"] = m.note;
       }
       if (opt.shard_count > 1) s["shard"] = std::to_string(opt.shard_index) + "/" + std::to_string(opt.shard_count);
-      s["timing"]["session_seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      s["timing"]["session_seconds"] = a.seconds;
+      s["timing"]["task_session_seconds"] = task_seconds;  // all methods of this task together
       s["timing"]["peak_rss_bytes"] = peak_rss_bytes();
       if (fs::exists(summary_path) && todo.empty()) {  // nothing ran now: keep the earlier session's numbers
         const nlohmann::json old = read_json_file(summary_path);
         const auto ot = old.value("timing", nlohmann::json::object());
-        for (const char* k : {"session_seconds", "peak_rss_bytes"})
+        for (const char* k : {"session_seconds", "task_session_seconds", "peak_rss_bytes"})
           if (ot.contains(k)) s["timing"][k] = ot[k];
       }
       write_file_atomic(summary_path, s.dump(2) + "\n");
-      result.runs.push_back(s);
+      summaries[a.mi] = s;
     }
+    for (auto& s : summaries) result.runs.push_back(std::move(s));
   }
   nlohmann::json index = {{"experiment", cfg.name}, {"harness", kEvalHarnessVersion}, {"model", model_id},
                           {"runs", result.runs}};

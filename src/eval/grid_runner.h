@@ -1,7 +1,9 @@
 #pragma once
-// Runs an experiment grid: for each task instance, for each KV method, the samples not yet in the
-// results folder (resume), this shard's slice only (sample index i belongs to shard i mod n), each on
-// an empty cache; appends one record per sample and writes the run summary atomically.
+// Runs an experiment grid: for each task instance, sample by sample, every KV method that does not
+// have the sample in the results folder yet (resume), this shard's slice only (sample index i belongs
+// to shard i mod n), each on an empty cache — together, so generation tasks prefill once and decode
+// the methods as one batch (EvalTask::run_samples); appends one record per (sample, method) and
+// writes the run summaries atomically.
 // A method the build does not register is reported with status "missing" (and one that cannot be
 // built, e.g. a codebook file that is not there, "unavailable") instead of stopping the grid; a run
 // that fails midway gets status "error" with the message, and the grid goes on.
@@ -25,6 +27,9 @@ struct GridOptions {
   // When out_dir holds results made from other inputs (eval/run_identity.h): false stops with the
   // message naming the changed file; true runs into the first free <out_dir>-N beside it instead.
   bool new_run = false;
+  // Generation tasks: one prefill for all the methods with the same prefill signature and batched
+  // decoding (EvalTask::run_samples); false runs each method alone (same records, for checking).
+  bool shared_prefill = true;
   // Test hook: after this many new records, stop as a kill would (records written so far stay).
   int64_t stop_after_samples = -1;
 };

@@ -49,6 +49,10 @@ class KvCache {
   // The model's matmul=bf16 mode asks caches to attend over full-precision tokens in bf16 too when
   // a call has many queries (prefill; kernels/cpu/attention_bf16.h). Methods without it ignore it.
   virtual void set_bf16_prefill_attention(bool on) { (void)on; }
+  // Caches whose non-empty signatures are equal compute the same attention, bit for bit, for a
+  // prefill into an empty cache, so one forward pass can fill them all (tasks/shared_prefill.h).
+  // Empty: this method's prefill is its own.
+  virtual std::string prefill_signature() const { return {}; }
 
   const KvGeometry& geometry() const { return geo_; }
 

@@ -47,6 +47,12 @@ WindowedCache::WindowedCache(KvGeometry g, WindowPolicy policy, KvExecMode mode)
 float WindowedCache::half_to_float(uint16_t h) const { return policy_.bf16 ? bf16_to_float(h) : fp16_to_float(h); }
 uint16_t WindowedCache::float_to_half(float f) const { return policy_.bf16 ? float_to_bf16(f) : float_to_fp16(f); }
 
+std::string WindowedCache::prefill_signature() const {
+  if (policy_.llamacpp) return "windowed:llamacpp";
+  return std::string("windowed:") + (policy_.bf16 ? "bf16" : "fp16") + ":" + kv_exec_mode_name(mode_) +
+         ":sink=" + std::to_string(policy_.sink);
+}
+
 int64_t WindowedCache::n_sink(int layer) const {
   return std::min<int64_t>(policy_.sink, static_cast<int64_t>(layers_[layer].positions.size()));
 }
@@ -94,6 +100,9 @@ void WindowedCache::compress_pending(int layer) {
       for (int64_t t = 0; t < c; ++t)
         for (int i = 0; i < d; ++i) buf[t * D + h * d + i] = half_to_float(win.heads[h][t * d + i]);
     const int32_t* pos = L.positions.data() + S + n_comp;
+    if (keys && policy_.keys_pre_rope) {  // the window holds them post-RoPE: rotate back
+      for (int64_t t = 0; t < c; ++t) geo_.rope.apply(buf.data() + t * D, geo_.n_head_kv, -pos[t]);
+    }
     if (keys) {
       compress_keys(layer, n_comp, static_cast<int>(c), buf.data(), pos);
     } else {
@@ -151,8 +160,8 @@ void WindowedCache::materialize(int layer, float* k, float* v) const {
   unpack(L.win_k, S + L.n_comp_k, L.win_k.n, k);
   unpack(L.win_v, S + L.n_comp_v, L.win_v.n, v);
   (void)N;
-  if (policy_.keys_pre_rope) {
-    for (int64_t t = 0; t < N; ++t) geo_.rope.apply(k + t * D, geo_.n_head_kv, L.positions[t]);
+  if (policy_.keys_pre_rope) {  // decoded keys come back pre-RoPE
+    for (int64_t t = S; t < S + L.n_comp_k; ++t) geo_.rope.apply(k + t * D, geo_.n_head_kv, L.positions[t]);
   }
 }
 
@@ -172,9 +181,7 @@ void WindowedCache::append(int layer, const float* k_pre_rope, const float* v, c
   compress_pending(layer);
   const int D = geo_.kv_dim();
   std::vector<float> k(k_pre_rope, k_pre_rope + static_cast<int64_t>(n) * D);
-  if (!policy_.keys_pre_rope) {
-    for (int t = 0; t < n; ++t) geo_.rope.apply(k.data() + static_cast<int64_t>(t) * D, geo_.n_head_kv, positions[t]);
-  }
+  for (int t = 0; t < n; ++t) geo_.rope.apply(k.data() + static_cast<int64_t>(t) * D, geo_.n_head_kv, positions[t]);
   const int64_t n_old = static_cast<int64_t>(L.positions.size());
   for (int t = 0; t < n; ++t) {
     const bool sink = n_old + t < policy_.sink;
@@ -200,7 +207,6 @@ void WindowedCache::append(int layer, const float* k_pre_rope, const float* v, c
         L.sim_k[at + i] = half_to_float(float_to_half(kt[i]));
         L.sim_v[at + i] = half_to_float(float_to_half(vt[i]));
       }
-      if (policy_.keys_pre_rope) geo_.rope.apply(L.sim_k.data() + at, geo_.n_head_kv, positions[t]);
     }
   }
   L.positions.insert(L.positions.end(), positions, positions + n);
@@ -311,28 +317,13 @@ void WindowedCache::pool_widen_half(const Layer& L, bool bf16, int64_t S, int64_
 
 void WindowedCache::attend_native(int layer, const float* q, const int32_t* visible, int n, float* out) {
   const Layer& L = layers_[layer];
-  const int D = geo_.kv_dim(), d = geo_.head_dim, Hkv = geo_.n_head_kv, group = geo_.n_head / geo_.n_head_kv;
+  const int d = geo_.head_dim, Hkv = geo_.n_head_kv, group = geo_.n_head / geo_.n_head_kv;
   const int q_dim = geo_.q_dim();
   const int64_t N = static_cast<int64_t>(L.positions.size());
   const int64_t S = n_sink(layer), ck = L.n_comp_k, cv = L.n_comp_v;
   const float scale = 1.0f / std::sqrt(static_cast<float>(d));
   const HalfKind kind = policy_.bf16 ? HalfKind::BF16 : HalfKind::F16;
 
-  // Pre-RoPE windows: rotate the full-precision keys (sink, then window) into float once per call.
-  std::vector<float> rk;
-  if (policy_.keys_pre_rope) {
-    const int64_t n_full = S + (N - S - ck);
-    rk.resize(static_cast<size_t>(n_full) * D);
-    for (int64_t t = 0; t < n_full; ++t) {
-      const bool sink = t < S;
-      float* dst = rk.data() + t * D;
-      for (int h = 0; h < Hkv; ++h) {
-        const uint16_t* src = sink ? L.sink_k.at(h, t, d) : L.win_k.at(h, t - S, d);
-        for (int i = 0; i < d; ++i) dst[h * d + i] = half_to_float(src[i]);
-      }
-      geo_.rope.apply(dst, Hkv, L.positions[sink ? t : t + ck]);
-    }
-  }
   // Many queries (prefill): the full-precision tokens widened to float once per call (exact), so
   // scores and values over them go through SGEMM; decode keeps the fused half-precision kernels.
   const bool gemm = n * group >= kGemmQueryRows;
@@ -340,19 +331,13 @@ void WindowedCache::attend_native(int layer, const float* q, const int32_t* visi
   std::vector<float> fk, fv;  // [Hkv][n_full][d]
   if (gemm) {
     fv.resize(static_cast<size_t>(Hkv) * n_full_v * d);
-    if (!policy_.keys_pre_rope) fk.resize(static_cast<size_t>(Hkv) * n_full_k * d);
-    pool_widen_half(L, policy_.bf16, S, n_full_k, n_full_v, d, Hkv, policy_.keys_pre_rope ? nullptr : fk.data(), fv.data());
+    fk.resize(static_cast<size_t>(Hkv) * n_full_k * d);
+    pool_widen_half(L, policy_.bf16, S, n_full_k, n_full_v, d, Hkv, fk.data(), fv.data());
   }
   // matmul=bf16: those products in bf16 (kernels/cpu/attention_bf16.h), packed once per call.
   const bool bf16_gemm = gemm && bf16_prefill_ && d % 32 == 0;
   PackedKvBf16 packed;
-  if (bf16_gemm) {
-    if (policy_.keys_pre_rope) {
-      packed.pack(rk.data(), d, D, n_full_k, fv.data(), n_full_v * d, d, n_full_v, Hkv, d);
-    } else {
-      packed.pack(fk.data(), n_full_k * d, d, n_full_k, fv.data(), n_full_v * d, d, n_full_v, Hkv, d);
-    }
-  }
+  if (bf16_gemm) packed.pack(fk.data(), n_full_k * d, d, n_full_k, fv.data(), n_full_v * d, d, n_full_v, Hkv, d);
 
   ThreadPool& pool = ThreadPool::global();
   const int n_threads = pool.size();
@@ -406,11 +391,8 @@ void WindowedCache::attend_native(int layer, const float* q, const int32_t* visi
           if (bf16_gemm && PackedKvBf16::scores_aligned(full_index)) {
             packed.scores(kvh, qg.data(), rows, scale, full_index, s1 - s0, sc.data() + (s0 - a), len);
           } else if (gemm) {
-            const float* kb = policy_.keys_pre_rope ? rk.data() + full_index * D + kvh * d
-                                                    : fk.data() + (kvh * n_full_k + full_index) * d;
-            kv_scores_gemm(qg.data(), rows, d, kb, policy_.keys_pre_rope ? D : d, s1 - s0, scale, sc.data() + (s0 - a), len);
-          } else if (policy_.keys_pre_rope) {
-            kv_scores_f32(qg.data(), rows, d, rk.data() + full_index * D + kvh * d, D, s1 - s0, scale, sc.data() + (s0 - a), len);
+            kv_scores_gemm(qg.data(), rows, d, fk.data() + (kvh * n_full_k + full_index) * d, d, s1 - s0, scale,
+                           sc.data() + (s0 - a), len);
           } else {
             const uint16_t* base = full_index < S ? L.sink_k.at(kvh, full_index, d) : L.win_k.at(kvh, full_index - S, d);
             kv_scores_half(kind, qg.data(), rows, d, base, d, s1 - s0, scale, sc.data() + (s0 - a), len);

@@ -8,8 +8,12 @@
 //       0 .. S-1                S .. S+C-1         S+C .. n_tokens-1
 //
 // Keys and values are managed separately (C_k may differ from C_v: KIVI keeps a different number of
-// values than keys in full precision). Full-precision tokens are stored as fp16 (bf16 optionally);
-// keys post-RoPE unless the method asks for pre-RoPE keys (KVQuant, CommVQ).
+// values than keys in full precision). Full-precision tokens are stored as fp16 (bf16 optionally),
+// keys post-RoPE for every method, so attention over them is one arithmetic whatever the method: a
+// prefill (nothing compressed yet) gives bit-identical outputs under every method with the same
+// prefill_signature(), which is what lets the grid share one prefill among them (tasks/task.h).
+// Methods that quantize keys before RoPE (KVQuant, CommVQ: policy.keys_pre_rope) get them rotated
+// back when they are compressed: R(-m)·fp16(R(m)·k) differs from fp16(k) by rounding only.
 //
 // When compression happens (lazily, at the *start* of append):
 //   * append(layer, ...) first compresses the oldest window tokens per the policy's rules (below),
@@ -41,8 +45,8 @@
 //
 // Hooks a derived class implements (compressed index i is sequence index S + i; all layers separate):
 //   compress_keys(layer, first, n, k, positions)   take the next n keys (compressed indices
-//       [first, first+n)) into the compressed store. k: [n x kv_dim] floats, post-RoPE (pre-RoPE if
-//       policy.keys_pre_rope); they are the fp16-rounded window values. Under WindowRule::Blocks, R > 0,
+//       [first, first+n)) into the compressed store. k: [n x kv_dim] floats, the fp16-rounded window
+//       keys, post-RoPE (rotated back to pre-RoPE if policy.keys_pre_rope). Under WindowRule::Blocks, R > 0,
 //       n is a multiple of R. compress_values likewise (v: [n x kv_dim]).
 //   decode_keys(layer, first, n, out) / decode_values(...)   (simulated mode, and tests) write the
 //       dequantized tokens [first, first+n) as floats [n x kv_dim], keys in the method's key domain
@@ -82,7 +86,7 @@ struct WindowPolicy {
   int sink = 0;      // S, leading tokens never compressed (attention sink)
   WindowRule key_rule = WindowRule::Blocks;
   WindowRule value_rule = WindowRule::Blocks;
-  bool keys_pre_rope = false;  // the window keeps (and compress_keys receives) keys before RoPE
+  bool keys_pre_rope = false;  // compress_keys receives (and decode_keys returns) keys before RoPE
   bool bf16 = false;           // full-precision tokens as bf16 instead of fp16
   bool llamacpp = false;       // attention with llama.cpp's arithmetic (nothing compressed, fp16)
 };
@@ -113,6 +117,8 @@ class WindowedCache : public KvCache {
   const WindowPolicy& policy() const { return policy_; }
   bool llamacpp_attention() const final { return policy_.llamacpp; }
   void set_bf16_prefill_attention(bool on) final { bf16_prefill_ = on; }
+  // Full-precision storage, execution mode and sink: what decides the prefill's arithmetic.
+  std::string prefill_signature() const final;
   KvExecMode mode() const { return mode_; }
   int64_t n_sink(int layer) const;
   int64_t n_compressed_keys(int layer) const { return layers_[layer].n_comp_k; }

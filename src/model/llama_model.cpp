@@ -1,5 +1,7 @@
 #include "model/llama_model.h"
 
+#include <algorithm>
+
 #include "core/error.h"
 #include "kernels/cpu/ggml_arith.h"
 #include "kernels/cpu/norm_act.h"
@@ -154,11 +156,42 @@ void LlamaModel::use_llamacpp_arithmetic() {
 
 std::vector<float> LlamaModel::forward(const int32_t* tokens, const int32_t* positions, int n, KvCache& cache,
                                        Logits which, const LayerObserver* observer) const {
+  return forward_rows(tokens, positions, n, {&cache}, which, observer);
+}
+
+std::vector<float> LlamaModel::forward_batch(const int32_t* tokens, const int32_t* positions,
+                                             const std::vector<KvCache*>& caches) const {
+  if (caches.empty()) throw Error("forward_batch: no sequences");
+  if (llamacpp_) throw Error("forward_batch: llama.cpp arithmetic runs one sequence at a time");
+  // Below WeightMatrix's GEMM threshold every product takes the matrix-vector kernels, row by row the
+  // same arithmetic as a single token's; larger batches go in slices that stay below it.
+  constexpr size_t kMaxRows = static_cast<size_t>(WeightMatrix::kGemvMaxTokens);
+  if (caches.size() <= kMaxRows) {
+    return forward_rows(tokens, positions, static_cast<int>(caches.size()), caches, Logits::All, nullptr);
+  }
+  std::vector<float> logits;
+  for (size_t b = 0; b < caches.size(); b += kMaxRows) {
+    const size_t e = std::min(caches.size(), b + kMaxRows);
+    const std::vector<KvCache*> slice(caches.begin() + static_cast<std::ptrdiff_t>(b),
+                                      caches.begin() + static_cast<std::ptrdiff_t>(e));
+    const std::vector<float> part =
+        forward_rows(tokens + b, positions + b, static_cast<int>(e - b), slice, Logits::All, nullptr);
+    logits.insert(logits.end(), part.begin(), part.end());
+  }
+  return logits;
+}
+
+std::vector<float> LlamaModel::forward_rows(const int32_t* tokens, const int32_t* positions, int n,
+                                            const std::vector<KvCache*>& caches, Logits which,
+                                            const LayerObserver* observer) const {
   const LlamaConfig& c = config_;
   const int E = c.n_embd, F = c.n_ff, q_dim = c.n_head * c.head_dim, kv_dim = c.kv_dim();
+  KvCache& cache = *caches.front();
+  const bool per_token = caches.size() > 1;
+  if (per_token && static_cast<int>(caches.size()) != n) throw Error("forward: one cache per token, or one for all");
   const Rope& rope = cache.geometry().rope;
   const MatmulMode mm = matmul_mode_;
-  cache.set_bf16_prefill_attention(mm == MatmulMode::Bf16);
+  for (KvCache* kc : caches) kc->set_bf16_prefill_attention(mm == MatmulMode::Bf16);
   for (int t = 0; t < n; ++t) {
     if (tokens[t] < 0 || tokens[t] >= c.n_vocab) {
       throw Error("token id " + std::to_string(tokens[t]) + " is outside the vocabulary (" + std::to_string(c.n_vocab) + ")");
@@ -185,8 +218,17 @@ std::vector<float> LlamaModel::forward(const int32_t* tokens, const int32_t* pos
     add_bias(v.data(), L.bv, n);
     for (int t = 0; t < n; ++t) rope.apply(q.data() + static_cast<size_t>(t) * q_dim, c.n_head, positions[t]);
     if (observer && *observer) (*observer)(l, q.data(), k.data(), v.data(), positions, n);
-    cache.append(l, k.data(), v.data(), positions, n);
-    cache.attend(l, q.data(), positions, n, attn.data());
+    if (per_token) {
+      for (int t = 0; t < n; ++t) {
+        caches[t]->append(l, k.data() + static_cast<size_t>(t) * kv_dim, v.data() + static_cast<size_t>(t) * kv_dim,
+                          positions + t, 1);
+        caches[t]->attend(l, q.data() + static_cast<size_t>(t) * q_dim, positions + t, 1,
+                          attn.data() + static_cast<size_t>(t) * q_dim);
+      }
+    } else {
+      cache.append(l, k.data(), v.data(), positions, n);
+      cache.attend(l, q.data(), positions, n, attn.data());
+    }
     L.wo.matmul(attn.data(), n, h.data(), mm);
     for (size_t i = 0; i < x.size(); ++i) x[i] += h[i];
 

@@ -47,6 +47,11 @@ class LlamaModel {
   // Returns logits [rows x n_vocab] with rows = 0, 1 or n per `which`.
   std::vector<float> forward(const int32_t* tokens, const int32_t* positions, int n, KvCache& cache, Logits which,
                              const LayerObserver* observer = nullptr) const;
+  // Batched decode: token i (at positions[i]) is the next token of the sequence whose cache is
+  // caches[i]; the weights are read once for all of them. Returns logits [caches.size() x n_vocab],
+  // each row equal to what forward(&tokens[i], &positions[i], 1, *caches[i], Last) gives.
+  std::vector<float> forward_batch(const int32_t* tokens, const int32_t* positions,
+                                   const std::vector<KvCache*>& caches) const;
 
  private:
   struct Layer {
@@ -54,6 +59,9 @@ class LlamaModel {
     WeightMatrix wq, wk, wv, wo, w_gate, w_up, w_down;
   };
   LlamaModel() = default;
+  // caches: one cache for all n tokens, or one per token (batched decode).
+  std::vector<float> forward_rows(const int32_t* tokens, const int32_t* positions, int n,
+                                  const std::vector<KvCache*>& caches, Logits which, const LayerObserver* observer) const;
   std::vector<float> forward_llamacpp(std::vector<float>& x, const int32_t* positions, int n, KvCache& cache,
                                       Logits which) const;
 

@@ -15,9 +15,8 @@
 
 namespace cvq {
 namespace {
-// Below this many tokens the matrix-vector kernels (weights read once per tile, every token's
-// product over it) beat dequantizing the whole matrix for a GEMM.
-constexpr int64_t kGemmMinTokens = 16;
+// Up to WeightMatrix::kGemvMaxTokens tokens the matrix-vector kernels (weights read once per tile,
+// every token's product over it) beat dequantizing the whole matrix for a GEMM.
 constexpr int64_t kGemvTileRows = 32;
 constexpr int64_t kTileRows = 64;
 }  // namespace
@@ -65,7 +64,7 @@ MatmulMode parse_matmul_mode(const std::string& name) {
 }
 
 void WeightMatrix::matmul(const float* x, int64_t n_tokens, float* y, MatmulMode mode) const {
-  if (n_tokens < kGemmMinTokens) return matmul_gemv(x, n_tokens, y);
+  if (n_tokens <= kGemvMaxTokens) return matmul_gemv(x, n_tokens, y);
   if (mode == MatmulMode::Bf16) {
     if (!supports_bf16_gemm()) {
       throw Error("matmul=bf16: tensor '" + name_ + "' has " + std::to_string(cols_) + " columns, not a multiple of 32");

@@ -29,6 +29,9 @@ class WeightMatrix {
   const std::string& name() const { return name_; }
   size_t bytes() const { return row_bytes_ * static_cast<size_t>(rows_); }
 
+  // Up to this many tokens the product runs the matrix-vector kernels (each token's row the same
+  // arithmetic as alone); from kGemvMaxTokens + 1 on, the GEMM of the mode.
+  static constexpr int64_t kGemvMaxTokens = 15;
   void matmul(const float* x, int64_t n_tokens, float* y, MatmulMode mode = MatmulMode::Fp32) const;
   // Whether the bf16 mode can run this matrix (its column count is a multiple of 32).
   bool supports_bf16_gemm() const { return cols_ % 32 == 0; }

@@ -60,6 +60,46 @@ GenerationResult greedy_decode(const ForwardLast& forward, const Tokenizer& tok,
                                const std::function<void(const std::string&)>& on_piece, const StopPredicate& should_stop,
                                const EndRules& rules = {});
 
+// The per-token rules of greedy_decode for one sequence: step() takes the logits of its last token,
+// picks the next one and says whether the sequence goes on (then feed next_token() at
+// next_position()). Several steppers share one batched forward in generate_greedy_batch.
+class GreedyStepper {
+ public:
+  GreedyStepper(const Tokenizer& tok, int n_vocab, int n_ctx, int prompt_tokens, int max_new_tokens,
+                const StopPredicate& should_stop, const EndRules& rules,
+                const std::function<void(const std::string&)>& on_piece = {});
+  bool step(const float* logits);
+  bool done() const { return done_; }
+  int32_t next_token() const { return next_; }
+  int32_t next_position() const { return pos_ - 1; }
+  GenerationResult& result() { return r_; }
+
+ private:
+  const Tokenizer& tok_;
+  int n_vocab_, n_ctx_, max_new_tokens_;
+  StopPredicate should_stop_;
+  EndRules rules_;
+  std::function<void(const std::string&)> on_piece_;
+  GenerationResult r_;
+  int step_ = 0;
+  int32_t pos_ = 0, next_ = -1;
+  bool done_ = false;
+};
+
+// One prompt, several KV caches (empty; kv/shared_prefill_cache.h): caches with the same
+// prefill_signature() share one prefill, the others prefill alone, and then every sequence decodes
+// in one batched forward per step (LlamaModel::forward_batch). Result i is what
+// generate_greedy_ids(model, *caches[i], ...) gives, bit for bit; `shared_prefill[i]` says how many
+// caches cache i's prefill served (1: its own). Prefill and decode seconds are wall times of the
+// shared work; kv_bytes is each cache's.
+struct BatchGeneration {
+  std::vector<GenerationResult> results;
+  std::vector<int> prefill_group_size;
+};
+BatchGeneration generate_greedy_batch(const LlamaModel& model, const std::vector<KvCache*>& caches,
+                                      const std::vector<int32_t>& prompt, int max_new_tokens,
+                                      const StopPredicate& should_stop, const EndRules& rules = {});
+
 int32_t argmax(const float* v, int n);
 
 }  // namespace cvq

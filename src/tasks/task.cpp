@@ -112,8 +112,9 @@ std::string cut_at_stop(const std::string& text, const std::vector<std::string>&
   return cut == std::string::npos ? text : text.substr(0, cut);
 }
 
-TaskGeneration generate_for_task(const LlamaModel& model, KvCache& cache, const std::vector<int32_t>& prompt,
-                                 const TaskPrompt& p) {
+namespace {
+
+EndRules end_rules_for(const LlamaModel& model, const TaskPrompt& p) {
   EndRules rules;
   rules.min_new_tokens = p.min_new_tokens;
   for (const std::string& t : p.end_token_texts) {
@@ -121,9 +122,14 @@ TaskGeneration generate_for_task(const LlamaModel& model, KvCache& cache, const 
     if (ids.empty()) throw Error("task '" + p.id + "': end token text encodes to no token");
     rules.end_ids.push_back(ids.back());
   }
-  const GenerationResult g = generate_greedy_ids(
-      model, cache, prompt, p.max_new_tokens, {},
-      [&](const std::string& text) { return cut_at_stop(text, p.stop, p.stop_after_content).size() < text.size(); }, rules);
+  return rules;
+}
+
+StopPredicate stop_predicate_for(const TaskPrompt& p) {
+  return [&p](const std::string& text) { return cut_at_stop(text, p.stop, p.stop_after_content).size() < text.size(); };
+}
+
+TaskGeneration task_generation(const GenerationResult& g, int64_t context_tokens) {
   TaskGeneration r;
   r.text = g.text;
   r.tokens = g.tokens;
@@ -132,16 +138,14 @@ TaskGeneration generate_for_task(const LlamaModel& model, KvCache& cache, const 
   r.prefill_seconds = g.prefill_seconds;
   r.decode_seconds = g.decode_seconds;
   r.kv_bytes = g.kv_bytes;
-  r.context_tokens = cache.n_tokens(0);
+  r.context_tokens = context_tokens;
   return r;
 }
 
-nlohmann::json GenerationTask::run_sample(int64_t i, const LlamaModel& model, KvCache& cache) {
-  const TaskPrompt p = prompt(i, model);
-  const PreparedPrompt pp = prepare_prompt(model, p);
-  const TaskGeneration g = generate_for_task(model, cache, pp.ids, p);
+nlohmann::json generation_record(const GenerationTask& task, const TaskPrompt& p, const PreparedPrompt& pp,
+                                 const TaskGeneration& g) {
   const std::string prediction = metrics::sanitize_utf8(cut_at_stop(g.text, p.stop, p.stop_after_content));
-  const SampleScore s = score_sample(scorer(), prediction, p.gold);
+  const SampleScore s = score_sample(task.scorer(), prediction, p.gold);
   nlohmann::json rec = {{"id", p.id},
                         {"prediction", prediction},
                         {"score", s.score},
@@ -159,6 +163,46 @@ nlohmann::json GenerationTask::run_sample(int64_t i, const LlamaModel& model, Kv
   if (g.text != prediction) rec["raw_output"] = metrics::sanitize_utf8(g.text);
   rec["timing"] = {{"prefill_seconds", g.prefill_seconds}, {"decode_seconds", g.decode_seconds}};
   return rec;
+}
+
+}  // namespace
+
+TaskGeneration generate_for_task(const LlamaModel& model, KvCache& cache, const std::vector<int32_t>& prompt,
+                                 const TaskPrompt& p) {
+  const GenerationResult g =
+      generate_greedy_ids(model, cache, prompt, p.max_new_tokens, {}, stop_predicate_for(p), end_rules_for(model, p));
+  return task_generation(g, cache.n_tokens(0));
+}
+
+std::vector<nlohmann::json> EvalTask::run_samples(int64_t i, const LlamaModel& model, const std::vector<KvCache*>& caches) {
+  std::vector<nlohmann::json> out;
+  for (KvCache* c : caches) {
+    out.push_back(run_sample(i, model, *c));
+    out.back()["prefill"] = "own";
+  }
+  return out;
+}
+
+nlohmann::json GenerationTask::run_sample(int64_t i, const LlamaModel& model, KvCache& cache) {
+  const TaskPrompt p = prompt(i, model);
+  const PreparedPrompt pp = prepare_prompt(model, p);
+  return generation_record(*this, p, pp, generate_for_task(model, cache, pp.ids, p));
+}
+
+std::vector<nlohmann::json> GenerationTask::run_samples(int64_t i, const LlamaModel& model,
+                                                        const std::vector<KvCache*>& caches) {
+  const TaskPrompt p = prompt(i, model);
+  const PreparedPrompt pp = prepare_prompt(model, p);
+  const BatchGeneration b =
+      generate_greedy_batch(model, caches, pp.ids, p.max_new_tokens, stop_predicate_for(p), end_rules_for(model, p));
+  std::vector<nlohmann::json> out;
+  for (size_t j = 0; j < caches.size(); ++j) {
+    out.push_back(generation_record(*this, p, pp, task_generation(b.results[j], caches[j]->n_tokens(0))));
+    const int group = b.prefill_group_size[j];
+    out.back()["prefill"] = group > 1 ? "shared" : "own";
+    if (group > 1) out.back()["prefill_group"] = group;
+  }
+  return out;
 }
 
 }  // namespace cvq

@@ -23,6 +23,10 @@ class EvalTask {
   virtual std::string sample_id(int64_t i) const = 0;
   // Runs sample i; `cache` is empty on entry. The record holds at least "id" and "score".
   virtual nlohmann::json run_sample(int64_t i, const LlamaModel& model, KvCache& cache) = 0;
+  // Sample i under several KV methods at once (all caches empty): record j is what run_sample(i,
+  // model, *caches[j]) gives, plus "prefill": "own" or "shared" (and "prefill_group", how many of
+  // the caches one prefill served). By default one run_sample per cache.
+  virtual std::vector<nlohmann::json> run_samples(int64_t i, const LlamaModel& model, const std::vector<KvCache*>& caches);
   // Everything that determines the samples (options, data files): results made under another
   // identity are not resumed into.
   virtual nlohmann::json identity() const = 0;
@@ -93,6 +97,8 @@ std::string cut_at_stop(const std::string& text, const std::vector<std::string>&
 class GenerationTask : public EvalTask {
  public:
   nlohmann::json run_sample(int64_t i, const LlamaModel& model, KvCache& cache) override;
+  // One prompt, one shared prefill per prefill signature, one batched decode (tasks/generation.h).
+  std::vector<nlohmann::json> run_samples(int64_t i, const LlamaModel& model, const std::vector<KvCache*>& caches) override;
   virtual TaskPrompt prompt(int64_t i, const LlamaModel& model) const = 0;
   // The family name given to score_sample (tasks/scoring.h); family() by default.
   virtual std::string scorer() const { return family(); }

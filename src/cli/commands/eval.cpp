@@ -30,6 +30,7 @@ struct GridCall {
   int64_t limit = -1;
   std::vector<std::string> only_tasks;
   bool new_run = false;
+  bool own_prefill = false;
   std::string model_path;     // --model ("" = the config's model, else the default)
   bool matmul_given = false;  // --matmul was given: it wins over the config's "matmul"
   std::string json_path;
@@ -43,6 +44,7 @@ void run_grid_and_print(const ExperimentConfig& cfg, const GridCall& c) {
   g.limit = c.limit;
   g.only_tasks = c.only_tasks;
   g.new_run = c.new_run;
+  g.shared_prefill = !c.own_prefill;
   const std::string model_path = resolve_model_path(c.model_path.empty() ? cfg.model : c.model_path);
   auto model = LlamaModel::load(model_path);
   if (!cfg.matmul.empty() && !c.matmul_given) model->set_matmul_mode(parse_matmul_mode(cfg.matmul));
@@ -75,6 +77,7 @@ void register_eval(CLI::App& app) {
     std::string device = "cpu";
     std::string arith = "native";
     bool new_run = false;
+    bool own_prefill = false;
   };
   auto o = std::make_shared<Opts>();
   auto* cmd = app.add_subcommand("eval", "evaluate a task with KV-cache methods, or run an experiment grid (--config)");
@@ -100,6 +103,9 @@ void register_eval(CLI::App& app) {
   cmd->add_flag("--new-run", o->new_run,
                "--config: if --out holds results made from other inputs (model, codebook, data), start a fresh "
                "run beside it (<out>-2, ...) instead of stopping");
+  cmd->add_flag("--own-prefill", o->own_prefill,
+               "--config / grid --task: prefill every method's prompt separately instead of once for all the "
+               "methods that attend alike over a prefill (same outputs, more time; for checking and timing)");
   cmd->add_option("--data", o->data, "text file (default: WikiText-2 test from the data folder)");
   cmd->add_option("--kv", o->kv, "KV-cache method spec(s); several give one table")->delimiter(';');
   cmd->add_option("--ctx", o->ctx, "perplexity window in tokens")->check(CLI::Range(2, 1 << 20));
@@ -121,6 +127,7 @@ void register_eval(CLI::App& app) {
     call.limit = o->limit;
     call.only_tasks = o->tasks;
     call.new_run = o->new_run;
+    call.own_prefill = o->own_prefill;
     call.model_path = o->model_path;
     call.matmul_given = cmd->count("--matmul") > 0;
     call.json_path = o->json_path;
