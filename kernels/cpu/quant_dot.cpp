@@ -109,6 +109,20 @@ void gemv_rows(GgmlType t, const uint8_t* w, size_t row_bytes, int64_t n_rows, c
   gemv_rows_at(active_simd_level(), t, w, row_bytes, n_rows, x, n, y);
 }
 
+void gemv_tokens(GgmlType t, const uint8_t* w, size_t row_bytes, int64_t n_rows, const float* x, int64_t n_tokens,
+                 int64_t n, float* y, int64_t ld_y) {
+  const SimdLevel level = active_simd_level();
+  bool done = false;
+  if (n_rows > 0 && n > 0 && n_tokens > 0) {
+    (void)validate("gemv_tokens", t, n);
+    if (level == SimdLevel::Avx512) done = detail::gemv_tokens_avx512(t, w, row_bytes, n_rows, x, n_tokens, n, y, ld_y);
+    if (level == SimdLevel::Avx2) done = detail::gemv_tokens_avx2(t, w, row_bytes, n_rows, x, n_tokens, n, y, ld_y);
+  }
+  if (!done) {
+    for (int64_t k = 0; k < n_tokens; ++k) gemv_rows_at(level, t, w, row_bytes, n_rows, x + k * n, n, y + k * ld_y);
+  }
+}
+
 float dot_row(GgmlType t, const void* row, const float* x, int64_t n) {
   return dot_row_at(active_simd_level(), t, row, x, n);
 }

@@ -35,6 +35,11 @@ namespace cvq {
 void gemv_rows(GgmlType t, const uint8_t* w, size_t row_bytes, int64_t n_rows, const float* x, int64_t n,
                float* y);
 float dot_row(GgmlType t, const void* row, const float* x, int64_t n);
+// Several tokens (batched decode): y[k*ld_y + r] = dot(row r, x + k*n) for k in [0, n_tokens), each
+// token's x quantized once per call and every 32-row tile read once for all tokens. Each value is
+// what gemv_rows gives for that token, bit for bit. Single-threaded like gemv_rows.
+void gemv_tokens(GgmlType t, const uint8_t* w, size_t row_bytes, int64_t n_rows, const float* x, int64_t n_tokens,
+                 int64_t n, float* y, int64_t ld_y);
 const char* simd_level_name();  // name of active_simd_level(): "avx512", "avx2", "scalar"
 
 // The same at an explicit level (throws cvq::Error if this CPU lacks it): for tests and benchmarks.
@@ -56,6 +61,10 @@ bool gemv_rows_avx512(GgmlType t, const uint8_t* w, size_t row_bytes, int64_t n_
                       int64_t n, float* y);
 bool gemv_rows_avx2(GgmlType t, const uint8_t* w, size_t row_bytes, int64_t n_rows, const float* x,
                     int64_t n, float* y);
+bool gemv_tokens_avx512(GgmlType t, const uint8_t* w, size_t row_bytes, int64_t n_rows, const float* x,
+                        int64_t n_tokens, int64_t n, float* y, int64_t ld_y);
+bool gemv_tokens_avx2(GgmlType t, const uint8_t* w, size_t row_bytes, int64_t n_rows, const float* x,
+                      int64_t n_tokens, int64_t n, float* y, int64_t ld_y);
 bool has_kernel_avx512(GgmlType t);
 bool has_kernel_avx2(GgmlType t);
 }  // namespace detail

@@ -13,6 +13,7 @@
 #include <immintrin.h>
 
 #include <cstring>
+#include <algorithm>
 #include <vector>
 
 namespace cvq::detail {
@@ -186,8 +187,7 @@ float row_q8_0(const uint8_t* row, int64_t nb, const Activation& a) {
 }
 
 template <class F>
-void gemv_blocks(const uint8_t* w, size_t row_bytes, int64_t n_rows, const float* x, int64_t n, float* y) {
-  const Activation& a = quantize_activation(x, n, F::kOffset, false);
+void gemv_blocks(const uint8_t* w, size_t row_bytes, int64_t n_rows, const Activation& a, int64_t n, float* y) {
   for (int64_t r = 0; r < n_rows; ++r) y[r] = row_blocks<F>(w + static_cast<size_t>(r) * row_bytes, n / 32, a);
 }
 
@@ -348,38 +348,83 @@ bool has_kernel_avx2(GgmlType t) {
   }
 }
 
-bool gemv_rows_avx2(GgmlType t, const uint8_t* w, size_t row_bytes, int64_t n_rows, const float* x, int64_t n,
-                    float* y) {
+namespace {
+
+// x quantized as format t's rows need it (thread-local storage); nullptr for the float formats.
+const Activation* quantize_for(GgmlType t, const float* x, int64_t n) {
   switch (t) {
-    case GgmlType::F32: gemv_float<FloatKind::F32>(w, row_bytes, n_rows, x, n, y); return true;
-    case GgmlType::F16: gemv_float<FloatKind::F16>(w, row_bytes, n_rows, x, n, y); return true;
-    case GgmlType::BF16: gemv_float<FloatKind::BF16>(w, row_bytes, n_rows, x, n, y); return true;
-    case GgmlType::Q4_0: gemv_blocks<FmtQ4_0>(w, row_bytes, n_rows, x, n, y); return true;
-    case GgmlType::Q4_1: gemv_blocks<FmtQ4_1>(w, row_bytes, n_rows, x, n, y); return true;
-    case GgmlType::Q5_0: gemv_blocks<FmtQ5_0>(w, row_bytes, n_rows, x, n, y); return true;
-    case GgmlType::Q5_1: gemv_blocks<FmtQ5_1>(w, row_bytes, n_rows, x, n, y); return true;
-    case GgmlType::Q8_0: {
-      const Activation& a = quantize_activation(x, n, 0, false);
-      for (int64_t r = 0; r < n_rows; ++r) y[r] = row_q8_0(w + static_cast<size_t>(r) * row_bytes, n / 32, a);
-      return true;
-    }
+    case GgmlType::Q4_0: return &quantize_activation(x, n, FmtQ4_0::kOffset, false);
+    case GgmlType::Q4_1: return &quantize_activation(x, n, FmtQ4_1::kOffset, false);
+    case GgmlType::Q5_0: return &quantize_activation(x, n, FmtQ5_0::kOffset, false);
+    case GgmlType::Q5_1: return &quantize_activation(x, n, FmtQ5_1::kOffset, false);
+    case GgmlType::Q8_0: return &quantize_activation(x, n, 0, false);
+    case GgmlType::Q4_K:
+    case GgmlType::Q5_K: return &quantize_activation(x, n, 0, true);
+    case GgmlType::Q6_K: return &quantize_activation(x, n, 32, true);
+    default: return nullptr;
+  }
+}
+
+// y[r] for rows [0, n_rows): float formats read x, quantized ones a (from quantize_for).
+void rows_with(GgmlType t, const uint8_t* w, size_t row_bytes, int64_t n_rows, const float* x, const Activation* a,
+               int64_t n, float* y) {
+  switch (t) {
+    case GgmlType::F32: return gemv_float<FloatKind::F32>(w, row_bytes, n_rows, x, n, y);
+    case GgmlType::F16: return gemv_float<FloatKind::F16>(w, row_bytes, n_rows, x, n, y);
+    case GgmlType::BF16: return gemv_float<FloatKind::BF16>(w, row_bytes, n_rows, x, n, y);
+    case GgmlType::Q4_0: return gemv_blocks<FmtQ4_0>(w, row_bytes, n_rows, *a, n, y);
+    case GgmlType::Q4_1: return gemv_blocks<FmtQ4_1>(w, row_bytes, n_rows, *a, n, y);
+    case GgmlType::Q5_0: return gemv_blocks<FmtQ5_0>(w, row_bytes, n_rows, *a, n, y);
+    case GgmlType::Q5_1: return gemv_blocks<FmtQ5_1>(w, row_bytes, n_rows, *a, n, y);
+    case GgmlType::Q8_0:
+      for (int64_t r = 0; r < n_rows; ++r) y[r] = row_q8_0(w + static_cast<size_t>(r) * row_bytes, n / 32, *a);
+      return;
     case GgmlType::Q4_K:
     case GgmlType::Q5_K: {
-      const Activation& a = quantize_activation(x, n, 0, true);
       const bool five = t == GgmlType::Q5_K;
       for (int64_t r = 0; r < n_rows; ++r) {
         const uint8_t* row = w + static_cast<size_t>(r) * row_bytes;
-        y[r] = five ? row_q45_K<true>(row, n / 256, a) : row_q45_K<false>(row, n / 256, a);
+        y[r] = five ? row_q45_K<true>(row, n / 256, *a) : row_q45_K<false>(row, n / 256, *a);
       }
-      return true;
+      return;
     }
-    case GgmlType::Q6_K: {
-      const Activation& a = quantize_activation(x, n, 32, true);
-      for (int64_t r = 0; r < n_rows; ++r) y[r] = row_q6_K(w + static_cast<size_t>(r) * row_bytes, n / 256, a);
-      return true;
-    }
-    default: return false;
+    case GgmlType::Q6_K:
+      for (int64_t r = 0; r < n_rows; ++r) y[r] = row_q6_K(w + static_cast<size_t>(r) * row_bytes, n / 256, *a);
+      return;
+    default: return;
   }
+}
+
+}  // namespace
+
+bool gemv_rows_avx2(GgmlType t, const uint8_t* w, size_t row_bytes, int64_t n_rows, const float* x, int64_t n,
+                    float* y) {
+  if (!has_kernel_avx2(t)) return false;
+  rows_with(t, w, row_bytes, n_rows, x, quantize_for(t, x, n), n, y);
+  return true;
+}
+
+bool gemv_tokens_avx2(GgmlType t, const uint8_t* w, size_t row_bytes, int64_t n_rows, const float* x,
+                      int64_t n_tokens, int64_t n, float* y, int64_t ld_y) {
+  if (!has_kernel_avx2(t)) return false;
+  thread_local std::vector<Activation> acts;
+  if (static_cast<int64_t>(acts.size()) < n_tokens) acts.resize(static_cast<size_t>(n_tokens));
+  bool quantized = false;
+  for (int64_t k = 0; k < n_tokens; ++k) {
+    if (const Activation* a = quantize_for(t, x + k * n, n)) {
+      acts[static_cast<size_t>(k)] = *a;
+      quantized = true;
+    }
+  }
+  constexpr int64_t kTile = 32;  // rows that stay in cache while every token runs over them
+  for (int64_t r0 = 0; r0 < n_rows; r0 += kTile) {
+    const int64_t nr = std::min(kTile, n_rows - r0);
+    for (int64_t k = 0; k < n_tokens; ++k) {
+      rows_with(t, w + static_cast<size_t>(r0) * row_bytes, row_bytes, nr, x + k * n,
+                quantized ? &acts[static_cast<size_t>(k)] : nullptr, n, y + k * ld_y + r0);
+    }
+  }
+  return true;
 }
 
 }  // namespace cvq::detail
@@ -389,6 +434,9 @@ bool gemv_rows_avx2(GgmlType t, const uint8_t* w, size_t row_bytes, int64_t n_ro
 namespace cvq::detail {
 bool has_kernel_avx2(GgmlType) { return false; }
 bool gemv_rows_avx2(GgmlType, const uint8_t*, size_t, int64_t, const float*, int64_t, float*) { return false; }
+bool gemv_tokens_avx2(GgmlType, const uint8_t*, size_t, int64_t, const float*, int64_t, int64_t, float*, int64_t) {
+  return false;
+}
 }  // namespace cvq::detail
 
 #endif

@@ -21,6 +21,7 @@
 #include <immintrin.h>
 
 #include <cstring>
+#include <algorithm>
 #include <vector>
 
 namespace cvq::detail {
@@ -260,9 +261,13 @@ void rows_pairs(const uint8_t* row0, size_t row_bytes, int64_t nb, const Activat
 }
 
 template <class F>
-void gemv_pairs(const uint8_t* w, size_t row_bytes, int64_t n_rows, const float* x, int64_t n, float* y) {
-  const Activation& a = quantize_activation(x, n, F::kEight ? Layout::Natural : Layout::Pair16, true,
-                                            F::kOffset, ScaleLayout::Interleaved);
+const Activation& quantize_pairs(const float* x, int64_t n) {
+  return quantize_activation(x, n, F::kEight ? Layout::Natural : Layout::Pair16, true, F::kOffset,
+                             ScaleLayout::Interleaved);
+}
+
+template <class F>
+void gemv_pairs(const uint8_t* w, size_t row_bytes, int64_t n_rows, const Activation& a, int64_t n, float* y) {
   const int64_t nb = n / 32;
   // Two rows at a time share the activation loads (~5% faster for the nibble formats); for q8_0
   // it halved the streaming speed from DRAM (measured on Zen 4), so one row at a time there.
@@ -366,6 +371,106 @@ float row_q6_K(const uint8_t* row, int64_t nsb, const Activation& a) {
   return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
 }
 
+// ---------------------------------------------------------------- K super-blocks, several tokens
+// The same arithmetic as row_q45_K / row_q6_K for each token (bit for bit), with every weight block
+// unpacked once for all tokens: batched decode is bound by the unpacking, not by the dot products.
+constexpr int kMaxTokens = 16;
+
+template <bool kFive>
+void row_q45_K_tokens(const uint8_t* row, int64_t nsb, const Activation* const* acts, int n_tok, float* out) {
+  constexpr int64_t B = kFive ? 176 : 144;
+  constexpr int kQs = kFive ? 48 : 16;
+  const __m512i idx_dd = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+  const __m512i idx_j[4] = {
+      _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1),
+      _mm512_setr_epi32(2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3),
+      _mm512_setr_epi32(4, 4, 4, 4, 4, 4, 4, 4, 5, 5, 5, 5, 5, 5, 5, 5),
+      _mm512_setr_epi32(6, 6, 6, 6, 6, 6, 6, 6, 7, 7, 7, 7, 7, 7, 7, 7),
+  };
+  const __m512i m0f = _mm512_set1_epi8(0x0F);
+  const __m512i m10 = _mm512_set1_epi8(0x10);
+  __m512 acc0[kMaxTokens], acc1[kMaxTokens], macc[kMaxTokens];
+  for (int t = 0; t < n_tok; ++t) acc0[t] = acc1[t] = macc[t] = _mm512_setzero_ps();
+  for (int64_t sb = 0; sb < nsb; ++sb) {
+    const uint8_t* b = row + sb * B;
+    const __m128 dd = _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(load_u32(b))));  // d, dmin
+    const __m512 f0 = _mm512_mul_ps(k_scales_mins(b + 4), _mm512_permutexvar_ps(idx_dd, _mm512_zextps128_ps512(dd)));
+    __m512i z[4];
+    __m512i qhz = _mm512_setzero_si512();
+    if constexpr (kFive) {
+      const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 16));
+      qhz = _mm512_inserti64x4(_mm512_castsi256_si512(qh), _mm256_srli_epi16(qh, 1), 1);
+    }
+    for (int j = 0; j < 4; ++j) {
+      const __m256i t = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + kQs + 32 * j));
+      z[j] = _mm512_and_si512(_mm512_inserti64x4(_mm512_castsi256_si512(t), _mm256_srli_epi16(t, 4), 1), m0f);
+      if constexpr (kFive) {
+        z[j] = _mm512_or_si512(z[j], _mm512_and_si512(_mm512_slli_epi16(qhz, 4), m10));
+        qhz = _mm512_srli_epi16(qhz, 2);
+      }
+    }
+    for (int t = 0; t < n_tok; ++t) {
+      const Activation& a = *acts[t];
+      const int8_t* q = a.q.data() + 256 * sb;
+      const __m512 f = _mm512_mul_ps(f0, _mm512_loadu_ps(a.scales.data() + 16 * sb));
+      macc[t] = _mm512_add_ps(macc[t], f);
+      for (int j = 0; j < 4; ++j) {
+        const __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), z[j], _mm512_loadu_si512(q + 64 * j));
+        __m512& acc = (j & 1) ? acc1[t] : acc0[t];
+        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_permutexvar_ps(idx_j[j], f), acc);
+      }
+    }
+  }
+  for (int t = 0; t < n_tok; ++t) {
+    const __m256 mins = _mm512_extractf32x8_ps(macc[t], 1);
+    out[t] = _mm512_reduce_add_ps(_mm512_add_ps(acc0[t], acc1[t])) - hsum256(mins);
+  }
+}
+
+void row_q6_K_tokens(const uint8_t* row, int64_t nsb, const Activation* const* acts, int n_tok, float* out) {
+  constexpr int64_t B = 210;
+  const __m512i idx_dup = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+  const __m512i idx_g[4] = {
+      _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3),
+      _mm512_setr_epi32(4, 4, 4, 4, 5, 5, 5, 5, 6, 6, 6, 6, 7, 7, 7, 7),
+      _mm512_setr_epi32(8, 8, 8, 8, 9, 9, 9, 9, 10, 10, 10, 10, 11, 11, 11, 11),
+      _mm512_setr_epi32(12, 12, 12, 12, 13, 13, 13, 13, 14, 14, 14, 14, 15, 15, 15, 15),
+  };
+  const __m512i m0f = _mm512_set1_epi8(0x0F);
+  const __m512i m30 = _mm512_set1_epi8(0x30);
+  __m512 acc0[kMaxTokens], acc1[kMaxTokens];
+  for (int t = 0; t < n_tok; ++t) acc0[t] = acc1[t] = _mm512_setzero_ps();
+  for (int64_t sb = 0; sb < nsb; ++sb) {
+    const uint8_t* b = row + sb * B;
+    const float d = _cvtsh_ss(load_u16(b + 208));
+    const __m512 sc = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 192))));
+    const __m512 scd = _mm512_mul_ps(sc, _mm512_set1_ps(d));
+    __m512i lo[2], hi[2];
+    for (int h = 0; h < 2; ++h) {
+      const __m512i ql = _mm512_loadu_si512(b + 64 * h);
+      const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 128 + 32 * h));
+      const __m512i qhz = _mm512_inserti64x4(_mm512_castsi256_si512(qh), _mm256_srli_epi16(qh, 2), 1);
+      lo[h] = _mm512_or_si512(_mm512_and_si512(ql, m0f), _mm512_and_si512(_mm512_slli_epi16(qhz, 4), m30));
+      hi[h] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), m0f), _mm512_and_si512(qhz, m30));
+    }
+    for (int t = 0; t < n_tok; ++t) {
+      const Activation& a = *acts[t];
+      const int8_t* q = a.q.data() + 256 * sb;
+      const int32_t* seed = a.seed.data() + 64 * sb;
+      const __m512 dx = _mm512_permutexvar_ps(idx_dup, _mm512_castps256_ps512(_mm256_loadu_ps(a.scales.data() + 16 * sb)));
+      const __m512 s = _mm512_mul_ps(scd, dx);
+      for (int h = 0; h < 2; ++h) {
+        const __m512i dlo = _mm512_dpbusd_epi32(_mm512_loadu_si512(seed + 32 * h), lo[h], _mm512_loadu_si512(q + 128 * h));
+        const __m512i dhi =
+            _mm512_dpbusd_epi32(_mm512_loadu_si512(seed + 32 * h + 16), hi[h], _mm512_loadu_si512(q + 128 * h + 64));
+        acc0[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dlo), _mm512_permutexvar_ps(idx_g[2 * h], s), acc0[t]);
+        acc1[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dhi), _mm512_permutexvar_ps(idx_g[2 * h + 1], s), acc1[t]);
+      }
+    }
+  }
+  for (int t = 0; t < n_tok; ++t) out[t] = _mm512_reduce_add_ps(_mm512_add_ps(acc0[t], acc1[t]));
+}
+
 // ---------------------------------------------------------------- float rows
 
 enum class FloatKind { F32, F16, BF16 };
@@ -439,34 +544,99 @@ bool has_kernel_avx512(GgmlType t) {
   }
 }
 
-bool gemv_rows_avx512(GgmlType t, const uint8_t* w, size_t row_bytes, int64_t n_rows, const float* x, int64_t n,
-                      float* y) {
+namespace {
+
+// x quantized as format t's rows need it (thread-local storage); nullptr for the float formats.
+const Activation* quantize_for(GgmlType t, const float* x, int64_t n) {
   switch (t) {
-    case GgmlType::F32: gemv_float<FloatKind::F32>(w, row_bytes, n_rows, x, n, y); return true;
-    case GgmlType::F16: gemv_float<FloatKind::F16>(w, row_bytes, n_rows, x, n, y); return true;
-    case GgmlType::BF16: gemv_float<FloatKind::BF16>(w, row_bytes, n_rows, x, n, y); return true;
-    case GgmlType::Q4_0: gemv_pairs<FmtQ4_0>(w, row_bytes, n_rows, x, n, y); return true;
-    case GgmlType::Q4_1: gemv_pairs<FmtQ4_1>(w, row_bytes, n_rows, x, n, y); return true;
-    case GgmlType::Q5_0: gemv_pairs<FmtQ5_0>(w, row_bytes, n_rows, x, n, y); return true;
-    case GgmlType::Q5_1: gemv_pairs<FmtQ5_1>(w, row_bytes, n_rows, x, n, y); return true;
-    case GgmlType::Q8_0: gemv_pairs<FmtQ8_0>(w, row_bytes, n_rows, x, n, y); return true;
+    case GgmlType::Q4_0: return &quantize_pairs<FmtQ4_0>(x, n);
+    case GgmlType::Q4_1: return &quantize_pairs<FmtQ4_1>(x, n);
+    case GgmlType::Q5_0: return &quantize_pairs<FmtQ5_0>(x, n);
+    case GgmlType::Q5_1: return &quantize_pairs<FmtQ5_1>(x, n);
+    case GgmlType::Q8_0: return &quantize_pairs<FmtQ8_0>(x, n);
+    case GgmlType::Q4_K:
+    case GgmlType::Q5_K: return &quantize_activation(x, n, Layout::Natural, false, 0, ScaleLayout::PerSuper);
+    case GgmlType::Q6_K: return &quantize_activation(x, n, Layout::Natural, false, 32, ScaleLayout::PerSuper);
+    default: return nullptr;
+  }
+}
+
+// y[r] for rows [0, n_rows): float formats read x, quantized ones a (from quantize_for).
+void rows_with(GgmlType t, const uint8_t* w, size_t row_bytes, int64_t n_rows, const float* x, const Activation* a,
+               int64_t n, float* y) {
+  switch (t) {
+    case GgmlType::F32: return gemv_float<FloatKind::F32>(w, row_bytes, n_rows, x, n, y);
+    case GgmlType::F16: return gemv_float<FloatKind::F16>(w, row_bytes, n_rows, x, n, y);
+    case GgmlType::BF16: return gemv_float<FloatKind::BF16>(w, row_bytes, n_rows, x, n, y);
+    case GgmlType::Q4_0: return gemv_pairs<FmtQ4_0>(w, row_bytes, n_rows, *a, n, y);
+    case GgmlType::Q4_1: return gemv_pairs<FmtQ4_1>(w, row_bytes, n_rows, *a, n, y);
+    case GgmlType::Q5_0: return gemv_pairs<FmtQ5_0>(w, row_bytes, n_rows, *a, n, y);
+    case GgmlType::Q5_1: return gemv_pairs<FmtQ5_1>(w, row_bytes, n_rows, *a, n, y);
+    case GgmlType::Q8_0: return gemv_pairs<FmtQ8_0>(w, row_bytes, n_rows, *a, n, y);
     case GgmlType::Q4_K:
     case GgmlType::Q5_K: {
-      const Activation& a = quantize_activation(x, n, Layout::Natural, false, 0, ScaleLayout::PerSuper);
       const bool five = t == GgmlType::Q5_K;
       for (int64_t r = 0; r < n_rows; ++r) {
         const uint8_t* row = w + static_cast<size_t>(r) * row_bytes;
-        y[r] = five ? row_q45_K<true>(row, n / 256, a) : row_q45_K<false>(row, n / 256, a);
+        y[r] = five ? row_q45_K<true>(row, n / 256, *a) : row_q45_K<false>(row, n / 256, *a);
       }
-      return true;
+      return;
     }
-    case GgmlType::Q6_K: {
-      const Activation& a = quantize_activation(x, n, Layout::Natural, false, 32, ScaleLayout::PerSuper);
-      for (int64_t r = 0; r < n_rows; ++r) y[r] = row_q6_K(w + static_cast<size_t>(r) * row_bytes, n / 256, a);
-      return true;
-    }
-    default: return false;
+    case GgmlType::Q6_K:
+      for (int64_t r = 0; r < n_rows; ++r) y[r] = row_q6_K(w + static_cast<size_t>(r) * row_bytes, n / 256, *a);
+      return;
+    default: return;
   }
+}
+
+}  // namespace
+
+bool gemv_rows_avx512(GgmlType t, const uint8_t* w, size_t row_bytes, int64_t n_rows, const float* x, int64_t n,
+                      float* y) {
+  if (!has_kernel_avx512(t)) return false;
+  rows_with(t, w, row_bytes, n_rows, x, quantize_for(t, x, n), n, y);
+  return true;
+}
+
+bool gemv_tokens_avx512(GgmlType t, const uint8_t* w, size_t row_bytes, int64_t n_rows, const float* x,
+                        int64_t n_tokens, int64_t n, float* y, int64_t ld_y) {
+  if (!has_kernel_avx512(t)) return false;
+  thread_local std::vector<Activation> acts;
+  if (static_cast<int64_t>(acts.size()) < n_tokens) acts.resize(static_cast<size_t>(n_tokens));
+  bool quantized = false;
+  for (int64_t k = 0; k < n_tokens; ++k) {
+    if (const Activation* a = quantize_for(t, x + k * n, n)) {
+      acts[static_cast<size_t>(k)] = *a;
+      quantized = true;
+    }
+  }
+  if ((t == GgmlType::Q4_K || t == GgmlType::Q5_K || t == GgmlType::Q6_K) && n_tokens <= kMaxTokens) {
+    const Activation* ap[kMaxTokens];
+    for (int64_t k = 0; k < n_tokens; ++k) ap[k] = &acts[static_cast<size_t>(k)];
+    float o[kMaxTokens];
+    const int nt = static_cast<int>(n_tokens);
+    for (int64_t r = 0; r < n_rows; ++r) {
+      const uint8_t* row = w + static_cast<size_t>(r) * row_bytes;
+      if (t == GgmlType::Q4_K) {
+        row_q45_K_tokens<false>(row, n / 256, ap, nt, o);
+      } else if (t == GgmlType::Q5_K) {
+        row_q45_K_tokens<true>(row, n / 256, ap, nt, o);
+      } else {
+        row_q6_K_tokens(row, n / 256, ap, nt, o);
+      }
+      for (int k = 0; k < nt; ++k) y[k * ld_y + r] = o[k];
+    }
+    return true;
+  }
+  constexpr int64_t kTile = 32;  // rows that stay in cache while every token runs over them
+  for (int64_t r0 = 0; r0 < n_rows; r0 += kTile) {
+    const int64_t nr = std::min(kTile, n_rows - r0);
+    for (int64_t k = 0; k < n_tokens; ++k) {
+      rows_with(t, w + static_cast<size_t>(r0) * row_bytes, row_bytes, nr, x + k * n,
+                quantized ? &acts[static_cast<size_t>(k)] : nullptr, n, y + k * ld_y + r0);
+    }
+  }
+  return true;
 }
 
 }  // namespace cvq::detail
@@ -476,6 +646,9 @@ bool gemv_rows_avx512(GgmlType t, const uint8_t* w, size_t row_bytes, int64_t n_
 namespace cvq::detail {
 bool has_kernel_avx512(GgmlType) { return false; }
 bool gemv_rows_avx512(GgmlType, const uint8_t*, size_t, int64_t, const float*, int64_t, float*) { return false; }
+bool gemv_tokens_avx512(GgmlType, const uint8_t*, size_t, int64_t, const float*, int64_t, int64_t, float*, int64_t) {
+  return false;
+}
 }  // namespace cvq::detail
 
 #endif

@@ -17,7 +17,6 @@ namespace cvq {
 namespace {
 // Up to WeightMatrix::kGemvMaxTokens tokens the matrix-vector kernels (weights read once per tile,
 // every token's product over it) beat dequantizing the whole matrix for a GEMM.
-constexpr int64_t kGemvTileRows = 32;
 constexpr int64_t kTileRows = 64;
 }  // namespace
 
@@ -85,18 +84,15 @@ void WeightMatrix::matmul_gemv(const float* x, int64_t n_tokens, float* y) const
         256);
     return;
   }
-  // A few tokens (batched decode): each tile of rows is read from memory once and stays in cache
-  // while every token's product runs over it.
-  const int64_t n_tiles = (rows_ + kGemvTileRows - 1) / kGemvTileRows;
-  pool.parallel_for(n_tiles, [&](int64_t tile_begin, int64_t tile_end, int) {
-    for (int64_t tile = tile_begin; tile < tile_end; ++tile) {
-      const int64_t r0 = tile * kGemvTileRows, nr = std::min(kGemvTileRows, rows_ - r0);
-      for (int64_t t = 0; t < n_tokens; ++t) {
-        gemv_rows(type_, data_ + static_cast<size_t>(r0) * row_bytes_, row_bytes_, nr, x + t * cols_, cols_,
-                  y + t * rows_ + r0);
-      }
-    }
-  });
+  // A few tokens (batched decode): the same row ranges as one token, each token's activation
+  // quantized once per range and each tile of rows read once for all tokens (kernels/cpu/quant_dot.h).
+  pool.parallel_for(
+      rows_,
+      [&](int64_t begin, int64_t end, int) {
+        gemv_tokens(type_, data_ + static_cast<size_t>(begin) * row_bytes_, row_bytes_, end - begin, x, n_tokens, cols_,
+                    y + begin, rows_);
+      },
+      256);
 }
 
 void WeightMatrix::matmul_fp32(const float* x, int64_t n_tokens, float* y) const {

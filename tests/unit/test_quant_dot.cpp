@@ -251,3 +251,38 @@ TEST(QuantDot, ZeroActivationGivesZero) {
 
 }  // namespace
 }  // namespace cvq
+
+namespace cvq {
+namespace {
+
+// Batched decode's product: every token's values are the single-token gemv's, bit for bit.
+TEST(QuantDot, GemvTokensEqualsOneTokenAtATime) {
+  std::mt19937 rng(7);
+  for (GgmlType t : kTypes) {
+    const int64_t n = ggml_type_info(t).block_elems == 256 ? 512 : 288;
+    for (int64_t n_rows : {1, 7, 33, 70}) {
+      for (int64_t n_tokens : {2, 5}) {
+        SCOPED_TRACE(tname(t) + " rows=" + std::to_string(n_rows) + " tokens=" + std::to_string(n_tokens));
+        const size_t row_bytes = ggml_row_bytes(t, n);
+        std::vector<uint8_t> w(row_bytes * static_cast<size_t>(n_rows));
+        for (int64_t r = 0; r < n_rows; ++r) fill_row(rng, t, n, w.data() + r * row_bytes);
+        std::vector<float> x;
+        for (int64_t k = 0; k < n_tokens; ++k) {
+          const std::vector<float> xk = random_x(rng, n);
+          x.insert(x.end(), xk.begin(), xk.end());
+        }
+        const int64_t ld = n_rows + 3;
+        std::vector<float> y(static_cast<size_t>(ld * n_tokens), -1.0f), one(static_cast<size_t>(n_rows));
+        gemv_tokens(t, w.data(), row_bytes, n_rows, x.data(), n_tokens, n, y.data(), ld);
+        for (int64_t k = 0; k < n_tokens; ++k) {
+          gemv_rows(t, w.data(), row_bytes, n_rows, x.data() + k * n, n, one.data());
+          for (int64_t r = 0; r < n_rows; ++r) ASSERT_EQ(y[static_cast<size_t>(k * ld + r)], one[static_cast<size_t>(r)]) << "token " << k << " row " << r;
+          for (int64_t r = n_rows; r < ld && k + 1 < n_tokens; ++r) EXPECT_EQ(y[static_cast<size_t>(k * ld + r)], -1.0f);
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace cvq

@@ -153,6 +153,7 @@ void register_bench(CLI::App& app) {
   bench->require_subcommand(1);
   register_bench_engine(*bench);
   register_bench_compress(*bench);
+  register_bench_batch(*bench);
   register_bench_context(*bench);
   register_bench_gpu(*bench);
 }
