@@ -40,6 +40,7 @@ void register_bench(CLI::App& app);
 void register_bench_gpu(CLI::App& bench);  // bench gpu-attention, gpu-memory, gpu-em
 void register_bench_compress(CLI::App& bench);
 void register_bench_batch(CLI::App& bench);
+void register_bench_grid(CLI::App& bench);
 void register_bench_context(CLI::App& bench);
 void register_memory(CLI::App& app);
 void register_collect(CLI::App& app);
