@@ -13,6 +13,7 @@ int main(int argc, char** argv) {
   cvq::register_info(app);
   cvq::register_generate(app);
   cvq::register_eval(app);
+  cvq::register_plan(app);
   cvq::register_score(app);
   cvq::register_tables(app);
   cvq::register_bench(app);

@@ -34,6 +34,7 @@ std::string format_bytes(double bytes);
 void register_info(CLI::App& app);
 void register_generate(CLI::App& app);
 void register_eval(CLI::App& app);
+void register_plan(CLI::App& app);
 void register_score(CLI::App& app);
 void register_tables(CLI::App& app);
 void register_bench(CLI::App& app);
