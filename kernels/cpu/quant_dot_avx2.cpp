@@ -7,6 +7,7 @@
 // Weight offsets are removed exactly in integers (precomputed -offset*sum(q_x) per lane); q8_0 uses
 // the sign trick (|w| x sign(x, w)) instead. Lanes are scaled by d_w*d_x in float.
 #include "kernels/cpu/quant_dot.h"
+#include "kernels/cpu/quant_dot_tokens.h"
 
 #if defined(__x86_64__) && defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
 
@@ -408,22 +409,13 @@ bool gemv_tokens_avx2(GgmlType t, const uint8_t* w, size_t row_bytes, int64_t n_
                       int64_t n_tokens, int64_t n, float* y, int64_t ld_y) {
   if (!has_kernel_avx2(t)) return false;
   thread_local std::vector<Activation> acts;
-  if (static_cast<int64_t>(acts.size()) < n_tokens) acts.resize(static_cast<size_t>(n_tokens));
-  bool quantized = false;
-  for (int64_t k = 0; k < n_tokens; ++k) {
-    if (const Activation* a = quantize_for(t, x + k * n, n)) {
-      acts[static_cast<size_t>(k)] = *a;
-      quantized = true;
-    }
-  }
-  constexpr int64_t kTile = 32;  // rows that stay in cache while every token runs over them
-  for (int64_t r0 = 0; r0 < n_rows; r0 += kTile) {
-    const int64_t nr = std::min(kTile, n_rows - r0);
-    for (int64_t k = 0; k < n_tokens; ++k) {
-      rows_with(t, w + static_cast<size_t>(r0) * row_bytes, row_bytes, nr, x + k * n,
-                quantized ? &acts[static_cast<size_t>(k)] : nullptr, n, y + k * ld_y + r0);
-    }
-  }
+  const bool quantized = quantize_tokens(acts, [&](const float* xk) { return quantize_for(t, xk, n); }, x, n_tokens, n);
+  gemv_tokens_tiled(
+      acts, quantized,
+      [&](const uint8_t* wt, int64_t nr, const float* xk, const Activation* a, float* yk) {
+        rows_with(t, wt, row_bytes, nr, xk, a, n, yk);
+      },
+      w, row_bytes, n_rows, x, n_tokens, n, y, ld_y);
   return true;
 }
 

@@ -8,6 +8,7 @@
 // is removed exactly by starting the accumulator at -offset*sum(q_x) per lane ("seed"). Lanes are
 // then converted to float and scaled per lane by d_w*d_x, so a row needs one horizontal sum.
 #include "kernels/cpu/quant_dot.h"
+#include "kernels/cpu/quant_dot_tokens.h"
 
 #if defined(__x86_64__) && defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && \
     defined(__AVX512DQ__) && defined(__AVX512VNNI__) && defined(__F16C__) && defined(__FMA__)
@@ -291,93 +292,15 @@ inline __m512 k_scales_mins(const uint8_t* packed) {
   return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(v));
 }
 
-template <bool kFive>
-float row_q45_K(const uint8_t* row, int64_t nsb, const Activation& a) {
-  constexpr int64_t B = kFive ? 176 : 144;
-  constexpr int kQs = kFive ? 48 : 16;
-  const __m512i idx_dd = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
-  const __m512i idx_j[4] = {
-      _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1),
-      _mm512_setr_epi32(2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3),
-      _mm512_setr_epi32(4, 4, 4, 4, 4, 4, 4, 4, 5, 5, 5, 5, 5, 5, 5, 5),
-      _mm512_setr_epi32(6, 6, 6, 6, 6, 6, 6, 6, 7, 7, 7, 7, 7, 7, 7, 7),
-  };
-  const __m512i m0f = _mm512_set1_epi8(0x0F);
-  const __m512i m10 = _mm512_set1_epi8(0x10);
-  __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps(), macc = _mm512_setzero_ps();
-  for (int64_t sb = 0; sb < nsb; ++sb) {
-    const uint8_t* b = row + sb * B;
-    const int8_t* q = a.q.data() + 256 * sb;
-    const __m128 dd = _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(load_u32(b))));  // d, dmin
-    __m512 f = _mm512_mul_ps(k_scales_mins(b + 4), _mm512_permutexvar_ps(idx_dd, _mm512_zextps128_ps512(dd)));
-    f = _mm512_mul_ps(f, _mm512_loadu_ps(a.scales.data() + 16 * sb));  // [D_k = d*sc_k*dx_k, M_k = dmin*m_k*s_k]
-    macc = _mm512_add_ps(macc, f);
-    __m512i qhz = _mm512_setzero_si512();
-    if constexpr (kFive) {
-      const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 16));
-      qhz = _mm512_inserti64x4(_mm512_castsi256_si512(qh), _mm256_srli_epi16(qh, 1), 1);
-    }
-    #pragma GCC unroll 4
-    for (int j = 0; j < 4; ++j) {
-      const __m256i t = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + kQs + 32 * j));
-      __m512i z = _mm512_and_si512(_mm512_inserti64x4(_mm512_castsi256_si512(t), _mm256_srli_epi16(t, 4), 1), m0f);
-      if constexpr (kFive) {  // bit 2j (low half) / 2j+1 (high half, pre-shifted) of qh becomes bit 4
-        z = _mm512_or_si512(z, _mm512_and_si512(_mm512_slli_epi16(qhz, 4), m10));
-        qhz = _mm512_srli_epi16(qhz, 2);
-      }
-      const __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), z, _mm512_loadu_si512(q + 64 * j));
-      __m512& acc = (j & 1) ? acc1 : acc0;
-      acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_permutexvar_ps(idx_j[j], f), acc);
-    }
-  }
-  const __m256 mins = _mm512_extractf32x8_ps(macc, 1);
-  return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1)) - hsum256(mins);
-}
-
-float row_q6_K(const uint8_t* row, int64_t nsb, const Activation& a) {
-  constexpr int64_t B = 210;
-  const __m512i idx_dup = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
-  const __m512i idx_g[4] = {
-      _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3),
-      _mm512_setr_epi32(4, 4, 4, 4, 5, 5, 5, 5, 6, 6, 6, 6, 7, 7, 7, 7),
-      _mm512_setr_epi32(8, 8, 8, 8, 9, 9, 9, 9, 10, 10, 10, 10, 11, 11, 11, 11),
-      _mm512_setr_epi32(12, 12, 12, 12, 13, 13, 13, 13, 14, 14, 14, 14, 15, 15, 15, 15),
-  };
-  const __m512i m0f = _mm512_set1_epi8(0x0F);
-  const __m512i m30 = _mm512_set1_epi8(0x30);
-  __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
-  for (int64_t sb = 0; sb < nsb; ++sb) {
-    const uint8_t* b = row + sb * B;
-    const int8_t* q = a.q.data() + 256 * sb;
-    const int32_t* seed = a.seed.data() + 64 * sb;
-    const float d = _cvtsh_ss(load_u16(b + 208));
-    const __m512 sc = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 192))));
-    const __m512 dx = _mm512_permutexvar_ps(idx_dup, _mm512_castps256_ps512(_mm256_loadu_ps(a.scales.data() + 16 * sb)));
-    const __m512 s = _mm512_mul_ps(_mm512_mul_ps(sc, _mm512_set1_ps(d)), dx);  // per group of 16
-    #pragma GCC unroll 4
-    for (int h = 0; h < 2; ++h) {
-      const __m512i ql = _mm512_loadu_si512(b + 64 * h);
-      const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 128 + 32 * h));
-      const __m512i qhz = _mm512_inserti64x4(_mm512_castsi256_si512(qh), _mm256_srli_epi16(qh, 2), 1);
-      const __m512i lo = _mm512_or_si512(_mm512_and_si512(ql, m0f), _mm512_and_si512(_mm512_slli_epi16(qhz, 4), m30));
-      const __m512i hi = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), m0f), _mm512_and_si512(qhz, m30));
-      const __m512i dlo = _mm512_dpbusd_epi32(_mm512_loadu_si512(seed + 32 * h), lo, _mm512_loadu_si512(q + 128 * h));
-      const __m512i dhi =
-          _mm512_dpbusd_epi32(_mm512_loadu_si512(seed + 32 * h + 16), hi, _mm512_loadu_si512(q + 128 * h + 64));
-      acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dlo), _mm512_permutexvar_ps(idx_g[2 * h], s), acc0);
-      acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dhi), _mm512_permutexvar_ps(idx_g[2 * h + 1], s), acc1);
-    }
-  }
-  return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
-}
-
-// ---------------------------------------------------------------- K super-blocks, several tokens
-// The same arithmetic as row_q45_K / row_q6_K for each token (bit for bit), with every weight block
-// unpacked once for all tokens: batched decode is bound by the unpacking, not by the dot products.
+// Dot products of one q4_K / q5_K / q6_K row with the activations of n_tok <= kMaxTok tokens. Every
+// weight block is unpacked once for all of them (batched decode is bound by the unpacking); each
+// token's arithmetic is the same whatever n_tok, so a batched row equals the single-token one bit for
+// bit. kMaxTok = 1 is the single-token kernel (its loops over tokens then vanish at compile time).
 constexpr int kMaxTokens = 16;
 
-template <bool kFive>
-void row_q45_K_tokens(const uint8_t* row, int64_t nsb, const Activation* const* acts, int n_tok, float* out) {
+template <bool kFive, int kMaxTok>
+void row_q45_K_tokens(const uint8_t* row, int64_t nsb, const Activation* const* acts, int n_tok_arg, float* out) {
+  const int n_tok = kMaxTok == 1 ? 1 : n_tok_arg;
   constexpr int64_t B = kFive ? 176 : 144;
   constexpr int kQs = kFive ? 48 : 16;
   const __m512i idx_dd = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
@@ -389,7 +312,7 @@ void row_q45_K_tokens(const uint8_t* row, int64_t nsb, const Activation* const* 
   };
   const __m512i m0f = _mm512_set1_epi8(0x0F);
   const __m512i m10 = _mm512_set1_epi8(0x10);
-  __m512 acc0[kMaxTokens], acc1[kMaxTokens], macc[kMaxTokens];
+  __m512 acc0[kMaxTok], acc1[kMaxTok], macc[kMaxTok];
   for (int t = 0; t < n_tok; ++t) acc0[t] = acc1[t] = macc[t] = _mm512_setzero_ps();
   for (int64_t sb = 0; sb < nsb; ++sb) {
     const uint8_t* b = row + sb * B;
@@ -427,7 +350,9 @@ void row_q45_K_tokens(const uint8_t* row, int64_t nsb, const Activation* const* 
   }
 }
 
-void row_q6_K_tokens(const uint8_t* row, int64_t nsb, const Activation* const* acts, int n_tok, float* out) {
+template <int kMaxTok>
+void row_q6_K_tokens(const uint8_t* row, int64_t nsb, const Activation* const* acts, int n_tok_arg, float* out) {
+  const int n_tok = kMaxTok == 1 ? 1 : n_tok_arg;
   constexpr int64_t B = 210;
   const __m512i idx_dup = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
   const __m512i idx_g[4] = {
@@ -438,7 +363,7 @@ void row_q6_K_tokens(const uint8_t* row, int64_t nsb, const Activation* const* a
   };
   const __m512i m0f = _mm512_set1_epi8(0x0F);
   const __m512i m30 = _mm512_set1_epi8(0x30);
-  __m512 acc0[kMaxTokens], acc1[kMaxTokens];
+  __m512 acc0[kMaxTok], acc1[kMaxTok];
   for (int t = 0; t < n_tok; ++t) acc0[t] = acc1[t] = _mm512_setzero_ps();
   for (int64_t sb = 0; sb < nsb; ++sb) {
     const uint8_t* b = row + sb * B;
@@ -469,6 +394,21 @@ void row_q6_K_tokens(const uint8_t* row, int64_t nsb, const Activation* const* a
     }
   }
   for (int t = 0; t < n_tok; ++t) out[t] = _mm512_reduce_add_ps(_mm512_add_ps(acc0[t], acc1[t]));
+}
+
+template <bool kFive>
+float row_q45_K(const uint8_t* row, int64_t nsb, const Activation& a) {
+  const Activation* p = &a;
+  float out;
+  row_q45_K_tokens<kFive, 1>(row, nsb, &p, 1, &out);
+  return out;
+}
+
+float row_q6_K(const uint8_t* row, int64_t nsb, const Activation& a) {
+  const Activation* p = &a;
+  float out;
+  row_q6_K_tokens<1>(row, nsb, &p, 1, &out);
+  return out;
 }
 
 // ---------------------------------------------------------------- float rows
@@ -602,14 +542,7 @@ bool gemv_tokens_avx512(GgmlType t, const uint8_t* w, size_t row_bytes, int64_t 
                         int64_t n_tokens, int64_t n, float* y, int64_t ld_y) {
   if (!has_kernel_avx512(t)) return false;
   thread_local std::vector<Activation> acts;
-  if (static_cast<int64_t>(acts.size()) < n_tokens) acts.resize(static_cast<size_t>(n_tokens));
-  bool quantized = false;
-  for (int64_t k = 0; k < n_tokens; ++k) {
-    if (const Activation* a = quantize_for(t, x + k * n, n)) {
-      acts[static_cast<size_t>(k)] = *a;
-      quantized = true;
-    }
-  }
+  const bool quantized = quantize_tokens(acts, [&](const float* xk) { return quantize_for(t, xk, n); }, x, n_tokens, n);
   if ((t == GgmlType::Q4_K || t == GgmlType::Q5_K || t == GgmlType::Q6_K) && n_tokens <= kMaxTokens) {
     const Activation* ap[kMaxTokens];
     for (int64_t k = 0; k < n_tokens; ++k) ap[k] = &acts[static_cast<size_t>(k)];
@@ -618,24 +551,22 @@ bool gemv_tokens_avx512(GgmlType t, const uint8_t* w, size_t row_bytes, int64_t 
     for (int64_t r = 0; r < n_rows; ++r) {
       const uint8_t* row = w + static_cast<size_t>(r) * row_bytes;
       if (t == GgmlType::Q4_K) {
-        row_q45_K_tokens<false>(row, n / 256, ap, nt, o);
+        row_q45_K_tokens<false, kMaxTokens>(row, n / 256, ap, nt, o);
       } else if (t == GgmlType::Q5_K) {
-        row_q45_K_tokens<true>(row, n / 256, ap, nt, o);
+        row_q45_K_tokens<true, kMaxTokens>(row, n / 256, ap, nt, o);
       } else {
-        row_q6_K_tokens(row, n / 256, ap, nt, o);
+        row_q6_K_tokens<kMaxTokens>(row, n / 256, ap, nt, o);
       }
       for (int k = 0; k < nt; ++k) y[k * ld_y + r] = o[k];
     }
     return true;
   }
-  constexpr int64_t kTile = 32;  // rows that stay in cache while every token runs over them
-  for (int64_t r0 = 0; r0 < n_rows; r0 += kTile) {
-    const int64_t nr = std::min(kTile, n_rows - r0);
-    for (int64_t k = 0; k < n_tokens; ++k) {
-      rows_with(t, w + static_cast<size_t>(r0) * row_bytes, row_bytes, nr, x + k * n,
-                quantized ? &acts[static_cast<size_t>(k)] : nullptr, n, y + k * ld_y + r0);
-    }
-  }
+  gemv_tokens_tiled(
+      acts, quantized,
+      [&](const uint8_t* wt, int64_t nr, const float* xk, const Activation* a, float* yk) {
+        rows_with(t, wt, row_bytes, nr, xk, a, n, yk);
+      },
+      w, row_bytes, n_rows, x, n_tokens, n, y, ld_y);
   return true;
 }
 

@@ -122,4 +122,15 @@ TinyModelWeights write_tiny_model(const std::string& path, const TinyModelSpec& 
   return out;
 }
 
+TinyModelSpec kv_test_spec(const std::string& arch) {
+  TinyModelSpec spec;
+  spec.arch = arch;
+  spec.n_embd = 128;
+  spec.n_head = 4;
+  spec.n_head_kv = 2;  // head dim 32
+  spec.n_ff = 192;
+  spec.n_ctx = 512;
+  return spec;
+}
+
 }  // namespace cvq::test

@@ -18,6 +18,10 @@ struct TinyModelSpec {
   unsigned seed = 1;
 };
 
+// A wider variant for KV-method tests: head dim 32 (every block format fits), 4 heads / 2 KV heads,
+// 512-token context.
+TinyModelSpec kv_test_spec(const std::string& arch);
+
 // Writes the model to path and returns the float weights by tensor name (as stored, after any
 // quantization round trip) so a reference implementation can use the same numbers.
 struct TinyModelWeights {

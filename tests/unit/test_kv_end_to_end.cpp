@@ -25,13 +25,7 @@ namespace {
 TEST(KvEndToEnd, PerplexityThroughEveryMethod) {
   Progress::set_quiet(true);
   for (const char* arch : {"llama", "qwen2"}) {
-    test::TinyModelSpec spec;
-    spec.arch = arch;
-    spec.n_embd = 128;
-    spec.n_head = 4;
-    spec.n_head_kv = 2;  // head dim 32
-    spec.n_ff = 192;
-    spec.n_ctx = 512;
+    const test::TinyModelSpec spec = test::kv_test_spec(arch);
     const std::string path = (std::filesystem::temp_directory_path() / (std::string("kv_e2e_") + arch + "_" + std::to_string(::getpid()) + ".gguf")).string();
     test::write_tiny_model(path, spec);
     auto model = LlamaModel::load(path);

@@ -23,13 +23,7 @@ namespace {
 TEST(SharedPrefill, EveryMethodAsIfAloneOnATinyModel) {
   Progress::set_quiet(true);
   for (const char* arch : {"llama", "qwen2"}) {
-    test::TinyModelSpec spec;
-    spec.arch = arch;
-    spec.n_embd = 128;
-    spec.n_head = 4;
-    spec.n_head_kv = 2;  // head dim 32
-    spec.n_ff = 192;
-    spec.n_ctx = 512;
+    const test::TinyModelSpec spec = test::kv_test_spec(arch);
     const std::string prefix =
         (std::filesystem::temp_directory_path() / ("shared_prefill_" + std::string(arch) + "_" + std::to_string(::getpid())))
             .string();

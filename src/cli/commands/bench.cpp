@@ -12,11 +12,9 @@
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/thread_pool.h"
-#include "eval/data_paths.h"
 #include "model/llama_model.h"
 #include "model/model_paths.h"
 #include "tasks/generation.h"
-#include "tasks/text_source.h"
 #ifdef COMMVQ_HAVE_CUDA
 #include "gpu/gpu_generation.h"
 #include "gpu/gpu_kv_cache.h"
@@ -104,11 +102,9 @@ void register_bench_engine(CLI::App& bench) {
     apply_common_options(*o);
     const bool cuda = use_cuda_device(o->device);
     const std::string model_path = resolve_model_path(o->model_path);
-    const std::string text_path = o->text.empty() ? data_path("text/wikitext-2-raw/wiki.test.raw") : o->text;
+    const std::string text_path = bench_text_path(o->text);
     auto model = LlamaModel::load(model_path);
-    std::vector<int32_t> tokens = model->tokenizer().encode(read_text_file(text_path), false, false);
-    if (static_cast<int>(tokens.size()) < o->prompt_tokens) throw Error(text_path + ": too short for the prompt");
-    tokens.resize(o->prompt_tokens);
+    const std::vector<int32_t> tokens = bench_prompt_tokens(*model, text_path, o->prompt_tokens);
     const int threads = ThreadPool::global().size();
     EngineSpeed ours;
 #ifdef COMMVQ_HAVE_CUDA

@@ -8,11 +8,9 @@
 #include "cli/commands/common.h"
 #include "core/error.h"
 #include "core/thread_pool.h"
-#include "eval/data_paths.h"
 #include "kv/windowed_cache.h"
 #include "model/llama_model.h"
 #include "model/model_paths.h"
-#include "tasks/text_source.h"
 
 namespace cvq {
 namespace {
@@ -41,11 +39,8 @@ void register_bench_compress(CLI::App& bench) {
   cmd->callback([o] {
     apply_common_options(*o);
     const std::string model_path = resolve_model_path(o->model_path);
-    const std::string text_path = o->text.empty() ? data_path("text/wikitext-2-raw/wiki.test.raw") : o->text;
     auto model = LlamaModel::load(model_path);
-    std::vector<int32_t> tokens = model->tokenizer().encode(read_text_file(text_path), false, false);
-    if (static_cast<int>(tokens.size()) < o->prompt_tokens) throw Error(text_path + ": too short for the prompt");
-    tokens.resize(o->prompt_tokens);
+    const std::vector<int32_t> tokens = bench_prompt_tokens(*model, bench_text_path(o->text), o->prompt_tokens);
     const int n = o->prompt_tokens;
     const KvGeometry geo = model->kv_geometry();
     Recorded rec;

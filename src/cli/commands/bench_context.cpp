@@ -10,7 +10,6 @@
 #include "cli/commands/common.h"
 #include "core/error.h"
 #include "core/thread_pool.h"
-#include "eval/data_paths.h"
 #include "kv/timed_cache.h"
 #include "model/llama_model.h"
 #include "model/model_paths.h"
@@ -82,7 +81,7 @@ void register_bench_context(CLI::App& bench) {
   cmd->callback([o] {
     apply_common_options(*o);
     const std::string model_path = resolve_model_path(o->model_path);
-    const std::string text_path = o->text.empty() ? data_path("text/wikitext-2-raw/wiki.test.raw") : o->text;
+    const std::string text_path = bench_text_path(o->text);
     auto model = LlamaModel::load(model_path);
     const std::vector<int32_t> text_ids = model->tokenizer().encode(read_text_file(text_path), false, false);
     if (text_ids.empty()) throw Error(text_path + ": no tokens");

@@ -9,7 +9,9 @@
 #include "core/progress.h"
 #include "core/thread_pool.h"
 #include "device/device.h"
+#include "eval/data_paths.h"
 #include "model/llama_model.h"
+#include "tasks/text_source.h"
 
 namespace cvq {
 
@@ -62,6 +64,17 @@ void apply_common_options(const CommonOptions& o) {
 void write_json(const std::string& path, const nlohmann::json& j) {
   if (path.empty()) return;
   write_file_atomic(path, j.dump(2) + "\n");
+}
+
+std::string bench_text_path(const std::string& text) {
+  return text.empty() ? data_path("text/wikitext-2-raw/wiki.test.raw") : text;
+}
+
+std::vector<int32_t> bench_prompt_tokens(const LlamaModel& model, const std::string& text_path, int n) {
+  std::vector<int32_t> tokens = model.tokenizer().encode(read_text_file(text_path), false, false);
+  if (static_cast<int>(tokens.size()) < n) throw Error(text_path + ": too short for the prompt");
+  tokens.resize(static_cast<size_t>(n));
+  return tokens;
 }
 
 std::string format_bytes(double bytes) {
