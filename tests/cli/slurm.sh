@@ -29,9 +29,9 @@ JSON
 "$bin" eval --config "$tmp/grid.json" --out "$tmp/single" --quiet > /dev/null
 "$bin" tables --results "$tmp/single" --no-plots > /dev/null
 
-cd "$root"
+cd "$tmp"  # sbatch writes the jobs' slurm-*.out files into the submit directory
 export COMMVQ_BIN="$bin"
-read -r array merge < <(bash scripts/slurm/submit.sh "$tmp/grid.json" "$tmp/sharded" 3 1)
+read -r array merge < <(bash "$root/scripts/slurm/submit.sh" "$tmp/grid.json" "$tmp/sharded" 3 1)
 echo "submitted array $array, merge $merge"
 # Cancel shard 2 as soon as it has written its first record (a kill midway), then resubmit it.
 shard2="$tmp/sharded/runs/passkey/fp16/samples.shard-2-of-3.jsonl"
@@ -50,8 +50,8 @@ wait_jobs() {
 }
 wait_jobs "$array,$merge"
 resub=$(sbatch --parsable --array=2 --cpus-per-task=1 --export=ALL,COMMVQ_SHARDS=3 \
-  scripts/slurm/grid-array.sbatch "$tmp/grid.json" "$tmp/sharded")
-merge2=$(sbatch --parsable --dependency=afterany:"$resub" scripts/slurm/merge.sbatch "$tmp/sharded")
+  "$root/scripts/slurm/grid-array.sbatch" "$tmp/grid.json" "$tmp/sharded")
+merge2=$(sbatch --parsable --dependency=afterany:"$resub" "$root/scripts/slurm/merge.sbatch" "$tmp/sharded")
 wait_jobs "$resub,$merge2"
 if [ "$killed_at" -lt 4 ]; then
   echo "shard 2 cancelled after $killed_at of its 4 passkey samples, then resubmitted"
@@ -93,5 +93,5 @@ for task in sorted(os.listdir(a)):
         print(f"{task}/{m}: {len(ra)} records, identical")
 PY
 echo "slurm test: $(( $(date +%s) - start )) s"
-[ -s "$tmp/sharded/tables/main.csv" ] || { echo "FAIL: the merge job wrote no tables"; fail=1; }
+[ -s "$tmp/sharded/tables/main.csv" ] || { echo "FAIL: the merge job wrote no tables"; cat "$tmp"/slurm-*.out; fail=1; }
 exit $fail
