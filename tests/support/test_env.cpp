@@ -1,5 +1,7 @@
 #include "support/test_env.h"
 
+#include <cblas.h>
+
 #include <cstdlib>
 #include <cstring>
 
@@ -8,6 +10,14 @@
 #include "model/model_paths.h"
 
 namespace cvq::test {
+
+// As the CLI does (apply_common_options): OpenBLAS must not start its own threads inside the pool's
+// workers. Every test binary links this file; without it two concurrent tests oversubscribe the
+// cores (an 8K-token perplexity test took 290 s instead of 24 s).
+const bool kBlasSingleThreaded = [] {
+  openblas_set_num_threads(1);
+  return true;
+}();
 
 bool in_ci() {
   const char* ci = std::getenv("CI");

@@ -1,6 +1,5 @@
 // CommVQ keys (COMMVQ.md §2, §6): the commutative codebook, factorized distances and encoding,
 // attention scores on codes, and the EM trainer.
-#include <cblas.h>
 #include <gtest/gtest.h>
 
 #include <Eigen/Dense>
@@ -24,12 +23,6 @@ namespace {
 
 constexpr int kSub = 64;
 constexpr int kCodes = 4096;
-
-// OpenBLAS must not start its own threads inside the pool's workers.
-const bool kBlasSingleThreaded = [] {
-  openblas_set_num_threads(1);
-  return true;
-}();
 
 std::vector<float> randn(size_t n, float sd, std::mt19937& rng) {
   std::normal_distribution<float> dist(0.0f, sd);
