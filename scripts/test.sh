@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# The whole test suite: Release build + every test (unit, integration on the real model, CLI error
-# paths), then an ASan/UBSan build running the unit and CLI tests; where nvcc exists, the CUDA
-# build (build-cuda: commvq-bench + gpu_tests) and the `gpu` tests, which skip without a device.
+# The whole test suite, configured from CMakePresets.json:
+#  1. the Release build + every test (unit, integration on the real model, CLI error paths). Where
+#     nvcc exists this is the `cuda` preset (build-cuda: the same code plus the GPU backend, whose
+#     `gpu` tests skip without a device), otherwise the `release` preset (build);
+#  2. the `asan` preset (ASan/UBSan, CPU-only, so the build without CUDA is compiled too) running
+#     the unit and CLI tests.
 #   scripts/test.sh [--no-sanitize] [--large]
 # --large also runs the `large` tests (Qwen2.5-Coder-1.5B against llama.cpp; needs
 # scripts/get-model.sh qwen2.5-coder-1.5b); by default they are left out.
@@ -19,26 +22,26 @@ for a in "$@"; do
   esac
 done
 
-cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release > /dev/null
-cmake --build build -j "$jobs"
-ctest --test-dir build --output-on-failure -j "$jobs" -LE large
-if [ "$large" = 1 ]; then
-  bash scripts/get-model.sh qwen2.5-coder-1.5b
-  ctest --test-dir build --output-on-failure -j "$jobs" -L large
-fi
-
-if [ "$sanitize" = 1 ]; then
-  cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCOMMVQ_SANITIZE=ON \
-        -DCOMMVQ_BUILD_BENCH=OFF > /dev/null
-  cmake --build build-asan -j "$jobs" --target unit_tests commvq-bench
-  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-    ctest --test-dir build-asan --output-on-failure -j "$jobs" -L 'unit|cli'
-fi
-
 nvcc=$(command -v nvcc || true)
 if [ -z "$nvcc" ] && [ -x /usr/local/cuda/bin/nvcc ]; then nvcc=/usr/local/cuda/bin/nvcc; fi
 if [ -n "$nvcc" ]; then
-  cmake -S . -B build-cuda -G Ninja -DCMAKE_BUILD_TYPE=Release -DCOMMVQ_CUDA=ON -DCMAKE_CUDA_COMPILER="$nvcc" > /dev/null
-  cmake --build build-cuda -j "$jobs" --target commvq-bench gpu_tests
-  ctest --test-dir build-cuda --output-on-failure -j "$jobs" -L gpu
+  preset=cuda; dir=build-cuda
+  cmake --preset cuda -DCMAKE_CUDA_COMPILER="$nvcc" > /dev/null
+else
+  preset=release; dir=build
+  cmake --preset release > /dev/null
+fi
+echo "test.sh: $preset build in $dir"
+cmake --build "$dir" -j "$jobs"
+ctest --test-dir "$dir" --output-on-failure -j "$jobs" -LE large
+if [ "$large" = 1 ]; then
+  bash scripts/get-model.sh qwen2.5-coder-1.5b
+  ctest --test-dir "$dir" --output-on-failure -j "$jobs" -L large
+fi
+
+if [ "$sanitize" = 1 ]; then
+  cmake --preset asan > /dev/null
+  cmake --build build-asan -j "$jobs" --target unit_tests commvq-bench
+  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+    ctest --test-dir build-asan --output-on-failure -j "$jobs" -L 'unit|cli'
 fi
