@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
   cvq::register_collect(app);
   cvq::register_calibrate_kvquant(app);
   cvq::register_train(app);
+  cvq::register_convert(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -9,6 +9,7 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/json_file.h"
 #include "core/progress.h"
 #include "eval/aggregate.h"
 #include "eval/kv_footprint.h"

@@ -5,6 +5,7 @@
 #include <fstream>
 
 #include "core/error.h"
+#include "core/json_file.h"
 #include "eval/aggregate.h"
 #include "eval/results_store.h"
 #include "tasks/metrics.h"

@@ -11,6 +11,7 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/json_file.h"
 
 namespace cvq {
 
@@ -23,15 +24,6 @@ std::string run_dir(const std::string& out_dir, const std::string& task, const s
 std::string shard_suffix(int shard_index, int shard_count) {
   if (shard_count <= 1) return "";
   return ".shard-" + std::to_string(shard_index) + "-of-" + std::to_string(shard_count);
-}
-
-nlohmann::json read_json_file(const std::string& path) {
-  if (!fs::exists(path)) fail_file(path, "not found");
-  try {
-    return nlohmann::json::parse(read_file(path));
-  } catch (const nlohmann::json::parse_error& e) {
-    fail_file(path, std::string("not valid JSON: ") + e.what());
-  }
 }
 
 std::vector<nlohmann::json> read_records_file(const std::string& path, bool repair_torn_tail) {

@@ -22,8 +22,6 @@ std::vector<nlohmann::json> read_records_file(const std::string& path, bool repa
 std::vector<nlohmann::json> read_run_records(const std::string& dir, bool repair_torn_tail);
 std::vector<std::string> list_files(const std::string& dir, const std::string& prefix, const std::string& suffix);
 
-nlohmann::json read_json_file(const std::string& path);
-
 class RecordWriter {
  public:
   explicit RecordWriter(std::string path);

@@ -6,8 +6,10 @@
 
 #include "core/error.h"
 #include "core/file_hash_cache.h"
+#include "core/json_file.h"
 #include "eval/results_store.h"
 #include "kv/kv_spec.h"
+#include "model/model_identity.h"
 
 namespace cvq {
 namespace {
@@ -91,6 +93,9 @@ std::string kv_spec_without_paths(const std::string& kv_spec) {
 
 nlohmann::json input_entry(const RunInput& in) {
   if (!fs::exists(in.path)) fail_file(in.path, "not found (" + in.role + ")");
+  if (in.role == "model") {  // a GGUF file or a Hugging Face folder
+    return {{"role", in.role}, {"path", in.path}, {"bytes", model_bytes(in.path)}, {"sha256", model_sha256(in.path)}};
+  }
   return {{"role", in.role},
           {"path", in.path},
           {"bytes", static_cast<int64_t>(fs::file_size(in.path))},

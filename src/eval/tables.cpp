@@ -15,6 +15,7 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/json_file.h"
 #include "eval/grid_runner.h"
 #include "eval/reference_comparison.h"
 #include "eval/results_store.h"

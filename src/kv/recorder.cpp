@@ -15,8 +15,10 @@
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/fp16.h"
+#include "core/json_file.h"
 #include "core/progress.h"
 #include "core/sha256.h"
+#include "model/model_identity.h"
 #include "tasks/text_source.h"
 
 namespace cvq {
@@ -191,14 +193,6 @@ class FolderLock {
 
 const char* rope_layout_name(RopeLayout l) { return l == RopeLayout::Adjacent ? "adjacent" : "half_split"; }
 
-nlohmann::json read_json_file(const std::string& path) {
-  try {
-    return nlohmann::json::parse(read_file(path));
-  } catch (const nlohmann::json::exception& e) {
-    fail_file(path, std::string("not valid JSON: ") + e.what());
-  }
-}
-
 std::string chunk_dir(const std::string& parts, int c) {
   char name[32];
   std::snprintf(name, sizeof name, "chunk_%05d", c);
@@ -269,7 +263,7 @@ CollectResult collect_activations(const LlamaModel& model, const CollectOptions&
                        {"bytes", texts.back().size()},
                        {"sha256", sha256_hex(texts.back().data(), texts.back().size())}});
   }
-  nlohmann::json identity = {{"model_sha256", sha256_file(model_path)},
+  nlohmann::json identity = {{"model_sha256", model_sha256(model_path)},
                              {"sources_sha256", nlohmann::json::array()},
                              {"tokens_requested", o.tokens},
                              {"ctx", o.ctx},

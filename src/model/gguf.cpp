@@ -170,7 +170,50 @@ int64_t GgufTensorInfo::rows() const {
   return r;
 }
 
-GgufFile::GgufFile(const std::string& path) : map_(std::make_shared<MappedFile>(path)) {
+GgufValue GgufValue::of(std::string s) { return {GgufValueType::STRING, std::move(s)}; }
+GgufValue GgufValue::of(int64_t i) { return {GgufValueType::INT64, i}; }
+GgufValue GgufValue::of(double d) { return {GgufValueType::FLOAT64, d}; }
+GgufValue GgufValue::of_bool(bool b) { return {GgufValueType::BOOL, b}; }
+GgufValue GgufValue::of(std::vector<std::string> items) {
+  auto a = std::make_shared<GgufArray>();
+  a->elem_type = GgufValueType::STRING;
+  a->items.reserve(items.size());
+  for (auto& s : items) a->items.push_back(of(std::move(s)));
+  return {GgufValueType::ARRAY, a};
+}
+GgufValue GgufValue::of(const std::vector<int64_t>& items) {
+  auto a = std::make_shared<GgufArray>();
+  a->elem_type = GgufValueType::INT64;
+  for (int64_t i : items) a->items.push_back(of(i));
+  return {GgufValueType::ARRAY, a};
+}
+GgufValue GgufValue::of(const std::vector<float>& items) {
+  auto a = std::make_shared<GgufArray>();
+  a->elem_type = GgufValueType::FLOAT64;
+  for (float f : items) a->items.push_back(of(static_cast<double>(f)));
+  return {GgufValueType::ARRAY, a};
+}
+
+std::unique_ptr<GgufFile> GgufFile::assemble(std::string path, std::map<std::string, GgufValue> metadata,
+                                             std::vector<GgufTensorInfo> tensors,
+                                             std::vector<std::shared_ptr<const void>> owners, size_t size_bytes) {
+  std::unique_ptr<GgufFile> f(new GgufFile());
+  f->path_ = std::move(path);
+  f->size_bytes_ = size_bytes;
+  f->kv_ = std::move(metadata);
+  f->owners_ = std::move(owners);
+  f->tensors_ = std::move(tensors);
+  for (size_t i = 0; i < f->tensors_.size(); ++i) {
+    if (!f->tensor_index_.emplace(f->tensors_[i].name, i).second) {
+      fail_file(f->path_, "tensor '" + f->tensors_[i].name + "' is given twice");
+    }
+  }
+  return f;
+}
+
+GgufFile::GgufFile(const std::string& path)
+    : path_(path), size_bytes_(0), map_(std::make_shared<MappedFile>(path)) {
+  size_bytes_ = map_->size();
   Cursor c(path, map_->data(), map_->size());
   if (map_->size() < 4) fail_file(path, "not a GGUF file (only " + std::to_string(map_->size()) + " bytes)");
   uint32_t magic = c.read<uint32_t>("magic");

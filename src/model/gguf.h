@@ -31,6 +31,14 @@ struct GgufValue {
   std::variant<uint64_t, int64_t, double, bool, std::string, std::shared_ptr<GgufArray>> v;
 
   std::string describe() const;  // short human-readable form for `info`
+
+  static GgufValue of(std::string s);
+  static GgufValue of(int64_t i);
+  static GgufValue of(double d);
+  static GgufValue of_bool(bool b);
+  static GgufValue of(std::vector<std::string> items);
+  static GgufValue of(const std::vector<int64_t>& items);
+  static GgufValue of(const std::vector<float>& items);
 };
 
 struct GgufTensorInfo {
@@ -47,10 +55,16 @@ struct GgufTensorInfo {
 class GgufFile {
  public:
   explicit GgufFile(const std::string& path);
+  // A model stored otherwise (a Hugging Face folder, model/hf_checkpoint.h) presented as one GGUF:
+  // metadata under GGUF's keys, tensors under GGUF's names and dimension order, their data kept
+  // alive by `owners` (the memory-mapped shards). version() is 0; size_bytes is the files' total.
+  static std::unique_ptr<GgufFile> assemble(std::string path, std::map<std::string, GgufValue> metadata,
+                                            std::vector<GgufTensorInfo> tensors,
+                                            std::vector<std::shared_ptr<const void>> owners, size_t size_bytes);
 
-  const std::string& path() const { return map_->path(); }
+  const std::string& path() const { return path_; }
   uint32_t version() const { return version_; }
-  size_t file_size() const { return map_->size(); }
+  size_t file_size() const { return size_bytes_; }
   uint64_t alignment() const { return alignment_; }
 
   // Metadata. get_* throw Error("<file>: metadata key '<k>' ...") when missing or of the wrong kind.
@@ -75,7 +89,12 @@ class GgufFile {
   const GgufTensorInfo& tensor(const std::string& name) const;  // throws naming the file
 
  private:
+  GgufFile() = default;
+
+  std::string path_;
+  size_t size_bytes_ = 0;
   std::shared_ptr<MappedFile> map_;
+  std::vector<std::shared_ptr<const void>> owners_;
   uint32_t version_ = 0;
   uint64_t alignment_ = 32;
   std::map<std::string, GgufValue> kv_;

@@ -36,6 +36,11 @@ LlamaConfig LlamaConfig::from_gguf(const GgufFile& f) {
   c.head_dim = f.has(p + "attention.key_length") ? positive_int(f, p + "attention.key_length") : c.n_embd / c.n_head;
   if (c.n_head % c.n_head_kv != 0) fail_file(f.path(), "head count is not a multiple of the KV head count");
   c.rope_layout = c.arch == "qwen2" ? RopeLayout::HalfSplit : RopeLayout::Adjacent;
+  if (const auto layout = f.opt_string(kRopeLayoutKey)) {
+    if (*layout == "half_split") c.rope_layout = RopeLayout::HalfSplit;
+    else if (*layout == "adjacent") c.rope_layout = RopeLayout::Adjacent;
+    else fail_file(f.path(), std::string(kRopeLayoutKey) + " '" + *layout + "' is neither half_split nor adjacent");
+  }
   c.qkv_bias = f.find_tensor("blk.0.attn_q.bias") != nullptr;
   if (f.has(p + "vocab_size")) c.n_vocab = positive_int(f, p + "vocab_size");
   else if (f.has("tokenizer.ggml.tokens")) c.n_vocab = static_cast<int>(f.get_string_array("tokenizer.ggml.tokens").size());

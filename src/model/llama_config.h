@@ -11,6 +11,11 @@ namespace cvq {
 
 class GgufFile;
 
+// Metadata key (not a GGUF standard) by which a model assembled from another format states its RoPE
+// pairing: "half_split" or "adjacent". Without it the architecture decides (qwen2: half-split;
+// llama/mistral GGUFs: adjacent, because llama.cpp's converter permutes their Q/K rows).
+inline constexpr const char* kRopeLayoutKey = "commvq.rope.layout";
+
 struct LlamaConfig {
   std::string arch;        // GGUF general.architecture
   std::string name;        // general.name or preset name

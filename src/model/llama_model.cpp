@@ -5,6 +5,7 @@
 #include "core/error.h"
 #include "kernels/cpu/ggml_arith.h"
 #include "kernels/cpu/norm_act.h"
+#include "model/hf_checkpoint.h"
 #include "model/quant_blocks.h"
 
 namespace cvq {
@@ -57,7 +58,7 @@ void LlamaModel::set_default_matmul_mode(MatmulMode mode) { default_matmul_mode(
 
 std::unique_ptr<LlamaModel> LlamaModel::load(const std::string& path) {
   std::unique_ptr<LlamaModel> m(new LlamaModel());
-  m->gguf_ = std::make_unique<GgufFile>(path);
+  m->gguf_ = is_hf_checkpoint(path) ? open_hf_checkpoint(path) : std::make_unique<GgufFile>(path);
   const GgufFile& f = *m->gguf_;
   m->config_ = LlamaConfig::from_gguf(f);
   const LlamaConfig& c = m->config_;

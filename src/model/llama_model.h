@@ -1,5 +1,6 @@
 #pragma once
-// A llama-family transformer loaded from GGUF, weights used in place from the memory map.
+// A llama-family transformer loaded from a GGUF file or a Hugging Face checkpoint folder
+// (model/hf_checkpoint.h), weights used in place from the memory map.
 // forward() is the one entry for prefill (many tokens) and decode (one); the KV cache is a seam.
 #include <functional>
 #include <memory>
@@ -23,7 +24,7 @@ class LlamaModel {
  public:
   enum class Logits { None, Last, All };
 
-  static std::unique_ptr<LlamaModel> load(const std::string& path);
+  static std::unique_ptr<LlamaModel> load(const std::string& path);  // a .gguf file or an HF folder
 
   const LlamaConfig& config() const { return config_; }
   const Tokenizer& tokenizer() const { return *tokenizer_; }

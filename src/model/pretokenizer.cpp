@@ -206,6 +206,8 @@ bool one_of(std::string_view s, std::initializer_list<std::string_view> names) {
 
 }  // namespace
 
+const char* gpt2_pretokenizer_regex() { return kGpt2; }
+
 PretokenizerConfig pretokenizer_config_for(std::string_view pre) {
   PretokenizerConfig c;
   if (pre.empty() || pre == "default") {

@@ -43,6 +43,9 @@ struct PretokenizerConfig {
   bool ignore_merges = false;        // llama.cpp: a piece that is a whole token is not merged
 };
 
+// GPT-2's pre-tokenizer regex (what a Hugging Face ByteLevel pre-tokenizer with use_regex applies).
+const char* gpt2_pretokenizer_regex();
+
 // The configuration llama.cpp uses for tokenizer.ggml.pre == `pre` ("" means "default").
 // Throws Error for a pre-tokenizer name llama.cpp would reject (or that is not supported here).
 PretokenizerConfig pretokenizer_config_for(std::string_view pre);

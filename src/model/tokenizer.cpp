@@ -99,7 +99,16 @@ Tokenizer::Tokenizer(TokenizerData d) {
   add_bos_ = d.add_bos;
   add_space_prefix_ = d.add_space_prefix;
 
-  if (!spm_) init_bpe(d.merges, d.pre);
+  if (!spm_) {
+    PretokenizerConfig pre;
+    if (d.pre_regexes.empty()) {
+      pre = pretokenizer_config_for(d.pre);
+    } else {
+      pre.regexes = d.pre_regexes;
+      pre.ignore_merges = d.ignore_merges;
+    }
+    init_bpe(d.merges, pre);
+  }
 
   // Auto-detection by token text, in id order (llama.cpp walks a hash map; the result only differs
   // for vocabularies that hold two candidates for the same role).
@@ -155,6 +164,9 @@ Tokenizer::Tokenizer(TokenizerData d) {
   }
   for (int32_t id : {eos_id_, eot_id_, eom}) {
     if (id >= 0) eog_ids_.insert(id);
+  }
+  for (int32_t id : d.extra_eog_ids) {
+    if (in_range(id) >= 0) eog_ids_.insert(id);
   }
   {
     // o200k_harmony / solar-open: "<|end|>" is not end-of-generation when these are present.

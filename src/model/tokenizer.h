@@ -21,6 +21,7 @@ namespace cvq {
 
 class GgufFile;
 class Pretokenizer;
+struct PretokenizerConfig;
 
 struct TokenizerData {
   std::string model;                  // tokenizer.ggml.model: "gpt2" (byte-level BPE) or "llama" (SentencePiece)
@@ -33,7 +34,17 @@ struct TokenizerData {
   bool add_bos = false, add_eos = false;
   bool add_space_prefix = true;       // SPM: tokenizer.ggml.add_space_prefix. llama.cpp also strips one
                                       // leading space when decoding if this is set (any model type).
+  // A tokenizer read from a Hugging Face tokenizer.json (model/hf_tokenizer.h) states its
+  // pre-tokenizer as regexes rather than by llama.cpp name: when set, these replace `pre`.
+  std::vector<std::string> pre_regexes;
+  bool ignore_merges = false;         // with pre_regexes: a piece that is a whole token is not merged
+  std::vector<int32_t> extra_eog_ids; // more end-of-generation ids (e.g. generation_config.json's list)
 };
+
+// GGUF-style metadata keys (not GGUF standards) carrying the fields above that GGUF has no key for.
+inline constexpr const char* kPreRegexesKey = "commvq.tokenizer.pre_regexes";
+inline constexpr const char* kIgnoreMergesKey = "commvq.tokenizer.ignore_merges";
+inline constexpr const char* kExtraEogKey = "commvq.tokenizer.eog_token_ids";
 
 // Reads tokenizer.ggml.* the way llama.cpp's llama_vocab::load does, including its defaults for
 // missing keys (SPM: bos 1, eos 2, unk 0, add_bos true, add_space_prefix true; BPE: bos = eos = 11
@@ -100,7 +111,7 @@ class Tokenizer {
   std::vector<Fragment> partition_special(std::string_view text, bool parse_special) const;
 
   // tokenizer_bpe.cpp
-  void init_bpe(const std::vector<std::string>& merges, const std::string& pre);
+  void init_bpe(const std::vector<std::string>& merges, const PretokenizerConfig& pre);
   void encode_bpe(std::string_view text, const std::vector<Fragment>& fragments, std::vector<int32_t>& out) const;
   void bpe_word(std::string_view word, std::vector<int32_t>& out) const;
   // tokenizer_spm.cpp

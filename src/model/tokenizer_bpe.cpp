@@ -40,8 +40,7 @@ struct StringViewHash {
 
 }  // namespace
 
-void Tokenizer::init_bpe(const std::vector<std::string>& merges, const std::string& pre) {
-  const PretokenizerConfig cfg = pretokenizer_config_for(pre);
+void Tokenizer::init_bpe(const std::vector<std::string>& merges, const PretokenizerConfig& cfg) {
   pretokenizer_ = std::make_unique<Pretokenizer>(cfg.regexes);
   ignore_merges_ = cfg.ignore_merges;
   merges_by_id_.reserve(merges.size() * 2);

@@ -63,6 +63,11 @@ TokenizerData tokenizer_data_from_gguf(const GgufFile& f) {
   if (const auto v = f.opt_bool("tokenizer.ggml.add_bos_token")) d.add_bos = *v;
   if (const auto v = f.opt_bool("tokenizer.ggml.add_eos_token")) d.add_eos = *v;
   if (const auto v = f.opt_bool("tokenizer.ggml.add_space_prefix")) d.add_space_prefix = *v;
+  if (f.has(kPreRegexesKey)) d.pre_regexes = f.get_string_array(kPreRegexesKey);
+  if (const auto v = f.opt_bool(kIgnoreMergesKey)) d.ignore_merges = *v;
+  if (f.has(kExtraEogKey)) {
+    for (int64_t id : f.get_int_array(kExtraEogKey)) d.extra_eog_ids.push_back(static_cast<int32_t>(id));
+  }
   return d;
 }
 

@@ -5,19 +5,16 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/json_file.h"
 #include "eval/data_paths.h"
 
 namespace cvq {
 
 namespace {
 
-nlohmann::json read_json_file(const std::string& path) {
+nlohmann::json read_config_json(const std::string& path) {
   if (!std::filesystem::exists(path)) fail_file(path, "not found (LongBench config; run scripts/get-data.sh)");
-  try {
-    return nlohmann::json::parse(read_file(path));
-  } catch (const nlohmann::json::exception& e) {
-    fail_file(path, std::string("not valid JSON: ") + e.what());
-  }
+  return read_json_file(path);
 }
 
 std::vector<std::string> strings_of(const nlohmann::json& j, const std::string& path, size_t line, const char* field) {
@@ -104,8 +101,8 @@ LongBenchOptions LongBenchOptions::parse(const TaskOptions& o) {
 }
 
 LongBenchTask::LongBenchTask(LongBenchOptions o) : o_(std::move(o)) {
-  const nlohmann::json maxlen = read_json_file(o_.config_dir + "/dataset2maxlen.json");
-  const nlohmann::json prompts = read_json_file(o_.config_dir + "/dataset2prompt.json");
+  const nlohmann::json maxlen = read_config_json(o_.config_dir + "/dataset2maxlen.json");
+  const nlohmann::json prompts = read_config_json(o_.config_dir + "/dataset2prompt.json");
   if (!maxlen.contains(o_.dataset) || !prompts.contains(o_.dataset)) {
     throw Error(o_.config_dir + ": LongBench dataset '" + o_.dataset + "' is not in dataset2maxlen/dataset2prompt");
   }

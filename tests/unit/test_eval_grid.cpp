@@ -12,6 +12,7 @@
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/file_hash_cache.h"
+#include "core/json_file.h"
 #include "core/sha256.h"
 #include "core/progress.h"
 #include "eval/experiment_config.h"

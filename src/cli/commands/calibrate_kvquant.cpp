@@ -6,11 +6,11 @@
 #include "cli/commands/common.h"
 #include "core/error.h"
 #include "core/progress.h"
-#include "core/sha256.h"
 #include "eval/data_paths.h"
 #include "kv/kvquant_calib.h"
 #include "kv/recorder.h"
 #include "model/llama_model.h"
+#include "model/model_identity.h"
 #include "model/model_paths.h"
 #include "tasks/text_source.h"
 
@@ -81,7 +81,7 @@ void register_calibrate_kvquant(CLI::App& app) {
 
     KvQuantCalibration c = cal.finish(o->bits, model->config().name);
     c.info["model_path"] = model_path;
-    c.info["model_sha256"] = sha256_file(model_path);
+    c.info["model_sha256"] = model_sha256(model_path);
     c.info["sources"] = sources;
     c.info["ctx"] = o->ctx;
     c.info["n_sequences"] = seqs.size();

@@ -51,5 +51,6 @@ void register_memory(CLI::App& app);
 void register_collect(CLI::App& app);
 void register_calibrate_kvquant(CLI::App& app);
 void register_train(CLI::App& app);
+void register_convert(CLI::App& app);
 
 }  // namespace cvq

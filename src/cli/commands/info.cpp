@@ -1,4 +1,4 @@
-// `info`: what a GGUF model is — architecture, tensors by type, KV bytes per token.
+// `info`: what a model (GGUF file or HF folder) is — architecture, tensors by type, KV bytes per token.
 #include <cstdio>
 #include <map>
 
@@ -19,7 +19,8 @@ void register_info(CLI::App& app) {
     const LlamaConfig& c = model->config();
     const GgufFile& f = model->gguf();
     std::printf("model        %s\n", path.c_str());
-    std::printf("name         %s (GGUF v%u, %s)\n", c.name.c_str(), f.version(), format_bytes(double(f.file_size())).c_str());
+    const std::string format = f.version() ? "GGUF v" + std::to_string(f.version()) : std::string("HF checkpoint");
+    std::printf("name         %s (%s, %s)\n", c.name.c_str(), format.c_str(), format_bytes(double(f.file_size())).c_str());
     std::printf("architecture %s: %d layers, hidden %d, FFN %d, %d heads / %d KV heads, head dim %d\n", c.arch.c_str(),
                 c.n_layers, c.n_embd, c.n_ff, c.n_head, c.n_head_kv, c.head_dim);
     std::printf("rope         theta %.0f, %s pairs%s\n", c.rope_theta,
