@@ -98,6 +98,8 @@ Tokenizer::Tokenizer(TokenizerData d) {
   unk_id_ = in_range(d.unk_id);
   add_bos_ = d.add_bos;
   add_space_prefix_ = d.add_space_prefix;
+  space_prefix_first_only_ = d.space_prefix_first_only;
+  space_prefix_metaspace_ = d.space_prefix_metaspace;
 
   if (!spm_) {
     PretokenizerConfig pre;
@@ -108,6 +110,9 @@ Tokenizer::Tokenizer(TokenizerData d) {
       pre.ignore_merges = d.ignore_merges;
     }
     init_bpe(d.merges, pre);
+  } else if (!d.merges.empty()) {
+    spm_by_rank_ = true;
+    init_merges(d.merges);
   }
 
   // Auto-detection by token text, in id order (llama.cpp walks a hash map; the result only differs

@@ -3,6 +3,10 @@
 // vocab types this project meets:
 //   "gpt2"  - byte-level BPE (merges by rank, pre-tokenizer regexes chosen by tokenizer.ggml.pre)
 //   "llama" - SentencePiece (llm_tokenizer_spm: bigram merges by score, <0xXX> byte fallback)
+// and, for Hugging Face tokenizer.json files of the SentencePiece family (model/hf_tokenizer.h),
+// "llama" with merges: the same "▁" text and byte fallback, but pairs merged by merge rank, as
+// Hugging Face's BPE model does (scores are not in tokenizer.json, and a trained merge list is not
+// always what the highest-scoring pair would give).
 // Special tokens: control (3) and user-defined (4) token texts are cut out of the input first,
 // longest first (llama.cpp tokenizer_st_partition); control ones only when parse_special is set.
 // Kept independent of the GGUF reader: fill TokenizerData yourself or with tokenizer_data_from_gguf.
@@ -39,12 +43,19 @@ struct TokenizerData {
   std::vector<std::string> pre_regexes;
   bool ignore_merges = false;         // with pre_regexes: a piece that is a whole token is not merged
   std::vector<int32_t> extra_eog_ids; // more end-of-generation ids (e.g. generation_config.json's list)
+  // SPM space prefix as Hugging Face's Metaspace pre-tokenizer adds it: only where the text does not
+  // already start with a space, and with prepend_scheme "first" only at the start of the input (not
+  // after special tokens). llama.cpp's own rule (and HF's legacy Prepend normalizer) is: always.
+  bool space_prefix_metaspace = false;
+  bool space_prefix_first_only = false;
 };
 
 // GGUF-style metadata keys (not GGUF standards) carrying the fields above that GGUF has no key for.
 inline constexpr const char* kPreRegexesKey = "commvq.tokenizer.pre_regexes";
 inline constexpr const char* kIgnoreMergesKey = "commvq.tokenizer.ignore_merges";
 inline constexpr const char* kExtraEogKey = "commvq.tokenizer.eog_token_ids";
+inline constexpr const char* kSpacePrefixFirstOnlyKey = "commvq.tokenizer.space_prefix_first_only";
+inline constexpr const char* kSpacePrefixMetaspaceKey = "commvq.tokenizer.space_prefix_metaspace";
 
 // Reads tokenizer.ggml.* the way llama.cpp's llama_vocab::load does, including its defaults for
 // missing keys (SPM: bos 1, eos 2, unk 0, add_bos true, add_space_prefix true; BPE: bos = eos = 11
@@ -112,6 +123,7 @@ class Tokenizer {
 
   // tokenizer_bpe.cpp
   void init_bpe(const std::vector<std::string>& merges, const PretokenizerConfig& pre);
+  void init_merges(const std::vector<std::string>& merges);
   void encode_bpe(std::string_view text, const std::vector<Fragment>& fragments, std::vector<int32_t>& out) const;
   void bpe_word(std::string_view word, std::vector<int32_t>& out) const;
   // tokenizer_spm.cpp
@@ -128,6 +140,9 @@ class Tokenizer {
   int32_t bos_id_ = -1, eos_id_ = -1, eot_id_ = -1, unk_id_ = -1;
   bool add_bos_ = false;
   bool add_space_prefix_ = false;
+  bool space_prefix_first_only_ = false;
+  bool space_prefix_metaspace_ = false;
+  bool spm_by_rank_ = false;  // "llama" vocabulary with merges: SPM text handling, BPE merge order
 
   // BPE state
   std::unique_ptr<Pretokenizer> pretokenizer_;

@@ -43,6 +43,10 @@ struct StringViewHash {
 void Tokenizer::init_bpe(const std::vector<std::string>& merges, const PretokenizerConfig& cfg) {
   pretokenizer_ = std::make_unique<Pretokenizer>(cfg.regexes);
   ignore_merges_ = cfg.ignore_merges;
+  init_merges(merges);
+}
+
+void Tokenizer::init_merges(const std::vector<std::string>& merges) {
   merges_by_id_.reserve(merges.size() * 2);
   for (size_t i = 0; i < merges.size(); ++i) {
     const std::string& m = merges[i];
@@ -127,6 +131,10 @@ void Tokenizer::bpe_word(std::string_view word, std::vector<int32_t>& out) const
     const Symbol& s = symbols[i];
     if (s.id >= 0) {
       out.push_back(s.id);
+      continue;
+    }
+    if (spm_) {  // Hugging Face byte_fallback: <0xXX> per byte
+      for (uint32_t k = 0; k < s.length; ++k) out.push_back(spm_byte_token(static_cast<uint8_t>(word[s.offset + k])));
       continue;
     }
     // Not a token: llama.cpp emits each byte of the mapped text that is itself a token, drops the rest.

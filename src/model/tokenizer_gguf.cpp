@@ -63,6 +63,9 @@ TokenizerData tokenizer_data_from_gguf(const GgufFile& f) {
   if (const auto v = f.opt_bool("tokenizer.ggml.add_bos_token")) d.add_bos = *v;
   if (const auto v = f.opt_bool("tokenizer.ggml.add_eos_token")) d.add_eos = *v;
   if (const auto v = f.opt_bool("tokenizer.ggml.add_space_prefix")) d.add_space_prefix = *v;
+  if (const auto v = f.opt_bool(kSpacePrefixFirstOnlyKey)) d.space_prefix_first_only = *v;
+  if (const auto v = f.opt_bool(kSpacePrefixMetaspaceKey)) d.space_prefix_metaspace = *v;
+  if (spm && f.has("tokenizer.ggml.merges")) d.merges = f.get_string_array("tokenizer.ggml.merges");
   if (f.has(kPreRegexesKey)) d.pre_regexes = f.get_string_array(kPreRegexesKey);
   if (const auto v = f.opt_bool(kIgnoreMergesKey)) d.ignore_merges = *v;
   if (f.has(kExtraEogKey)) {

@@ -54,6 +54,10 @@ void Tokenizer::spm_fragment(std::string_view raw, std::vector<int32_t>& out) co
     }
   }
   if (text.empty()) return;
+  if (spm_by_rank_) {
+    bpe_word(text, out);
+    return;
+  }
 
   std::vector<Symbol> symbols;
   symbols.reserve(text.size());
@@ -112,8 +116,12 @@ void Tokenizer::encode_spm(std::string_view text, const std::vector<Fragment>& f
       continue;
     }
     buf.clear();
-    if (add_space_prefix_ && prev_special) buf += ' ';
-    buf.append(text.substr(f.offset, f.length));
+    const std::string_view raw = text.substr(f.offset, f.length);
+    bool prefix = add_space_prefix_ && prev_special;
+    if (space_prefix_metaspace_ && (raw.substr(0, 1) == " " || raw.substr(0, 3) == "\xE2\x96\x81")) prefix = false;
+    if (space_prefix_first_only_ && f.offset != 0) prefix = false;
+    if (prefix) buf += ' ';
+    buf.append(raw);
     spm_fragment(buf, out);
     prev_special = false;
   }

@@ -16,7 +16,7 @@
 namespace cvq {
 
 void add_common_options(CLI::App& cmd, CommonOptions& o, bool with_model) {
-  if (with_model) cmd.add_option("--model,-m", o.model_path, "GGUF file, or a known model: smollm2-135m (default), qwen2.5-coder-0.5b, qwen2.5-coder-1.5b (scripts/get-model.sh NAME installs it)");
+  if (with_model) cmd.add_option("--model,-m", o.model_path, "GGUF file, Hugging Face checkpoint folder, or a known model: smollm2-135m (default), qwen2.5-coder-0.5b, qwen2.5-coder-1.5b (scripts/get-model.sh NAME installs it)");
   cmd.add_option("--threads,-t", o.threads, "worker threads (default: all cores)")->check(CLI::NonNegativeNumber);
   cmd.add_flag("--quiet,-q", o.quiet, "no progress output");
   cmd.add_option("--json", o.json_path, "also write the results to this JSON file");
