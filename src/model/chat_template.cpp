@@ -128,7 +128,7 @@ std::string render_chat(ChatTemplate tmpl, const std::vector<ChatMessage>& msgs,
     case ChatTemplate::None: break;
   }
   throw Error("cannot render a chat prompt: the model's chat template is not recognised "
-              "(supported: chatml, llama3, llama2)");
+              "(supported: chatml, llama3, llama2); name the format with --chat-template chatml|llama3|llama2");
 }
 
 std::string render_chat_from_source(std::string_view jinja_source, const std::vector<ChatMessage>& msgs,
@@ -136,7 +136,7 @@ std::string render_chat_from_source(std::string_view jinja_source, const std::ve
   const Kind kind = detect_kind(jinja_source);
   if (kind == Kind::kOther || kind == Kind::kUnknown) {
     throw Error("cannot render a chat prompt: the model's chat template is not recognised "
-                "(supported: chatml, llama3, llama2)");
+                "(supported: chatml, llama3, llama2); name the format with --chat-template chatml|llama3|llama2");
   }
   return render_kind(kind, msgs, add_generation_prompt);
 }

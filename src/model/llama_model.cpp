@@ -56,6 +56,25 @@ MatmulMode& default_matmul_mode() {
 
 void LlamaModel::set_default_matmul_mode(MatmulMode mode) { default_matmul_mode() = mode; }
 
+namespace {
+std::string& default_chat_template() {
+  static std::string name;
+  return name;
+}
+}  // namespace
+
+void LlamaModel::set_default_chat_template(const std::string& name) {
+  if (!name.empty() && name != "chatml" && name != "llama3" && name != "llama2") {
+    throw Error("chat template '" + name + "' is not one of chatml, llama3, llama2");
+  }
+  default_chat_template() = name;
+}
+
+std::string LlamaModel::chat_template() const {
+  if (!default_chat_template().empty()) return default_chat_template();
+  return gguf_->opt_string("tokenizer.chat_template").value_or("");
+}
+
 std::unique_ptr<LlamaModel> LlamaModel::load(const std::string& path) {
   std::unique_ptr<LlamaModel> m(new LlamaModel());
   m->gguf_ = is_hf_checkpoint(path) ? open_hf_checkpoint(path) : std::make_unique<GgufFile>(path);

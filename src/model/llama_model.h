@@ -41,6 +41,11 @@ class LlamaModel {
   MatmulMode matmul_mode() const { return matmul_mode_; }
   // The mode load() gives every model (the CLI's --matmul sets it once per process).
   static void set_default_matmul_mode(MatmulMode mode);
+  // The chat template prompts are rendered with (model/chat_template.h): the model's own Jinja
+  // source (tokenizer.chat_template), unless a format was named for every model loaded from now on
+  // ("chatml", "llama3", "llama2": the CLI's --chat-template). Empty when there is neither.
+  std::string chat_template() const;
+  static void set_default_chat_template(const std::string& name);  // "" = the model's own
   size_t weight_bytes() const;
   // Layer's attention output projection (o_proj) as dense floats [n_embd x q_dim], row-major.
   std::vector<float> dense_attn_output(int layer) const;

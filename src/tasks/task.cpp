@@ -45,12 +45,12 @@ namespace {
 std::string render(const LlamaModel& model, const TaskPrompt& p, const std::string& content, bool* used_chat) {
   *used_chat = false;
   if (p.chat) {
-    if (const auto source = model.gguf().opt_string("tokenizer.chat_template")) {
+    if (const std::string source = model.chat_template(); !source.empty()) {
       std::vector<ChatMessage> msgs;
       if (!p.system.empty()) msgs.push_back({"system", p.system});
       msgs.push_back({"user", content});
       *used_chat = true;
-      return render_chat_from_source(*source, msgs, true) + p.answer_prefix;
+      return render_chat_from_source(source, msgs, true) + p.answer_prefix;
     }
   }
   return content + p.answer_prefix;

@@ -78,6 +78,27 @@ if [ -f "$model" ]; then
   expect_error arith-other-kv "use --kv fp16" -- "$bin" eval --model "$model" --task perplexity --max-tokens 64 --ctx 32 --arith llamacpp --kv q8_0
   expect_error arith-unknown "exact not in" -- "$bin" generate --model "$model" --prompt hi --arith exact
   expect_error arith-bad-kv-option "arith must be native or llamacpp" -- "$bin" generate --model "$model" --prompt hi --kv fp16:arith=exact
+
+  # Hugging Face folders: one written by `convert` loads; broken ones name the file at fault.
+  if "$bin" convert --model "$model" --dtype bf16 --out "$tmp/hf" > /dev/null 2> "$tmp/err" &&
+     "$bin" info --model "$tmp/hf" 2> "$tmp/err" | grep -q "HF checkpoint"; then
+    pass=$((pass + 1))
+  else
+    fail=$((fail + 1))
+    echo "FAIL hf-convert-info:"
+    sed 's/^/    /' "$tmp/err"
+  fi
+  expect_error hf-exists "already exists" -- "$bin" convert --model "$model" --out "$tmp/hf"
+  expect_error hf-dtype "--dtype 'q4' is not one of" -- "$bin" convert --model "$model" --dtype q4 --out "$tmp/hf2"
+  mkdir -p "$tmp/hf-noweights" "$tmp/hf-notok" "$tmp/hf-cut"
+  cp "$tmp/hf/config.json" "$tmp/hf/tokenizer.json" "$tmp/hf-noweights/"
+  expect_error hf-no-weights "neither model.safetensors nor model.safetensors.index.json" -- "$bin" info --model "$tmp/hf-noweights"
+  cp "$tmp/hf/config.json" "$tmp/hf/model.safetensors" "$tmp/hf-notok/"
+  expect_error hf-no-tokenizer "hf-notok/tokenizer.json: not found" -- "$bin" info --model "$tmp/hf-notok"
+  cp "$tmp/hf/config.json" "$tmp/hf/tokenizer.json" "$tmp/hf-cut/"
+  head -c 3000000 "$tmp/hf/model.safetensors" > "$tmp/hf-cut/model.safetensors"
+  expect_error hf-truncated "hf-cut/model.safetensors" -- "$bin" info --model "$tmp/hf-cut"
+  expect_error chat-template-unknown "chat-template: mistral not in" -- "$bin" generate --model "$model" --prompt hi --chat --chat-template mistral
 elif [ "${CI:-}" = "true" ]; then
   echo "FAIL: $model is missing (CI must install it with scripts/setup.sh)"
   fail=$((fail + 1))

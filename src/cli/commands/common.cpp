@@ -25,6 +25,10 @@ void add_common_options(CLI::App& cmd, CommonOptions& o, bool with_model) {
                    "prefill matmul arithmetic: fp32 (default; SGEMM on dequantized weights) or bf16 (weights and "
                    "activations rounded to bf16, fp32 sums; AMX / AVX-512 BF16 where the CPU has them)")
         ->check(CLI::IsMember({"fp32", "bf16"}));
+    cmd.add_option("--chat-template", o.chat_template,
+                   "render chat prompts in this format instead of the model's own template: chatml, llama3 or "
+                   "llama2 ([INST]); for models whose template is missing or not recognised")
+        ->check(CLI::IsMember({"chatml", "llama3", "llama2"}));
   }
 }
 
@@ -59,6 +63,7 @@ void apply_common_options(const CommonOptions& o) {
   if (o.threads > 0) ThreadPool::set_global_threads(o.threads);
   Progress::set_quiet(o.quiet);
   LlamaModel::set_default_matmul_mode(parse_matmul_mode(o.matmul));
+  LlamaModel::set_default_chat_template(o.chat_template);
 }
 
 void write_json(const std::string& path, const nlohmann::json& j) {

@@ -12,6 +12,7 @@ struct CommonOptions {
   bool quiet = false;
   std::string json_path;   // write results here as JSON when set
   std::string matmul = "fp32";  // prefill matmul arithmetic for every model loaded (fp32 | bf16)
+  std::string chat_template;    // "" = each model's own; chatml | llama3 | llama2
 };
 
 void add_common_options(CLI::App& cmd, CommonOptions& o, bool with_model = true);

@@ -32,9 +32,12 @@ void register_generate(CLI::App& app) {
     auto model = LlamaModel::load(resolve_model_path(o->model_path));
     std::string text = o->prompt;
     if (o->chat) {
-      const auto source = model->gguf().opt_string("tokenizer.chat_template");
-      if (!source) throw Error(model->gguf().path() + ": the model has no chat template (tokenizer.chat_template)");
-      text = render_chat_from_source(*source, {{"user", o->prompt}}, true);
+      const std::string source = model->chat_template();
+      if (source.empty()) {
+        throw Error(model->gguf().path() + ": the model has no chat template (tokenizer.chat_template); name the "
+                                           "format with --chat-template chatml|llama3|llama2");
+      }
+      text = render_chat_from_source(source, {{"user", o->prompt}}, true);
     }
     const std::string kv = apply_arith(o->arith, *model, o->kv);
     auto cache = make_kv_cache(kv, model->kv_geometry());
