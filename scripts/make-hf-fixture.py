@@ -167,6 +167,9 @@ def main():
     ap.add_argument("--text", default=None)
     ap.add_argument("--out", default=None)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--kv-round", choices=["none", "fp16"], default="none",
+                    help="fp16: keys (after RoPE) and values rounded to fp16 before attention, as the "
+                    "engine's fp16 KV cache stores them (queries and everything else stay fp32)")
     args = ap.parse_args()
 
     name, gguf_path = resolve_model(args.model)
@@ -229,6 +232,15 @@ def main():
     tok = AutoTokenizer.from_pretrained(hf_dir)
     model = AutoModelForCausalLM.from_pretrained(hf_dir, torch_dtype=torch.float32, attn_implementation="eager")
     model.eval()
+    if args.kv_round == "fp16":
+        # transformers' eager attention receives post-RoPE keys; round them and the values.
+        attn_module = sys.modules[type(model.model.layers[0].self_attn).__module__]
+        plain_attention = attn_module.eager_attention_forward
+
+        def fp16_kv_attention(module, query, key, value, *a, **kw):
+            return plain_attention(module, query, key.half().float(), value.half().float(), *a, **kw)
+
+        attn_module.eager_attention_forward = fp16_kv_attention
     with open(os.path.join(hf_dir, "config.json"), encoding="utf-8") as f:
         config = json.load(f)
 
@@ -290,6 +302,7 @@ def main():
         "vocab": vocab,
         "forward": "one fp32 CPU forward pass over exactly `tokens` (no BOS), position_ids 0..n-1, "
         "attn_implementation=eager; floats are float32 values printed with 7 significant digits",
+        "kv_rounding": args.kv_round,
         "tokens": ids,
         "probe_ids": probe_ids,
         "perplexity": g7(ppl),
