@@ -401,7 +401,7 @@ CollectResult collect_activations(const LlamaModel& model, const CollectOptions&
                                {"name", cfg.name},
                                {"arch", cfg.arch},
                                {"sha256", identity["model_sha256"]},
-                               {"bytes", fs::file_size(model_path)}}},
+                               {"bytes", model_bytes(model_path)}}},
                              {"geometry",
                               {{"n_layers", geo.n_layers},
                                {"n_head", geo.n_head},
