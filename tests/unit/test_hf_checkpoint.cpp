@@ -116,7 +116,7 @@ TEST_P(HfRoundTrip, ConvertedFolderGivesTheSameModel) {
   for (const auto& p : {gguf, dir, dir16}) fs::remove_all(p);
 }
 
-INSTANTIATE_TEST_SUITE_P(Arch, HfRoundTrip, ::testing::Values("llama", "qwen2"));
+INSTANTIATE_TEST_SUITE_P(Arch, HfRoundTrip, ::testing::Values("llama", "mistral", "qwen2"));
 
 TEST(HfConfig, Llama3RopeFactorsMatchTransformersRewrite) {
   // LLaMA-3.1-8B: theta 5e5, factor 8, low 1, high 4, original 8192. transformers' rewritten inverse
