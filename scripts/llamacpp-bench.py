@@ -20,7 +20,10 @@ import statistics
 import sys
 import time
 
-DEFAULT_TEXT = "/work/shared/datasets/text/wikitext-2-raw/wiki.test.raw"
+ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+# The data folder scripts/get-data.sh fills ($COMMVQ_DATA overrides, as for the binary).
+DEFAULT_TEXT = os.path.join(os.environ.get("COMMVQ_DATA") or os.path.join(ROOT, "data"),
+                            "text", "wikitext-2-raw", "wiki.test.raw")
 
 
 def main():
