@@ -16,6 +16,7 @@
 #include "kv/kv_cache.h"
 #include "model/hf_export.h"
 #include "model/llama_model.h"
+#include "support/fp32_reference_cache.h"
 #include "support/test_env.h"
 
 namespace cvq {
@@ -24,8 +25,11 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-std::vector<float> all_logits(const LlamaModel& m, const std::vector<int32_t>& tokens) {
-  auto cache = make_kv_cache("fp16", m.kv_geometry());
+// kv: "fp16" (the engine's reference cache) or "fp32" (tests/support/fp32_reference_cache.h).
+std::vector<float> all_logits(const LlamaModel& m, const std::vector<int32_t>& tokens, const std::string& kv = "fp16") {
+  std::unique_ptr<KvCache> cache;
+  if (kv == "fp32") cache = std::make_unique<test::Fp32ReferenceCache>(m.kv_geometry());
+  else cache = make_kv_cache(kv, m.kv_geometry());
   std::vector<int32_t> pos(tokens.size());
   for (size_t i = 0; i < pos.size(); ++i) pos[i] = static_cast<int32_t>(i);
   return m.forward(tokens.data(), pos.data(), static_cast<int>(tokens.size()), *cache, LlamaModel::Logits::All);
@@ -45,8 +49,9 @@ double perplexity(const std::vector<float>& logits, const std::vector<int32_t>& 
 
 // One fixture section against the folder it describes: identical token ids, top-1 agreement
 // >= 99.5%, perplexity within 0.1%, and max |delta logit| / max |logit| (over each position's top-16
-// and 32 probe ids) at most max_rel_delta.
-void expect_matches_transformers(const LlamaModel& m, const json& section, double max_rel_delta) {
+// and 32 probe ids) at most 1e-3. The KV cache matches the section's: fp32 K/V for plain
+// transformers, the engine's fp16 cache for a section made with K/V rounded to fp16.
+void expect_matches_transformers(const LlamaModel& m, const json& section) {
   int cases = 0;
   for (const json& c : section.at("tokenize")) {
     const std::string text = c.at("text").get<std::string>();
@@ -60,7 +65,8 @@ void expect_matches_transformers(const LlamaModel& m, const json& section, doubl
   const auto tokens = w.at("tokens").get<std::vector<int32_t>>();
   const auto probes = w.at("probe_ids").get<std::vector<int32_t>>();
   const size_t vocab = static_cast<size_t>(m.config().n_vocab);
-  const std::vector<float> logits = all_logits(m, tokens);
+  const std::string kv = w.value("kv_rounding", std::string("none")) == "fp16" ? "fp16" : "fp32";
+  const std::vector<float> logits = all_logits(m, tokens, kv);
   int same_top1 = 0;
   double worst = 0;  // max over positions of max |delta| / max |logit|
   for (size_t p = 0; p < tokens.size(); ++p) {
@@ -78,9 +84,9 @@ void expect_matches_transformers(const LlamaModel& m, const json& section, doubl
   const double ours = perplexity(logits, tokens, vocab), theirs = w.at("perplexity").get<double>();
   std::printf("transformers (K/V %s): %zu positions, top-1 agreement %.4f, max |dlogit|/max|logit| %.2e, "
               "ppl %.5f vs %.5f\n",
-              w.value("kv_rounding", std::string("fp32")).c_str(), tokens.size(), top1, worst, ours, theirs);
+              kv.c_str(), tokens.size(), top1, worst, ours, theirs);
   EXPECT_GE(top1, 0.995);
-  EXPECT_LE(worst, max_rel_delta);
+  EXPECT_LE(worst, 1e-3);
   EXPECT_LT(std::fabs(ours - theirs) / theirs, 1e-3);
 }
 
@@ -102,13 +108,12 @@ TEST_P(HfTransformers, ConvertedFolderMatchesTransformers) {
   auto from_gguf = LlamaModel::load(gguf);
   export_hf_checkpoint(*from_gguf, dir, c.dtype);
   auto folder = LlamaModel::load(dir);
-  // The engine's reference cache stores K (after RoPE) and V in fp16. Against transformers with
-  // the same rounding (section convert_kv_fp16) the logits agree to 1e-3 of their range; against
-  // plain fp32 transformers, the rounding alone moves Qwen's logits by up to 8.8e-3 (measured by
-  // patching the fp16 rounding into transformers' eager attention), SmolLM2's by under 1e-3.
+  // Against plain fp32 transformers with fp32 K/V; and the engine's own fp16 cache against
+  // transformers with K (after RoPE) and V rounded to fp16 as that cache stores them (the rounding
+  // alone moves Qwen's logits by up to 8.8e-3 of their range, so each side needs the other's).
   const json& sections = fixture.at("sections");
-  expect_matches_transformers(*folder, sections.at("convert_kv_fp16"), 1e-3);
-  expect_matches_transformers(*folder, sections.at("convert"), 1e-2);
+  expect_matches_transformers(*folder, sections.at("convert"));
+  expect_matches_transformers(*folder, sections.at("convert_kv_fp16"));
 
   if (c.dtype == StDtype::F32) {
     // The folder and the GGUF are the same model (dequantized weights, Q/K rows reordered): the
@@ -132,7 +137,7 @@ TEST_P(HfTransformers, TransformersOwnFolderWhereInstalled) {
   CVQ_NEED_FILE(fixture_path, test::fixture_path("hf_reference_" + c.model + ".json"));
   Progress::set_quiet(true);
   const json fixture = read_json_file(fixture_path);
-  expect_matches_transformers(*LlamaModel::load(dir), fixture.at("sections").at("transformers"), 1e-2);
+  expect_matches_transformers(*LlamaModel::load(dir), fixture.at("sections").at("transformers"));
 }
 
 // SmolLM2 (llama: Q/K un-permuted, tied embeddings) in f32; Qwen2.5-Coder-0.5B (qwen2: QKV bias,
