@@ -9,12 +9,7 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
-#include "eval/kv_footprint.h"
-#include "tasks/fidelity.h"
-#include "tasks/gsm8k.h"
-#include "tasks/longbench.h"
-#include "tasks/niah.h"
-#include "tasks/synthetic_retrieval.h"
+#include "tasks/task_registry.h"
 
 namespace cvq {
 
@@ -94,9 +89,7 @@ bool is_safe_name(const std::string& s) {
   return true;
 }
 
-std::vector<std::string> eval_task_types() {
-  return {"passkey", "number_string", "kv_retrieval", "niah", "longbench", "gsm8k", "perplexity", "agreement", "memory"};
-}
+std::vector<std::string> eval_task_types() { return task_family_names(); }
 
 MethodConfig method_from_cli(const std::string& arg) {
   MethodConfig m;
@@ -307,24 +300,15 @@ std::vector<std::string> ExperimentConfig::groups() const {
 
 std::unique_ptr<EvalTask> make_eval_task(const TaskInstanceConfig& t) {
   const TaskOptions o(t.options, t.where);
+  const TaskFamily* family = find_task_family(t.type);
+  if (!family) throw Error(t.where + ": unknown task type '" + t.type + "'");
   try {
-    if (t.type == "passkey") return std::make_unique<SyntheticRetrievalTask>(SyntheticOptions::parse(SyntheticKind::Passkey, o));
-    if (t.type == "number_string")
-      return std::make_unique<SyntheticRetrievalTask>(SyntheticOptions::parse(SyntheticKind::NumberString, o));
-    if (t.type == "kv_retrieval")
-      return std::make_unique<SyntheticRetrievalTask>(SyntheticOptions::parse(SyntheticKind::KvRetrieval, o));
-    if (t.type == "niah") return std::make_unique<NiahTask>(NiahOptions::parse(o));
-    if (t.type == "longbench") return std::make_unique<LongBenchTask>(LongBenchOptions::parse(o));
-    if (t.type == "gsm8k") return std::make_unique<Gsm8kTask>(Gsm8kOptions::parse(o));
-    if (t.type == "perplexity") return std::make_unique<WindowTask>(WindowOptions::parse(o, false), false);
-    if (t.type == "agreement") return std::make_unique<WindowTask>(WindowOptions::parse(o, true), true);
-    if (t.type == "memory") return std::make_unique<KvFootprintTask>(FootprintOptions::parse(o));
+    return family->make(o);
   } catch (const Error& e) {
     const std::string msg = e.what();
     if (msg.rfind(t.where, 0) == 0) throw;
     throw Error(t.where + ": " + msg);
   }
-  throw Error(t.where + ": unknown task type '" + t.type + "'");
 }
 
 }  // namespace cvq

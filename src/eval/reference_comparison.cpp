@@ -8,6 +8,7 @@
 
 #include "eval/results_store.h"
 #include "eval/run_identity.h"
+#include "tasks/task_registry.h"
 
 namespace cvq {
 namespace {
@@ -66,8 +67,8 @@ ReferenceComparison compare_with_reference(const nlohmann::json& runs, const std
     const auto it = ref.find({task, method});
     if (it == ref.end()) continue;
     const nlohmann::json& b = it->second;
-    const std::string family = r.value("family", "");
-    const int dec = family == "perplexity" ? 3 : 2;
+    const TaskFamily* family = find_task_family(r.value("family", ""));
+    const int dec = family ? family->decimals : 2;
     std::vector<std::string> row{task, method};
     if (!has_score(r) || !has_score(b)) {
       row.push_back(has_score(r) ? fmt(r["score"].get<double>(), dec) : r.value("status", "—"));
@@ -88,7 +89,7 @@ ReferenceComparison compare_with_reference(const nlohmann::json& runs, const std
       const bool in = ours >= lo - 1e-9 && ours <= hi + 1e-9;
       row.push_back(in ? "yes" : "NO");
       ++(in ? out.within : out.outside);
-    } else if (family == "memory") {  // exact numbers: equal or not
+    } else if (family && family->exact) {  // exact numbers: equal or not
       row.push_back("exact");
       const bool same = std::fabs(ours - theirs) <= 1e-9 * std::max(1.0, std::fabs(theirs));
       row.push_back(same ? "yes" : "NO");

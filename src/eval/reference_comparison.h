@@ -1,7 +1,7 @@
 #pragma once
 // `tables --reference DIR`: our runs beside another results folder's (e.g. the committed reference
 // run), cell by cell — ours, the reference, the difference, and whether ours lies inside the
-// reference cell's 95% sampling interval (eval/aggregate.h); plus whether the two runs were made from
+// reference cell's 95% sampling interval (tasks/aggregate.h); plus whether the two runs were made from
 // the same inputs (run.json identities, eval/run_identity.h), which says why numbers may differ.
 #include <nlohmann/json.hpp>
 #include <string>

@@ -6,10 +6,11 @@
 
 #include "core/error.h"
 #include "core/json_file.h"
-#include "eval/aggregate.h"
+#include "tasks/aggregate.h"
 #include "eval/results_store.h"
 #include "tasks/metrics.h"
 #include "tasks/scoring.h"
+#include "tasks/task_registry.h"
 
 namespace cvq {
 
@@ -38,7 +39,7 @@ RescoreResult rescore_file(const std::string& task, const std::string& path, int
     family = "longbench";
     dataset = task.substr(10);
   } else {
-    const auto fams = scoring_families();
+    const auto fams = task_family_names(true);
     if (std::find(fams.begin(), fams.end(), task) == fams.end()) {
       (void)metrics::longbench_metric(task);  // throws for names that are neither
       family = "longbench";

@@ -20,6 +20,7 @@
 #include "eval/reference_comparison.h"
 #include "eval/results_store.h"
 #include "model/model_paths.h"
+#include "tasks/task_registry.h"
 
 namespace cvq {
 
@@ -32,7 +33,10 @@ constexpr const char* kCodeSimNote =
     "code_sim (lcc, repobench-p): fuzzywuzzy 0.18 fuzz.ratio with its difflib.SequenceMatcher backend — "
     "what LongBench's requirements install (no python-Levenshtein); the Levenshtein backend scores differently.";
 
-bool is_generation_family(const std::string& f) { return f != "perplexity" && f != "memory" && f != "agreement"; }
+bool is_generation_family(const std::string& f) {
+  const TaskFamily* family = find_task_family(f);
+  return !family || family->generates;
+}
 
 std::string fmt(double x, int decimals) {
   char buf[64];
@@ -48,9 +52,8 @@ std::string fmt_bytes(double b) {
 }
 
 int decimals_for(const std::string& family) {
-  if (family == "perplexity") return 3;
-  if (family == "memory") return 2;
-  return 2;
+  const TaskFamily* f = find_task_family(family);
+  return f ? f->decimals : 2;
 }
 
 // Merges the summary files of one run folder: status/notes, expected counts and session timing.

@@ -2,6 +2,7 @@
 
 #include "core/error.h"
 #include "tasks/metrics.h"
+#include "tasks/task_registry.h"
 
 namespace cvq {
 namespace {
@@ -25,57 +26,68 @@ std::vector<std::string> string_list(const nlohmann::json& j, const std::string&
   return out;
 }
 
-}  // namespace
-
-std::vector<std::string> scoring_families() {
-  return {"passkey", "number_string", "kv_retrieval", "niah", "gsm8k", "longbench"};
+SampleScore correct(bool ok) {
+  SampleScore s;
+  s.score = ok ? 1.0 : 0.0;
+  return s;
 }
 
-std::string family_metric(const std::string& family, const nlohmann::json& gold) {
-  if (family == "passkey" || family == "number_string" || family == "kv_retrieval") return "accuracy";
-  if (family == "niah") return "rouge1_f";
-  if (family == "gsm8k") return "strict_match";
-  if (family == "longbench") {
-    if (gold.is_object() && gold.contains("dataset"))
-      return metrics::longbench_metric_name(metrics::longbench_metric(gold["dataset"].get<std::string>()));
-    return "longbench";
+}  // namespace
+
+SampleScore score_passkey(const std::string& prediction, const nlohmann::json& gold) {
+  return correct(metrics::passkey_correct(prediction, first_label(gold, "passkey")));
+}
+
+SampleScore score_number_string(const std::string& prediction, const nlohmann::json& gold) {
+  return correct(metrics::number_string_correct(prediction, first_label(gold, "number_string")));
+}
+
+SampleScore score_kv_retrieval(const std::string& prediction, const nlohmann::json& gold) {
+  return correct(metrics::kv_retrieval_correct(prediction, first_label(gold, "kv_retrieval")));
+}
+
+SampleScore score_niah(const std::string& prediction, const nlohmann::json& gold) {
+  if (!gold.is_object() || !gold.contains("needle")) throw Error("niah: the gold must be {\"needle\", \"answer\"}");
+  const std::string needle = gold["needle"].get<std::string>();
+  const std::string answer = gold.value("answer", needle);
+  SampleScore s;
+  s.score = metrics::niah_rouge1(prediction, needle);
+  s.extra["contains"] = metrics::contains_normalized(prediction, answer) ? 1.0 : 0.0;
+  return s;
+}
+
+SampleScore score_gsm8k(const std::string& prediction, const nlohmann::json& gold) {
+  const std::string ref = first_label(gold, "gsm8k");
+  SampleScore s = correct(metrics::gsm8k_match(metrics::gsm8k_extract_strict(prediction), ref));
+  s.extra["flexible_extract"] = metrics::gsm8k_match(metrics::gsm8k_extract_flexible(prediction), ref) ? 1.0 : 0.0;
+  return s;
+}
+
+SampleScore score_longbench(const std::string& prediction, const nlohmann::json& gold) {
+  if (!gold.is_object() || !gold.contains("dataset") || !gold.contains("answers")) {
+    throw Error("longbench: the gold must be {\"dataset\", \"answers\", \"all_classes\"}");
   }
-  return "score";
+  SampleScore s;
+  s.score = metrics::longbench_score(gold["dataset"].get<std::string>(), prediction,
+                                     string_list(gold["answers"], "answers"),
+                                     string_list(gold.value("all_classes", nlohmann::json()), "all_classes"));
+  return s;
+}
+
+std::string longbench_metric_of(const nlohmann::json& gold) {
+  if (gold.is_object() && gold.contains("dataset"))
+    return metrics::longbench_metric_name(metrics::longbench_metric(gold["dataset"].get<std::string>()));
+  return "longbench";
 }
 
 SampleScore score_sample(const std::string& family, const std::string& prediction, const nlohmann::json& gold) {
-  SampleScore s;
-  if (family == "passkey") {
-    s.score = metrics::passkey_correct(prediction, first_label(gold, family)) ? 1.0 : 0.0;
-  } else if (family == "number_string") {
-    s.score = metrics::number_string_correct(prediction, first_label(gold, family)) ? 1.0 : 0.0;
-  } else if (family == "kv_retrieval") {
-    s.score = metrics::kv_retrieval_correct(prediction, first_label(gold, family)) ? 1.0 : 0.0;
-  } else if (family == "niah") {
-    if (!gold.is_object() || !gold.contains("needle")) throw Error("niah: the gold must be {\"needle\", \"answer\"}");
-    const std::string needle = gold["needle"].get<std::string>();
-    const std::string answer = gold.value("answer", needle);
-    s.score = metrics::niah_rouge1(prediction, needle);
-    s.extra["contains"] = metrics::contains_normalized(prediction, answer) ? 1.0 : 0.0;
-  } else if (family == "gsm8k") {
-    const std::string ref = first_label(gold, family);
-    const std::string strict = metrics::gsm8k_extract_strict(prediction);
-    const std::string flexible = metrics::gsm8k_extract_flexible(prediction);
-    s.score = metrics::gsm8k_match(strict, ref) ? 1.0 : 0.0;
-    s.extra["flexible_extract"] = metrics::gsm8k_match(flexible, ref) ? 1.0 : 0.0;
-  } else if (family == "longbench") {
-    if (!gold.is_object() || !gold.contains("dataset") || !gold.contains("answers")) {
-      throw Error("longbench: the gold must be {\"dataset\", \"answers\", \"all_classes\"}");
-    }
-    s.score = metrics::longbench_score(gold["dataset"].get<std::string>(), prediction,
-                                       string_list(gold["answers"], "answers"),
-                                       string_list(gold.value("all_classes", nlohmann::json()), "all_classes"));
-  } else {
+  const TaskFamily* f = find_task_family(family);
+  if (!f || !f->score) {
     std::string known;
-    for (const auto& f : scoring_families()) known += (known.empty() ? "" : ", ") + f;
+    for (const auto& n : task_family_names(true)) known += (known.empty() ? "" : ", ") + n;
     throw Error("no scorer for task family '" + family + "' (known: " + known + ")");
   }
-  return s;
+  return f->score(prediction, gold);
 }
 
 }  // namespace cvq

@@ -1,9 +1,9 @@
 #pragma once
-// One prediction scored against the gold a task stored in its record, by task family — shared by
-// the grid (at run time) and `commvq-bench score` (re-scoring saved predictions).
+// How one prediction of a generation task is scored against the gold its record stores, per task
+// family. The registry (tasks/task_registry.h) names these functions once; the grid (at run time)
+// and `commvq-bench score` (re-scoring saved predictions) both reach them through it.
 #include <nlohmann/json.hpp>
 #include <string>
-#include <vector>
 
 namespace cvq {
 
@@ -12,14 +12,20 @@ struct SampleScore {
   nlohmann::json extra = nlohmann::json::object();       // secondary metrics, also in [0, 1]
 };
 
-// family: passkey | number_string | kv_retrieval  gold: "label" or ["label", ...] (first is used)
-//         niah                                     gold: {"needle": text, "answer": text}
-//         gsm8k                                    gold: the reference answer (text with "#### N")
-//         longbench                                gold: {"dataset", "answers": [...], "all_classes": [...]}
-// Throws Error for an unknown family or a malformed gold.
+// gold: "label" or ["label", ...] (the first is used). InfiniteBench's rules (tasks/metrics.h).
+SampleScore score_passkey(const std::string& prediction, const nlohmann::json& gold);
+SampleScore score_number_string(const std::string& prediction, const nlohmann::json& gold);
+SampleScore score_kv_retrieval(const std::string& prediction, const nlohmann::json& gold);
+// gold: {"needle": text, "answer": text}. ROUGE-1 F against the needle; extra "contains".
+SampleScore score_niah(const std::string& prediction, const nlohmann::json& gold);
+// gold: the reference answer (text with "#### N"). Strict match; extra "flexible_extract".
+SampleScore score_gsm8k(const std::string& prediction, const nlohmann::json& gold);
+// gold: {"dataset", "answers": [...], "all_classes": [...]}: the dataset's official metric.
+SampleScore score_longbench(const std::string& prediction, const nlohmann::json& gold);
+// The headline metric of a LongBench record ("qa_f1_score", ...; "longbench" without a dataset).
+std::string longbench_metric_of(const nlohmann::json& gold);
+
+// The family's scorer (task_family(family).score); throws Error for a family without one.
 SampleScore score_sample(const std::string& family, const std::string& prediction, const nlohmann::json& gold);
-std::vector<std::string> scoring_families();
-// Name of the headline metric of a family ("accuracy", "rouge1_f", "strict_match", ...).
-std::string family_metric(const std::string& family, const nlohmann::json& gold = nullptr);
 
 }  // namespace cvq

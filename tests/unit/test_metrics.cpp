@@ -9,7 +9,7 @@
 
 #include "core/error.h"
 #include "core/py_random.h"
-#include "eval/aggregate.h"
+#include "tasks/aggregate.h"
 #include "tasks/metrics.h"
 #include "tasks/scoring.h"
 

@@ -1,4 +1,4 @@
-#include "eval/kv_footprint.h"
+#include "tasks/kv_footprint.h"
 
 #include <algorithm>
 #include <random>

@@ -15,8 +15,15 @@
 
 namespace cvq {
 
-// {"metric", "score", "higher_is_better", "n", "extra": {...}, "breakdown": {...}}
+// {"metric", "score", "higher_is_better", "n", "extra": {...}, "breakdown": {...}}, by the family's
+// aggregator (tasks/task_registry.h); generation families use aggregate_scores.
 nlohmann::json aggregate_records(const std::string& family, const std::vector<nlohmann::json>& records);
+
+// The aggregators the registry names. Each fills `out` (which holds "n") from non-empty records.
+void aggregate_scores(const std::vector<nlohmann::json>& records, const std::string& metric, nlohmann::json& out);
+void aggregate_perplexity(const std::vector<nlohmann::json>& records, nlohmann::json& out);
+void aggregate_agreement(const std::vector<nlohmann::json>& records, nlohmann::json& out);
+void aggregate_memory(const std::vector<nlohmann::json>& records, nlohmann::json& out);
 double round2(double x);
 // Two-sided 95% quantile of Student's t with df degrees of freedom (1.96 from df > 30).
 double t_quantile_95(int64_t df);  // Python's round(x, 2) for the values it meets (half-even on the decimal string)
