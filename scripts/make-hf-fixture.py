@@ -40,13 +40,14 @@ the same GGUF, recorded with --hf-dir DIR --section convert).
 import argparse
 import datetime
 import hashlib
-import importlib.util
 import json
 import math
 import os
 import shlex
 import sys
 import time
+
+import llamacpp_fixture_module  # scripts/llamacpp_fixture_module.py
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 DEFAULT_TEXT = os.path.join(ROOT, "data", "text", "wikitext-2-raw", "wiki.test.raw")
@@ -63,17 +64,7 @@ CHAT_MESSAGES = [
 ]
 
 
-def load_llamacpp_fixture_module():
-    """scripts/make-llamacpp-fixture.py as a module: TOKENIZE_CASES, known_models(), ... (it
-    imports llama_cpp only inside main(), so loading it needs nothing beyond the stdlib)."""
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "make-llamacpp-fixture.py")
-    spec = importlib.util.spec_from_file_location("make_llamacpp_fixture", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-LC = load_llamacpp_fixture_module()
+LC = llamacpp_fixture_module.load()
 TOKENIZE_CASES = LC.TOKENIZE_CASES
 known_models = LC.known_models
 resolve_model = LC.resolve_model

@@ -33,12 +33,13 @@ Requires: pip install tokenizers "transformers<5" (the fixture records the versi
 
 import argparse
 import collections
-import importlib.util
 import json
 import os
 import shlex
 import sys
 import time
+
+import llamacpp_fixture_module  # scripts/llamacpp_fixture_module.py
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 TEXT_DIRS = [
@@ -53,16 +54,7 @@ N_BYTES = 256
 MAX_TOKENIZER_JSON_BYTES = 200 * 1000
 
 
-def load_llamacpp_fixture_module():
-    """scripts/make-llamacpp-fixture.py as a module (for TOKENIZE_CASES and read_wikitext)."""
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "make-llamacpp-fixture.py")
-    spec = importlib.util.spec_from_file_location("make_llamacpp_fixture", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-LC = load_llamacpp_fixture_module()
+LC = llamacpp_fixture_module.load()
 TOKENIZE_CASES = LC.TOKENIZE_CASES
 read_wikitext = LC.read_wikitext
 

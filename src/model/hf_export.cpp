@@ -82,13 +82,7 @@ json tokenizer_json(const TokenizerData& t, const std::string& path) {
   if (t.model != "gpt2") {
     fail_file(path, "has a '" + t.model + "' (SentencePiece) vocabulary; convert writes byte-level BPE tokenizers only");
   }
-  PretokenizerConfig pre;
-  if (t.pre_regexes.empty()) {
-    pre = pretokenizer_config_for(t.pre);
-  } else {
-    pre.regexes = t.pre_regexes;
-    pre.ignore_merges = t.ignore_merges;
-  }
+  const PretokenizerConfig pre = pretokenizer_config_of(t);
   json steps = json::array();
   for (const std::string& r : pre.regexes) {
     steps.push_back({{"type", "Split"}, {"pattern", {{"Regex", r}}}, {"behavior", "Isolated"}, {"invert", false}});

@@ -46,6 +46,14 @@ const std::initializer_list<std::string_view> kFimSep = {"<|file_sep|>"};
 
 }  // namespace
 
+PretokenizerConfig pretokenizer_config_of(const TokenizerData& d) {
+  if (d.pre_regexes.empty()) return pretokenizer_config_for(d.pre);
+  PretokenizerConfig pre;
+  pre.regexes = d.pre_regexes;
+  pre.ignore_merges = d.ignore_merges;
+  return pre;
+}
+
 Tokenizer::Tokenizer(TokenizerData d) {
   if (d.model == "llama") {
     spm_ = true;
@@ -102,14 +110,7 @@ Tokenizer::Tokenizer(TokenizerData d) {
   space_prefix_metaspace_ = d.space_prefix_metaspace;
 
   if (!spm_) {
-    PretokenizerConfig pre;
-    if (d.pre_regexes.empty()) {
-      pre = pretokenizer_config_for(d.pre);
-    } else {
-      pre.regexes = d.pre_regexes;
-      pre.ignore_merges = d.ignore_merges;
-    }
-    init_bpe(d.merges, pre);
+    init_bpe(d.merges, pretokenizer_config_of(d));
   } else if (!d.merges.empty()) {
     spm_by_rank_ = true;
     init_merges(d.merges);

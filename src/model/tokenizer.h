@@ -21,11 +21,12 @@
 #include <unordered_set>
 #include <vector>
 
+#include "model/pretokenizer.h"
+
 namespace cvq {
 
 class GgufFile;
 class Pretokenizer;
-struct PretokenizerConfig;
 
 struct TokenizerData {
   std::string model;                  // tokenizer.ggml.model: "gpt2" (byte-level BPE) or "llama" (SentencePiece)
@@ -49,6 +50,10 @@ struct TokenizerData {
   bool space_prefix_metaspace = false;
   bool space_prefix_first_only = false;
 };
+
+// The pre-tokenizer a byte-level BPE vocabulary uses: its own regexes when it states them
+// (pre_regexes), else llama.cpp's configuration for its `pre` name.
+PretokenizerConfig pretokenizer_config_of(const TokenizerData& d);
 
 // GGUF-style metadata keys (not GGUF standards) carrying the fields above that GGUF has no key for.
 inline constexpr const char* kPreRegexesKey = "commvq.tokenizer.pre_regexes";
