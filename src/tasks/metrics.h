@@ -4,24 +4,19 @@
 // code_sim via fuzzywuzzy + difflib), InfiniteBench's compute_scores.py (passkey, number_string,
 // kv_retrieval), lm-eval-harness's GSM8K filters, and the needle-in-a-haystack scores.
 //
-// Texts are UTF-8. Python semantics are followed on code points: str.lower() (simple case mapping,
-// plus U+0130), str.split() on Unicode whitespace, Unicode \d \w \b (PCRE2 UCP), len() in code
-// points. Invalid UTF-8 is first replaced by U+FFFD, as a tokenizer's decode(errors="replace") does.
+// Texts are UTF-8. Python semantics are followed on code points (tasks/py_text.h): str.lower()
+// (simple case mapping, plus U+0130), str.split() on Unicode whitespace, Unicode \d \w \b (PCRE2
+// UCP), len() in code points. Invalid UTF-8 is first replaced by U+FFFD, as a tokenizer's
+// decode(errors="replace") does. One source file per benchmark: metrics_{longbench,infinitebench,
+// gsm8k,niah}.cpp.
 #include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
 
-namespace cvq::metrics {
+#include "tasks/py_text.h"
 
-// ---- text helpers (Python str semantics) ----
-std::string sanitize_utf8(std::string_view s);            // invalid sequences -> U+FFFD
-std::u32string utf8_to_u32(std::string_view s);           // sanitizes first
-std::string u32_to_utf8(std::u32string_view s);
-std::string py_lower(std::string_view s);                 // str.lower()
-std::vector<std::string> py_split(std::string_view s);    // str.split() (any Unicode whitespace)
-std::vector<std::string> split_on(std::string_view s, std::string_view sep);  // str.split(sep)
-std::string first_line(std::string_view pred);            // pred.lstrip('\n').split('\n')[0]
+namespace cvq::metrics {
 
 // ---- LongBench (THUDM LongBench/metrics.py); all return [0, 1] ----
 std::string normalize_answer(std::string_view s);  // lower, drop ASCII punctuation, a/an/the -> " ", squeeze
