@@ -16,7 +16,7 @@
 #include "core/fp16.h"
 #include "kernels/cpu/cpu_features.h"
 #include "kernels/cpu/quant_dot.h"
-#include "model/ggml_type.h"
+#include "kernels/cpu/ggml_type.h"
 
 namespace {
 

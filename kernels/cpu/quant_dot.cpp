@@ -4,7 +4,7 @@
 #include <vector>
 
 #include "core/error.h"
-#include "model/quant_blocks.h"
+#include "kernels/cpu/quant_blocks.h"
 
 namespace cvq {
 namespace {

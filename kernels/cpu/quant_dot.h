@@ -26,7 +26,7 @@
 #include <cstdint>
 
 #include "kernels/cpu/cpu_features.h"
-#include "model/ggml_type.h"
+#include "kernels/cpu/ggml_type.h"
 
 namespace cvq {
 

@@ -10,7 +10,7 @@
 #include "kernels/cuda/norm_act_gpu.h"
 #include "kernels/cuda/rope_gpu.h"
 #include "model/gguf.h"
-#include "model/quant_blocks.h"
+#include "kernels/cpu/quant_blocks.h"
 #include "model/weight_matrix.h"
 
 namespace cvq::gpu {

@@ -1,7 +1,7 @@
 #include "kv/qblock_cache.h"
 
 #include "core/error.h"
-#include "model/quant_blocks.h"
+#include "kernels/cpu/quant_blocks.h"
 
 namespace cvq {
 namespace {

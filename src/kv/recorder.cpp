@@ -19,7 +19,7 @@
 #include "core/progress.h"
 #include "core/sha256.h"
 #include "model/model_identity.h"
-#include "tasks/text_source.h"
+#include "core/text_source.h"
 
 namespace cvq {
 namespace fs = std::filesystem;

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "core/mapped_file.h"
-#include "model/ggml_type.h"
+#include "kernels/cpu/ggml_type.h"
 
 namespace cvq {
 

@@ -14,7 +14,7 @@
 #include "model/hf_config.h"
 #include "model/llama_model.h"
 #include "model/pretokenizer.h"
-#include "model/quant_blocks.h"
+#include "kernels/cpu/quant_blocks.h"
 
 namespace cvq {
 namespace {

@@ -6,7 +6,7 @@
 #include "kernels/cpu/ggml_arith.h"
 #include "kernels/cpu/norm_act.h"
 #include "model/hf_checkpoint.h"
-#include "model/quant_blocks.h"
+#include "kernels/cpu/quant_blocks.h"
 
 namespace cvq {
 namespace {

@@ -11,7 +11,7 @@
 #include "kernels/cpu/ggml_arith.h"
 #include "kernels/cpu/quant_dot.h"
 #include "model/gguf.h"
-#include "model/quant_blocks.h"
+#include "kernels/cpu/quant_blocks.h"
 
 namespace cvq {
 namespace {

@@ -8,7 +8,7 @@
 #include <cstdint>
 #include <string>
 
-#include "model/ggml_type.h"
+#include "kernels/cpu/ggml_type.h"
 
 namespace cvq {
 

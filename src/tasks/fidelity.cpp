@@ -6,11 +6,11 @@
 
 #include "core/error.h"
 #include "core/thread_pool.h"
-#include "eval/data_paths.h"
+#include "tasks/data_paths.h"
 #include "kv/kv_cache.h"
 #include "model/llama_model.h"
 #include "tasks/generation.h"
-#include "tasks/text_source.h"
+#include "core/text_source.h"
 
 namespace cvq {
 

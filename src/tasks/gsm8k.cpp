@@ -5,7 +5,7 @@
 
 #include "core/error.h"
 #include "core/py_random.h"
-#include "eval/data_paths.h"
+#include "tasks/data_paths.h"
 #include "tasks/metrics.h"
 
 namespace cvq {

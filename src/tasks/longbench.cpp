@@ -6,7 +6,7 @@
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/json_file.h"
-#include "eval/data_paths.h"
+#include "tasks/data_paths.h"
 
 namespace cvq {
 

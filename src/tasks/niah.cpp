@@ -4,9 +4,9 @@
 #include <cstdio>
 
 #include "core/error.h"
-#include "eval/data_paths.h"
+#include "tasks/data_paths.h"
 #include "model/llama_model.h"
-#include "tasks/text_source.h"
+#include "core/text_source.h"
 
 namespace cvq {
 

@@ -7,7 +7,7 @@
 #include <cmath>
 #include <filesystem>
 
-#include "eval/data_paths.h"
+#include "tasks/data_paths.h"
 #include "gpu/gpu_kv_cache.h"
 #include "gpu/gpu_llama_model.h"
 #include "gpu/gpu_perplexity.h"
@@ -17,7 +17,7 @@
 #include "support/test_env.h"
 #include "support/tiny_model.h"
 #include "tasks/perplexity.h"
-#include "tasks/text_source.h"
+#include "core/text_source.h"
 
 namespace cvq {
 namespace {

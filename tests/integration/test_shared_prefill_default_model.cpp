@@ -11,7 +11,7 @@
 #include "model/llama_model.h"
 #include "support/shared_prefill_check.h"
 #include "support/test_env.h"
-#include "tasks/text_source.h"
+#include "core/text_source.h"
 
 namespace cvq {
 namespace {

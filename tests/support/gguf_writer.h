@@ -4,7 +4,7 @@
 #include <string>
 #include <vector>
 
-#include "model/ggml_type.h"
+#include "kernels/cpu/ggml_type.h"
 #include "model/gguf.h"
 
 namespace cvq::test {

@@ -9,7 +9,7 @@
 #include "model/llama_model.h"
 #include "support/test_env.h"
 #include "tasks/perplexity.h"
-#include "tasks/text_source.h"
+#include "core/text_source.h"
 
 namespace cvq::test {
 namespace {

@@ -5,7 +5,7 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "eval/data_paths.h"
+#include "tasks/data_paths.h"
 #include "model/known_models.h"
 #include "model/model_paths.h"
 

@@ -5,7 +5,7 @@
 #include <stdexcept>
 
 #include "core/fp16.h"
-#include "model/quant_blocks.h"
+#include "kernels/cpu/quant_blocks.h"
 #include "support/gguf_writer.h"
 
 namespace cvq::test {

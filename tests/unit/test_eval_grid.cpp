@@ -28,7 +28,7 @@
 #include "tasks/fidelity.h"
 #include "tasks/gsm8k.h"
 #include "tasks/perplexity.h"
-#include "tasks/text_source.h"
+#include "core/text_source.h"
 #include "tasks/longbench.h"
 #include "tasks/niah.h"
 #include "tasks/synthetic_retrieval.h"

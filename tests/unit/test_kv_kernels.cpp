@@ -11,7 +11,7 @@
 #include "kernels/cpu/kv_attention.h"
 #include "kernels/cpu/qblock_attention.h"
 #include "kv/minmax_quant.h"
-#include "model/quant_blocks.h"
+#include "kernels/cpu/quant_blocks.h"
 
 namespace cvq {
 namespace {

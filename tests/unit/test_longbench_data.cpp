@@ -10,7 +10,7 @@
 #include <memory>
 #include <string>
 
-#include "eval/data_paths.h"
+#include "tasks/data_paths.h"
 #include "tasks/longbench.h"
 #include "tasks/task_options.h"
 

@@ -14,8 +14,8 @@
 #include "core/error.h"
 #include "model/model_paths.h"
 #include "core/fp16.h"
-#include "model/ggml_type.h"
-#include "model/quant_blocks.h"
+#include "kernels/cpu/ggml_type.h"
+#include "kernels/cpu/quant_blocks.h"
 
 namespace cvq {
 namespace {

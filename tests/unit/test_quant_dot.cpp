@@ -13,8 +13,8 @@
 #include "core/fp16.h"
 #include "kernels/cpu/cpu_features.h"
 #include "kernels/cpu/quant_dot.h"
-#include "model/ggml_type.h"
-#include "model/quant_blocks.h"
+#include "kernels/cpu/ggml_type.h"
+#include "kernels/cpu/quant_blocks.h"
 
 namespace cvq {
 namespace {

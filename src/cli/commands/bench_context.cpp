@@ -14,7 +14,7 @@
 #include "model/llama_model.h"
 #include "model/model_paths.h"
 #include "tasks/generation.h"
-#include "tasks/text_source.h"
+#include "core/text_source.h"
 
 namespace cvq {
 namespace {

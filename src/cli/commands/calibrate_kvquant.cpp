@@ -6,13 +6,13 @@
 #include "cli/commands/common.h"
 #include "core/error.h"
 #include "core/progress.h"
-#include "eval/data_paths.h"
+#include "tasks/data_paths.h"
 #include "kv/kvquant_calib.h"
 #include "kv/recorder.h"
 #include "model/llama_model.h"
 #include "model/model_identity.h"
 #include "model/model_paths.h"
-#include "tasks/text_source.h"
+#include "core/text_source.h"
 
 namespace cvq {
 

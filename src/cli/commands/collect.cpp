@@ -3,7 +3,7 @@
 
 #include "cli/commands/common.h"
 #include "core/error.h"
-#include "eval/data_paths.h"
+#include "tasks/data_paths.h"
 #include "kv/recorder.h"
 #include "model/llama_model.h"
 #include "model/model_paths.h"

@@ -9,9 +9,9 @@
 #include "core/progress.h"
 #include "core/thread_pool.h"
 #include "device/device.h"
-#include "eval/data_paths.h"
+#include "tasks/data_paths.h"
 #include "model/llama_model.h"
-#include "tasks/text_source.h"
+#include "core/text_source.h"
 
 namespace cvq {
 

@@ -9,7 +9,7 @@
 
 #include "cli/commands/common.h"
 #include "core/error.h"
-#include "eval/data_paths.h"
+#include "tasks/data_paths.h"
 #include "eval/grid_runner.h"
 #include "eval/tables.h"
 #ifdef COMMVQ_HAVE_CUDA
@@ -20,7 +20,7 @@
 #include "model/llama_model.h"
 #include "model/model_paths.h"
 #include "tasks/perplexity.h"
-#include "tasks/text_source.h"
+#include "core/text_source.h"
 
 namespace cvq {
 namespace {

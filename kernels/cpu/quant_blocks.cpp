@@ -1,4 +1,4 @@
-#include "model/quant_blocks.h"
+#include "kernels/cpu/quant_blocks.h"
 
 #include <cmath>
 #include <cstring>

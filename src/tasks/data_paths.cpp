@@ -1,4 +1,4 @@
-#include "eval/data_paths.h"
+#include "tasks/data_paths.h"
 
 #include <cstdlib>
 

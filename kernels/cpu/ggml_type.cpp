@@ -1,4 +1,4 @@
-#include "model/ggml_type.h"
+#include "kernels/cpu/ggml_type.h"
 
 namespace cvq {
 

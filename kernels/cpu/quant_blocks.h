@@ -16,7 +16,7 @@
 //        16 groups of 16 with int8 scale: x = d*scale*(q-32), q = 4 low bits from ql, 2 high from qh.
 #include <cstdint>
 
-#include "model/ggml_type.h"
+#include "kernels/cpu/ggml_type.h"
 
 namespace cvq {
 
