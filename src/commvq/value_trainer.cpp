@@ -17,7 +17,7 @@
 #include "core/safetensors.h"
 #include "core/thread_pool.h"
 #include "kernels/cpu/attention.h"
-#include "kv/recorder.h"
+#include "kv/collect.h"
 #include "model/llama_model.h"
 
 namespace cvq {

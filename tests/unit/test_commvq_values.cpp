@@ -21,7 +21,7 @@
 #include "core/safetensors.h"
 #include "core/thread_pool.h"
 #include "kernels/cpu/commvq_values.h"
-#include "kv/recorder.h"
+#include "kv/collect.h"
 #include "model/llama_model.h"
 #include "support/tiny_model.h"
 

@@ -8,7 +8,7 @@
 #include "core/progress.h"
 #include "tasks/data_paths.h"
 #include "kv/kvquant_calib.h"
-#include "kv/recorder.h"
+#include "kv/collect.h"
 #include "model/llama_model.h"
 #include "model/model_identity.h"
 #include "model/model_paths.h"

@@ -4,7 +4,7 @@
 #include "cli/commands/common.h"
 #include "core/error.h"
 #include "tasks/data_paths.h"
-#include "kv/recorder.h"
+#include "kv/collect.h"
 #include "model/llama_model.h"
 #include "model/model_paths.h"
 

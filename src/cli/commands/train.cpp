@@ -14,7 +14,7 @@
 #include "core/error.h"
 #include "core/progress.h"
 #include "core/sha256.h"
-#include "kv/recorder.h"
+#include "kv/collect.h"
 #include "model/llama_model.h"
 #include "model/model_paths.h"
 
