@@ -274,95 +274,112 @@ void add_breakdown_table(const TableInputs& in, const GroupInfo& gi, std::vector
 }
 
 // The memory group: bits per element by length, and the fixed cost beside the per-token bytes.
-void add_memory_tables(const TableInputs& in, const GroupInfo& gi, std::vector<Table>& tables) {
+// Context lengths the memory runs measured, ascending.
+std::vector<std::string> memory_lengths(const TableInputs& in, const GroupInfo& gi) {
+  std::vector<std::string> keys;
+  for (const auto& m : in.methods)
+    if (in.by.count({gi.inst[0], m}) && in.by.at({gi.inst[0], m}).contains("breakdown"))
+      for (const auto& [k, v] : in.by.at({gi.inst[0], m})["breakdown"].items())
+        if (std::find(keys.begin(), keys.end(), k) == keys.end()) keys.push_back(k);
+  std::sort(keys.begin(), keys.end(), [](const std::string& a, const std::string& b) { return std::stoll(a) < std::stoll(b); });
+  return keys;
+}
+
+// KV bits per element by context length, measured / projected, with the paper's number.
+Table memory_by_length_table(const TableInputs& in, const GroupInfo& gi, const std::vector<std::string>& keys) {
   const auto& by = in.by;
   const auto& methods = in.methods;
   const std::string& g = gi.g;
-  const std::string& family = gi.family;
   const std::vector<std::string>& inst = gi.inst;
   const nlohmann::json& paper_entry = gi.paper_entry;
-  if (family == "memory" && inst.size() == 1) {
-    std::vector<std::string> keys;
-    for (const auto& m : methods)
-      if (by.count({inst[0], m}) && by.at({inst[0], m}).contains("breakdown"))
-        for (const auto& [k, v] : by.at({inst[0], m})["breakdown"].items())
-          if (std::find(keys.begin(), keys.end(), k) == keys.end()) keys.push_back(k);
-    std::sort(keys.begin(), keys.end(), [](const std::string& a, const std::string& b) { return std::stoll(a) < std::stoll(b); });
-    if (!keys.empty()) {
-      Table b;
-      b.id = g + "_by_length";
-      b.title = g + " — KV bits per element by context length (measured / projected)";
-      b.header = {"method"};
-      for (const auto& k : keys) b.header.push_back(k + " tokens");
-      b.header.push_back("reduction vs fp16");
-      if (!paper_entry.is_null()) b.header.push_back("paper: " + paper_entry.value("model", std::string("paper")));
-      for (const auto& m : methods) {
-        std::vector<std::string> row{m};
-        auto it = by.find({inst[0], m});
-        const auto bd = it != by.end() ? it->second.value("breakdown", nlohmann::json::object()) : nlohmann::json::object();
-        for (const auto& k : keys) {
-          if (!bd.contains(k)) {
-            const std::string st = it != by.end() ? format_score(it->second) : "—";
-            row.push_back(st == "missing" || st == "n/a" || st == "error" ? st : "—");
-            continue;
-          }
-          const auto& c = bd[k];
-          std::string cell = c.contains("measured_bits_per_element") ? fmt(c["measured_bits_per_element"].get<double>(), 3) : "—";
-          cell += " / ";
-          cell += c.contains("projected_bits_per_element") ? fmt(c["projected_bits_per_element"].get<double>(), 3) : "—";
-          row.push_back(cell);
-        }
-        row.push_back(it != by.end() && it->second.contains("extra") && it->second["extra"].contains("reduction_vs_fp16_percent")
-                          ? fmt(it->second["extra"]["reduction_vs_fp16_percent"].get<double>(), 1) + "%"
-                          : "—");
-        if (!paper_entry.is_null()) {
-          const auto vals = paper_entry.value("values", nlohmann::json::object());
-          row.push_back(vals.contains(m) && vals[m].is_number() ? fmt(vals[m].get<double>(), 2) : "");
-        }
-        b.rows.push_back(row);
+  Table b;
+  b.id = g + "_by_length";
+  b.title = g + " — KV bits per element by context length (measured / projected)";
+  b.header = {"method"};
+  for (const auto& k : keys) b.header.push_back(k + " tokens");
+  b.header.push_back("reduction vs fp16");
+  if (!paper_entry.is_null()) b.header.push_back("paper: " + paper_entry.value("model", std::string("paper")));
+  for (const auto& m : methods) {
+    std::vector<std::string> row{m};
+    auto it = by.find({inst[0], m});
+    const auto bd = it != by.end() ? it->second.value("breakdown", nlohmann::json::object()) : nlohmann::json::object();
+    for (const auto& k : keys) {
+      if (!bd.contains(k)) {
+        const std::string st = it != by.end() ? format_score(it->second) : "—";
+        row.push_back(st == "missing" || st == "n/a" || st == "error" ? st : "—");
+        continue;
       }
-      b.note = "Cells: measured (synthetic activations appended to a fresh cache, then cache.bytes()) / projected "
-               "(KvCache::projected_bytes). Codebooks and value encoders are a fixed per-model cost, not in "
-               "these bits: see the next table.";
-      if (!paper_entry.is_null())
-        b.note += " Paper: " + paper_entry.value("metric", std::string("")) + " — " + paper_entry.value("source", std::string("")) + ".";
-      tables.push_back(b);
-
-      // The fixed cost beside the per-token bytes: how much of the method's memory it is at each length.
-      Table f;
-      f.id = g + "_fixed_cost";
-      f.title = g + " — fixed cost (codebooks, value encoders) beside the per-token KV bytes";
-      f.header = {"method", "KV bytes/token", "fixed bytes"};
-      for (const auto& k : keys) f.header.push_back("fixed share at " + k + " tokens");
-      for (const auto& m : methods) {
-        auto it = by.find({inst[0], m});
-        if (it == by.end() || !it->second.contains("breakdown")) continue;
-        const auto& bd = it->second["breakdown"];
-        const std::string longest = keys.back();
-        std::vector<std::string> row{m};
-        if (bd.contains(longest)) {
-          const auto& c = bd[longest];
-          const double bytes = c.contains("projected_bytes") ? c["projected_bytes"].get<double>()
-                                                             : c.value("measured_bytes", 0.0);
-          row.push_back(fmt(bytes / std::stod(longest), 1));
-        } else {
-          row.push_back("—");
-        }
-        const double fixed = it->second.value("extra", nlohmann::json::object()).value("fixed_bytes", 0.0);
-        row.push_back(fixed > 0 ? fmt_bytes(fixed) : "0");
-        for (const auto& k : keys)
-          row.push_back(bd.contains(k) && bd[k].contains("fixed_share") ? fmt(100.0 * bd[k]["fixed_share"].get<double>(), 1) + "%"
-                                                                        : "—");
-        f.rows.push_back(row);
-      }
-      f.note = "KV bytes/token at the longest length (projected, else measured). fixed: the parameters the method holds "
-               "whatever the context (CommVQ: key codebooks, value encoder MLP and codebook, float32; KVQuant's "
-               "per-layer tables are inside its KV bytes). fixed share at L = fixed / (fixed + KV bytes at L tokens), "
-               "for one sequence; a server shares the fixed cost across its sequences.";
-      if (!f.rows.empty()) tables.push_back(f);
+      const auto& c = bd[k];
+      std::string cell = c.contains("measured_bits_per_element") ? fmt(c["measured_bits_per_element"].get<double>(), 3) : "—";
+      cell += " / ";
+      cell += c.contains("projected_bits_per_element") ? fmt(c["projected_bits_per_element"].get<double>(), 3) : "—";
+      row.push_back(cell);
     }
+    row.push_back(it != by.end() && it->second.contains("extra") && it->second["extra"].contains("reduction_vs_fp16_percent")
+                      ? fmt(it->second["extra"]["reduction_vs_fp16_percent"].get<double>(), 1) + "%"
+                      : "—");
+    if (!paper_entry.is_null()) {
+      const auto vals = paper_entry.value("values", nlohmann::json::object());
+      row.push_back(vals.contains(m) && vals[m].is_number() ? fmt(vals[m].get<double>(), 2) : "");
+    }
+    b.rows.push_back(row);
   }
+  b.note = "Cells: measured (synthetic activations appended to a fresh cache, then cache.bytes()) / projected "
+           "(KvCache::projected_bytes). Codebooks and value encoders are a fixed per-model cost, not in "
+           "these bits: see the next table.";
+  if (!paper_entry.is_null())
+    b.note += " Paper: " + paper_entry.value("metric", std::string("")) + " — " + paper_entry.value("source", std::string("")) + ".";
+  return b;
+}
 
+// The fixed cost (codebooks, value encoders) beside the per-token bytes, as a share at each length.
+Table memory_fixed_cost_table(const TableInputs& in, const GroupInfo& gi, const std::vector<std::string>& keys) {
+  const auto& by = in.by;
+  const auto& methods = in.methods;
+  const std::string& g = gi.g;
+  const std::vector<std::string>& inst = gi.inst;
+  // The fixed cost beside the per-token bytes: how much of the method's memory it is at each length.
+  Table f;
+  f.id = g + "_fixed_cost";
+  f.title = g + " — fixed cost (codebooks, value encoders) beside the per-token KV bytes";
+  f.header = {"method", "KV bytes/token", "fixed bytes"};
+  for (const auto& k : keys) f.header.push_back("fixed share at " + k + " tokens");
+  for (const auto& m : methods) {
+    auto it = by.find({inst[0], m});
+    if (it == by.end() || !it->second.contains("breakdown")) continue;
+    const auto& bd = it->second["breakdown"];
+    const std::string longest = keys.back();
+    std::vector<std::string> row{m};
+    if (bd.contains(longest)) {
+      const auto& c = bd[longest];
+      const double bytes = c.contains("projected_bytes") ? c["projected_bytes"].get<double>()
+                                                         : c.value("measured_bytes", 0.0);
+      row.push_back(fmt(bytes / std::stod(longest), 1));
+    } else {
+      row.push_back("—");
+    }
+    const double fixed = it->second.value("extra", nlohmann::json::object()).value("fixed_bytes", 0.0);
+    row.push_back(fixed > 0 ? fmt_bytes(fixed) : "0");
+    for (const auto& k : keys)
+      row.push_back(bd.contains(k) && bd[k].contains("fixed_share") ? fmt(100.0 * bd[k]["fixed_share"].get<double>(), 1) + "%"
+                                                                    : "—");
+    f.rows.push_back(row);
+  }
+  f.note = "KV bytes/token at the longest length (projected, else measured). fixed: the parameters the method holds "
+           "whatever the context (CommVQ: key codebooks, value encoder MLP and codebook, float32; KVQuant's "
+           "per-layer tables are inside its KV bytes). fixed share at L = fixed / (fixed + KV bytes at L tokens), "
+           "for one sequence; a server shares the fixed cost across its sequences.";
+  return f;
+}
+
+// The memory group's two extra tables.
+void add_memory_tables(const TableInputs& in, const GroupInfo& gi, std::vector<Table>& tables) {
+  if (gi.family != "memory" || gi.inst.size() != 1) return;
+  const std::vector<std::string> keys = memory_lengths(in, gi);
+  if (keys.empty()) return;
+  tables.push_back(memory_by_length_table(in, gi, keys));
+  Table f = memory_fixed_cost_table(in, gi, keys);
+  if (!f.rows.empty()) tables.push_back(std::move(f));
 }
 
 using MainColumn = std::function<std::string(const std::string& method)>;
