@@ -22,12 +22,6 @@ constexpr DtypeInfo kDtypes[] = {{StDtype::F32, "F32", 4}, {StDtype::F16, "F16",
                                  {StDtype::U32, "U32", 4}, {StDtype::F64, "F64", 8}};
 constexpr uint64_t kMaxHeader = 100ull << 20;
 
-std::string shape_str(const std::vector<int64_t>& s) {
-  std::string out = "[";
-  for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
-  return out + "]";
-}
-
 }  // namespace
 
 size_t st_dtype_size(StDtype t) {
@@ -39,6 +33,12 @@ const char* st_dtype_name(StDtype t) {
   for (const auto& d : kDtypes)
     if (d.t == t) return d.name;
   return "?";
+}
+
+std::string st_shape_text(const std::vector<int64_t>& s) {
+  std::string out = "[";
+  for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
+  return out + "]";
 }
 
 int64_t StTensorView::numel() const {
@@ -99,7 +99,7 @@ SafetensorsReader::SafetensorsReader(const std::string& path) : map_(std::make_s
       }
       t.n_bytes = static_cast<size_t>(offs[1] - offs[0]);
       if (static_cast<uint64_t>(numel) * st_dtype_size(t.dtype) != t.n_bytes) {
-        fail_file(path, "tensor '" + t.name + "' shape " + shape_str(t.shape) + " does not match its " +
+        fail_file(path, "tensor '" + t.name + "' shape " + st_shape_text(t.shape) + " does not match its " +
                             std::to_string(t.n_bytes) + " bytes");
       }
       t.data = base + offs[0];
@@ -120,8 +120,8 @@ const StTensorView& SafetensorsReader::tensor(const std::string& name, StDtype d
                                               const std::vector<int64_t>& shape) const {
   const StTensorView& t = tensor(name);
   if (t.dtype != dtype || t.shape != shape) {
-    fail_file(path(), "tensor '" + name + "' is " + st_dtype_name(t.dtype) + " " + shape_str(t.shape) + ", expected " +
-                          st_dtype_name(dtype) + " " + shape_str(shape));
+    fail_file(path(), "tensor '" + name + "' is " + st_dtype_name(t.dtype) + " " + st_shape_text(t.shape) + ", expected " +
+                          st_dtype_name(dtype) + " " + st_shape_text(shape));
   }
   return t;
 }
@@ -154,7 +154,7 @@ void SafetensorsWriter::add(const std::string& name, StDtype dtype, std::vector<
   int64_t numel = 1;
   for (int64_t d : shape) numel *= d;
   if (static_cast<size_t>(numel) * st_dtype_size(dtype) != n_bytes) {
-    throw Error("safetensors: tensor '" + name + "' shape " + shape_str(shape) + " does not match " +
+    throw Error("safetensors: tensor '" + name + "' shape " + st_shape_text(shape) + " does not match " +
                 std::to_string(n_bytes) + " bytes");
   }
   entries_.push_back({name, dtype, std::move(shape), std::string(static_cast<const char*>(data), n_bytes)});

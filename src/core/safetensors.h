@@ -15,6 +15,7 @@ namespace cvq {
 enum class StDtype { F32, F16, BF16, I32, I64, U8, I8, U16, I16, U32, F64 };
 size_t st_dtype_size(StDtype t);
 const char* st_dtype_name(StDtype t);
+std::string st_shape_text(const std::vector<int64_t>& shape);  // "[2, 3]", for error messages
 
 struct StTensorView {
   std::string name;

@@ -187,12 +187,6 @@ GgufValue GgufValue::of(const std::vector<int64_t>& items) {
   for (int64_t i : items) a->items.push_back(of(i));
   return {GgufValueType::ARRAY, a};
 }
-GgufValue GgufValue::of(const std::vector<float>& items) {
-  auto a = std::make_shared<GgufArray>();
-  a->elem_type = GgufValueType::FLOAT64;
-  for (float f : items) a->items.push_back(of(static_cast<double>(f)));
-  return {GgufValueType::ARRAY, a};
-}
 
 std::unique_ptr<GgufFile> GgufFile::assemble(std::string path, std::map<std::string, GgufValue> metadata,
                                              std::vector<GgufTensorInfo> tensors,

@@ -38,7 +38,6 @@ struct GgufValue {
   static GgufValue of_bool(bool b);
   static GgufValue of(std::vector<std::string> items);
   static GgufValue of(const std::vector<int64_t>& items);
-  static GgufValue of(const std::vector<float>& items);
 };
 
 struct GgufTensorInfo {

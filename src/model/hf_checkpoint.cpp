@@ -15,12 +15,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string shape_text(const std::vector<int64_t>& s) {
-  std::string out = "[";
-  for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
-  return out + "]";
-}
-
 GgmlType ggml_type_of(const StTensorView& t, const std::string& shard) {
   switch (t.dtype) {
     case StDtype::F32: return GgmlType::F32;
@@ -142,8 +136,8 @@ std::unique_ptr<GgufFile> open_hf_checkpoint(const std::string& dir_arg) {
     }
     const StTensorView& t = r.tensor(want.hf);
     if (t.shape != want.shape) {
-      fail_file(shard, "tensor '" + want.hf + "' has shape " + shape_text(t.shape) + ", expected " +
-                           shape_text(want.shape) + " from config.json");
+      fail_file(shard, "tensor '" + want.hf + "' has shape " + st_shape_text(t.shape) + ", expected " +
+                           st_shape_text(want.shape) + " from config.json");
     }
     GgufTensorInfo g;
     g.name = want.gguf;

@@ -19,14 +19,12 @@ using nlohmann::json;
 constexpr int64_t kNormal = 1, kUnknown = 2, kControl = 3, kUserDefined = 4, kUnused = 5, kByte = 6;
 
 // One pre-tokenizer node as regexes (see the header for what each type means).
-void pre_tokenizer_regexes(const json& node, const std::string& path, std::vector<std::string>& out,
-                           bool& byte_level) {
+void pre_tokenizer_regexes(const json& node, const std::string& path, std::vector<std::string>& out) {
   if (node.is_null()) return;
   const std::string type = node.value("type", std::string());
   if (type == "Sequence") {
-    for (const json& p : node.value("pretokenizers", json::array())) pre_tokenizer_regexes(p, path, out, byte_level);
+    for (const json& p : node.value("pretokenizers", json::array())) pre_tokenizer_regexes(p, path, out);
   } else if (type == "ByteLevel") {
-    byte_level = true;
     if (node.value("add_prefix_space", false)) {
       fail_file(path, "pre_tokenizer ByteLevel with add_prefix_space = true is not supported");
     }
@@ -213,8 +211,7 @@ bool has_type(const json& node, const char* type, const char* list_key) {
 void add_byte_level(const json& tj, const std::string& path, std::map<std::string, GgufValue>& md) {
   check_normalizer(tj.value("normalizer", json()), path);
   std::vector<std::string> regexes;
-  bool byte_level = false;
-  pre_tokenizer_regexes(tj.value("pre_tokenizer", json()), path, regexes, byte_level);
+  pre_tokenizer_regexes(tj.value("pre_tokenizer", json()), path, regexes);
   if (regexes.empty()) fail_file(path, "the pre_tokenizer splits nothing (a byte-level BPE tokenizer needs one)");
   md["tokenizer.ggml.model"] = GgufValue::of(std::string("gpt2"));
   md["tokenizer.ggml.pre"] = GgufValue::of(std::string("tokenizer.json"));
