@@ -5,7 +5,7 @@
 //               (kernels/cpu/attention.h), the naive path the fused kernels replace
 //   Q8_0/Q4_0 — llama.cpp cache types, fused
 //   Commvq2/Commvq1       — CommVQ native (window 128): scores from key codes, values as code sums
-//                           times the codebook (§2.5/§3.5); a random codebook of the shape (speed
+//                           times the codebook (docs/METHOD.md §6.1/§6.2); a random codebook of the shape (speed
 //                           does not depend on what the codebook learned)
 //   Commvq2Deq            — CommVQ decode-then-attend: rebuild every key and value, then attend
 // Shapes: SmolLM2-135M (shape 0: 9 heads, 3 KV heads, d=64) and LLaMA-3.1-8B (shape 1: 32/8/128);

@@ -1,9 +1,9 @@
 // CommVQ keys: the factorized EM iteration against brute-force N×4096 distances, and attention
-// scores on codes (§2.5) against decode-then-dot, single-threaded.
+// scores on codes (docs/METHOD.md §6.1) against decode-then-dot, single-threaded.
 //   micro_bench --benchmark_filter=Commvq
 // EM: N = 16384 clustered unit vectors, one stage initialized as in training, one E step (τ = 1e-4)
 // plus one M step per iteration. Variants:
-//   factorized      — this project (§6): d×128 products, 4096 adds/token, pruned softmax, marginals
+//   factorized      — this project (docs/METHOD.md §4): d×128 products, 4096 adds/token, pruned softmax, marginals
 //   brute_distances — an N×4096×d GEMM for the distances, everything else as factorized
 //   brute_reference — as the reference code: distance GEMM, dense softmax, 4096×N×d weighted sums
 // Scores: one KV head and its G query heads over n cached tokens in 128-token blocks; each block's

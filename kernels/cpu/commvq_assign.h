@@ -1,7 +1,7 @@
 #pragma once
-// Per-vector kernels of CommVQ key encoding and EM (COMMVQ.md §2.3, §2.4, §6).
+// Per-vector kernels of CommVQ key encoding and EM (docs/METHOD.md §3.4, §3.5, §4).
 //
-// A stage has 4096 codewords c = 64·A + B. With the factorization of §6 the squared distance of a
+// A stage has 4096 codewords c = 64·A + B. With the factorization of docs/METHOD.md §4 the squared distance of a
 // vector r to every codeword is
 //   dist2[c] = ||r||² + gfull[c] + p[A] + q[B]
 // where gfull[c] = nA_A + nB_B + 2·G[A,B] (per stage) and p = −2α, q = −2β (per vector, from two

@@ -1,5 +1,5 @@
 #pragma once
-// Attention scores against CommVQ-coded keys (COMMVQ.md §2.5), for one KV head and the G query
+// Attention scores against CommVQ-coded keys (docs/METHOD.md §6.1), for one KV head and the G query
 // heads of its GQA group, over a batch of cached tokens (typically one 128-token block).
 //
 // Conventions shared with src/commvq/key_codebook.h:

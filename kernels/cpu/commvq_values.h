@@ -1,5 +1,5 @@
 #pragma once
-// Attention over CommVQ-coded values (COMMVQ.md §3.5), for one KV head g and the rows that attend to
+// Attention over CommVQ-coded values (docs/METHOD.md §6.2), for one KV head g and the rows that attend to
 // it (the query heads of its GQA group × the queries), over a block of cached tokens.
 //
 //   out[r] = s_g ⊙ [ (Σ_t a[r][t]·p_t·b_t) · C[:, g·d : (g+1)·d] ]
@@ -31,7 +31,7 @@ void commvq_values_accumulate_at(SimdLevel level, const uint8_t* codes, int64_t 
 void commvq_values_project(const float* acc, int rows, int code_bits, const float* codebook, const float* scale,
                            int dim, int kv_head, int head_dim, float* out, int64_t out_stride);
 
-// Both steps for one block (acc zeroed here): the whole §3.5 computation when the context is one block.
+// Both steps for one block (acc zeroed here): the whole docs/METHOD.md §6.2 computation when the context is one block.
 void commvq_values_attend(const uint8_t* codes, int64_t code_stride, const uint16_t* p_fp16, int64_t n_tokens,
                           int code_bits, const float* weights, int64_t w_stride, int rows, const float* codebook,
                           const float* scale, int dim, int kv_head, int head_dim, float* out, int64_t out_stride);

@@ -1,7 +1,7 @@
 #pragma once
 // One layer's decode attention (one query token, all query heads) over a CommVQ-coded context on
 // the device, two ways:
-//  * commvq_attend_codes — on the codes (COMMVQ.md §2.5 + §3.5): query tables, scores by gathers,
+//  * commvq_attend_codes — on the codes (docs/METHOD.md §6.1 + §6.2): query tables, scores by gathers,
 //    softmax, weighted code sums, one small codebook product per head. Nothing is decoded.
 //  * commvq_attend_decoded — the naive baseline: decode every key (with RoPE) and value to fp16,
 //    then fp16 flash-decoding attention.
@@ -27,7 +27,7 @@ struct CommvqLayerView {
   const float* value_scale = nullptr;     // [D]
   CosSinSource angles;                    // token t at angles.first_position + t
   int64_t n_tokens = 0;
-  // Optional full-precision window after the coded tokens (COMMVQ.md §4): post-RoPE fp16 keys and
+  // Optional full-precision window after the coded tokens (docs/METHOD.md §8): post-RoPE fp16 keys and
   // values, token t at win_k/win_v + t·win_stride (head layout). Only commvq_attend_codes reads it.
   const uint16_t* win_k = nullptr;
   const uint16_t* win_v = nullptr;

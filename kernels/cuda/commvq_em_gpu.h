@@ -1,5 +1,5 @@
 #pragma once
-// Device kernels of CommVQ key EM (COMMVQ.md §2.4, §6), the CUDA side of kernels/cpu/commvq_assign.h:
+// Device kernels of CommVQ key EM (docs/METHOD.md §3.5, §4), the CUDA side of kernels/cpu/commvq_assign.h:
 // the factorized soft E step over all training vectors, and the M step's 128×128 solve by cuBLAS.
 // The distances come from one N×d by d×128 GEMM (the caller's, cuBLAS) giving p = −2α and q = −2β:
 //   dist2[c] = ||x||² + gfull[c] + p[c/64] + q[c%64],   c = 64·A + B,

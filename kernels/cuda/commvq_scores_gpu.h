@@ -1,6 +1,6 @@
 #pragma once
 // CommVQ attention scores on coded keys, on the device (the CUDA side of
-// kernels/cpu/commvq_scores.h, COMMVQ.md §2.5): per decode step a table U folds each query into the
+// kernels/cpu/commvq_scores.h, docs/METHOD.md §6.1): per decode step a table U folds each query into the
 // codebook (cost independent of the context), then every cached token costs 2R row gathers and one
 // d-long dot with its cos/sin. Same layouts as the CPU kernels (pair-split vectors, codebook `xy` =
 // R stages of X (64×h) then Y (64×h), 12-bit codes c = 64·A + B).

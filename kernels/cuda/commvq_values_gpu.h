@@ -1,6 +1,6 @@
 #pragma once
 // Attention over CommVQ-coded values on the device (the CUDA side of kernels/cpu/commvq_values.h,
-// COMMVQ.md §3.5): accumulate the attention-weighted code vectors over the tokens (adds only,
+// docs/METHOD.md §6.2): accumulate the attention-weighted code vectors over the tokens (adds only,
 // straight from the packed bits), then one small product with the codebook slice of each row's KV
 // head and the per-channel scale. Same layouts as the CPU kernels (LSB-first code bits, fp16 p,
 // codebook [code_bits × D] row-major, scale [D]).

@@ -1,20 +1,20 @@
 #pragma once
-// CommVQ keys: the RoPE-commutative residual codebook of one (layer, KV head) (COMMVQ.md §2).
+// CommVQ keys: the RoPE-commutative residual codebook of one (layer, KV head) (docs/METHOD.md §3).
 //
 // Stage j has parameters X_j, Y_j ∈ R^{64 × d/2}. Codeword c = 64·A + B is, for every RoPE pair f,
 //   C_j[c]_f = (X_j[A,f] − Y_j[B,f],  Y_j[A,f] + X_j[B,f])
 // so every codeword is a sum of 2×2 blocks M(a,b) = [[a,−b],[b,a]], which commute with RoPE.
-// A head vector is encoded greedily stage by stage (residual VQ) with the factorized distances of §6:
+// A head vector is encoded greedily stage by stage (residual VQ) with the factorized distances of docs/METHOD.md §4:
 // 2 products with a d×128 matrix and 4096 adds per stage, never the 4096×d codeword matrix.
 //
 // Vectors come in the head layout of the model (RopeLayout: Adjacent pairs (2f, 2f+1), HalfSplit
 // pairs (f, f+d/2)). Internally and in the kernels they are "pair-split": (x_0..x_{h-1}, y_0..y_{h-1}).
 //
-// Normalization is per layer (§2.1): n_t = ||k_t|| over all n_kv·d dims, u_t = k_t / n_t; each head
+// Normalization is per layer (docs/METHOD.md §3.1): n_t = ||k_t|| over all n_kv·d dims, u_t = k_t / n_t; each head
 // encodes its d-slice of u_t. KeyLayerCodebook does that for the n_kv heads of a layer.
 //
 // An "unstructured" codebook (ablation: plain residual VQ with 4096 free centroids per stage, same
-// code size) is supported for encode/decode; attention on codes (§2.5) needs the structured one.
+// code size) is supported for encode/decode; attention on codes (docs/METHOD.md §6.1) needs the structured one.
 #include <cstddef>
 #include <cstdint>
 #include <string>

@@ -263,7 +263,7 @@ double KeyStageEm::run(const float* x, const float* xx, const float* lw, int64_t
             }
           }
         }
-      } else {  // §6: Σ_i wA_i x_i and Σ_i wB_i x_i — the two 64×m by m×d products as one 128×m by m×d
+      } else {  // docs/METHOD.md §4: Σ_i wA_i x_i and Σ_i wB_i x_i — the two 64×m by m×d products as one 128×m by m×d
         key_marginal_sums(w.wab.data(), x + t0 * d, m, d, slot.sab.data());
       }
     }
@@ -346,7 +346,7 @@ void key_m_step_system(const std::vector<double>& counts, const std::vector<doub
     throw Error("commvq key EM: M-step statistics have the wrong shape");
   // Weighted least squares for all pairs at once: (TᵀWT) θ_f = Tᵀ W m_f with θ_f = (X[·,f], Y[·,f]).
   // TᵀWT = [[D, K], [Kᵀ, D]], D = diag(N_A + N_B) (row and column marginals of N_c),
-  // K[s,t] = N[t,s] − N[s,t]; the right-hand side needs only the marginal weighted sums (§6):
+  // K[s,t] = N[t,s] − N[s,t]; the right-hand side needs only the marginal weighted sums (docs/METHOD.md §4):
   //   g_X[s,f] = SA[s].x_f + SB[s].y_f,  g_Y[s,f] = SA[s].y_f − SB[s].x_f.
   std::vector<double> nc(kCodes);
   for (int c = 0; c < kCodes; ++c) nc[c] = counts[c] + 1e-8;

@@ -1,6 +1,6 @@
 #pragma once
-// EM training of CommVQ key codebooks (COMMVQ.md §2.4), per (layer, KV head, stage), with the
-// factorized E and M steps of §6: per iteration two N×d by d×128 products for the distances, 4096
+// EM training of CommVQ key codebooks (docs/METHOD.md §3.5), per (layer, KV head, stage), with the
+// factorized E and M steps of docs/METHOD.md §4: per iteration two N×d by d×128 products for the distances, 4096
 // adds per token, a softmax over the few codewords within `softmax_cutoff`·τ of the nearest, two
 // 64×N by N×d products for the marginal sums, and one 128×128 LDLT for all d/2 pairs. Nothing of
 // size N×4096×d is formed.
@@ -68,7 +68,7 @@ struct KeyEmLayerReport {
 class KeyStageEm {
  public:
   enum class EStep {
-    Factorized,      // §6: this project's E step
+    Factorized,      // docs/METHOD.md §4: this project's E step
     BruteDistances,  // distances from an N×4096 GEMM with explicit codewords, rest as Factorized
     BruteReference,  // as the reference code: N×4096 distance GEMM, dense softmax, 4096×N by N×d
                      // weighted-sum GEMM (benchmarks only)
@@ -123,7 +123,7 @@ class KeyStageEm {
 // the E-step statistics (counts 4096, SA and SB 64 × d) and the current parameters x, y (64 × d/2):
 // H (128 × 128) and g (128 × d/2), row-major, θ_f = (X[·,f], Y[·,f]). KeyStageEm::m_step solves it
 // with Eigen LDLT, the CUDA EM (src/gpu/key_em_gpu.h) with cuBLAS.
-// The M step's right-hand side from the marginals (§6): sab (128 × d) = wabᵀ X for m tokens, wab
+// The M step's right-hand side from the marginals (docs/METHOD.md §4): sab (128 × d) = wabᵀ X for m tokens, wab
 // m × 128 (per token wA then wB), X m × d. A few axpys per token when the marginals are sparse (as
 // they are at the temperatures EM runs at), a GEMM otherwise; the same sums either way.
 void key_marginal_sums(const float* wab, const float* x, int64_t m, int d, float* sab);
@@ -139,7 +139,7 @@ KeyCodebook train_key_head(const float* u_head, int64_t ld, const float* norms, 
                            KeyEmHeadReport* report = nullptr);
 
 // Trains a layer's n_kv head codebooks from its pre-RoPE keys k (n × n_kv·head_dim): normalizes per
-// token over the layer (§2.1), keeps a random subset of max_tokens tokens, trains each head.
+// token over the layer (docs/METHOD.md §3.1), keeps a random subset of max_tokens tokens, trains each head.
 KeyLayerCodebook train_key_layer(const float* k_pre_rope, int64_t n, int n_kv, int head_dim, int stages,
                                  RopeLayout layout, const KeyEmOptions& opts, KeyEmLayerReport* report = nullptr);
 

@@ -1,5 +1,5 @@
 #pragma once
-// CommVQ value codec for one layer (COMMVQ.md §3): per-channel scale, a small MLP encoder that picks
+// CommVQ value codec for one layer (docs/METHOD.md §5): per-channel scale, a small MLP encoder that picks
 // 2-bit groups, and an additive codebook.
 //
 //   x = v / (s + eps),  rho = ||x||,  xbar = x / (rho + eps)                         (eps = 1e-6)

@@ -1,5 +1,5 @@
 #pragma once
-// Beyond the reference (COMMVQ.md §3): the value codebook is additive, so the codes the encoder picks
+// Beyond the reference (docs/METHOD.md §7): the value codebook is additive, so the codes the encoder picks
 // can be polished at compression time and the codebook refitted in closed form.
 //
 // - Refinement (iterated conditional modes): starting from the encoder's argmax codes, each group in
@@ -11,7 +11,7 @@
 //   an accepted change updates the K dots y·c_j from two Gram rows (O(K), in double).
 // - Codebook refit: with the codes fixed, C = argmin Σ_t w_t||b_tᵀC − x_t||² + λ||C||² (weighted
 //   ridge least squares over the training tokens, X = v / s), solved from BᵀWB — seconds per layer.
-//   The trainer weights each token by its share of the §3.4 loss (value term + the attention
+//   The trainer weights each token by its share of the docs/METHOD.md §5.4 loss (value term + the attention
 //   term's diagonal), so tokens that attention leans on (the attention sink) are fitted closely.
 // Both are deterministic; the packed code format is unchanged.
 #include <cstdint>

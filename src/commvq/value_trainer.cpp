@@ -648,7 +648,7 @@ ValueCodec train_value_codec(const ValueLayerData& d, const Rope& rope, const Va
       for (int i = 0; i < D; ++i) tx[static_cast<size_t>(r) * D + i] = v[i] / (codec.scale[i] + kValueEps);
     }
     if (use_attn && o.refit_attention_weights) {
-      // Per-token share of the §3.4 loss: ½/D from the value term, plus the diagonal of the attention
+      // Per-token share of the docs/METHOD.md §5.4 loss: ½/D from the value term, plus the diagonal of the attention
       // term with o_proj taken as isotropic per head: Σ_h G_t[h,h]·||W_h||²_F / (hd·n_kv·n_embd).
       const int hd = d.head_dim;
       std::vector<double> w_head(H, 0.0);

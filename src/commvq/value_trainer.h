@@ -1,5 +1,5 @@
 #pragma once
-// Training of one layer's value codec with the LLM frozen (COMMVQ.md §3.4), on activations from
+// Training of one layer's value codec with the LLM frozen (docs/METHOD.md §5.4), on activations from
 // `collect`:
 //   L = ½·MSE(v̂, v) + MSE(o_proj(Attn(q, k, v̂)), o_proj(Attn(q, k, v)))
 // P = softmax(q·RoPE(k)ᵀ/√d) is fixed from the full-precision keys, causal within each collected
@@ -112,7 +112,7 @@ struct ValueTrainOptions {
   int refit_rounds = 4;
   int refine_sweeps = 4;
   int64_t refit_tokens = 16384;  // > 0: the refit uses an evenly spaced subset of this many training tokens
-  bool refit_attention_weights = true;  // weight tokens by their share of the §3.4 loss (with attention data)
+  bool refit_attention_weights = true;  // weight tokens by their share of the docs/METHOD.md §5.4 loss (with attention data)
 };
 
 struct ValueEvalMetrics {

@@ -1,6 +1,6 @@
 #pragma once
 // Decode-attention latency of one layer, one query token, on the device: fp16 flash-decoding vs
-// CommVQ "decode then attend" vs CommVQ on the codes (COMMVQ.md §5: the paper's latency claim),
+// CommVQ "decode then attend" vs CommVQ on the codes (docs/METHOD.md §9: the paper's latency claim),
 // over random KV of the given shapes. Also reports how far the two CommVQ paths' outputs are apart
 // (they compute the same function, so this is float/fp16 rounding).
 #include <cstdint>

@@ -14,7 +14,7 @@ constexpr int kSub = 64;
 }
 
 int GpuCommvqShape::key_stages(int head_dim) const {
-  return static_cast<int>(std::lround(bits * head_dim / 12.0));  // COMMVQ.md §1
+  return static_cast<int>(std::lround(bits * head_dim / 12.0));  // docs/METHOD.md §2
 }
 
 size_t GpuCommvqShape::coded_bytes_per_token(int n_head_kv, int head_dim) const {

@@ -1,7 +1,7 @@
 #pragma once
 // A CommVQ KV cache on the device for decode studies (memory and speed at long context): per
 // layer, a store of coded tokens (12-bit key codes held in uint16, fp16 key norm, value code bits,
-// fp16 value magnitude) plus the full-precision fp16 window of COMMVQ.md §4; attention runs on the
+// fp16 value magnitude) plus the full-precision fp16 window of docs/METHOD.md §8; attention runs on the
 // codes (kernels/cuda/commvq_attention_gpu.h). The coded store is filled by fill_random (random
 // codes and codebooks of the right shapes): compressing the window needs the key and value encoders
 // on the device, which this backend does not have yet, so append() only grows the window and

@@ -45,7 +45,7 @@ void GpuKeyStageEm::set_params(const std::vector<float>& x, const std::vector<fl
 }
 
 void GpuKeyStageEm::distances_setup() {
-  // The per-stage structures of §6 (d × 128 projection, 4096 codeword norms) are O(64·64·d): the
+  // The per-stage structures of docs/METHOD.md §4 (d × 128 projection, 4096 codeword norms) are O(64·64·d): the
   // host codebook class computes them exactly as the CPU E step uses them.
   KeyCodebook one(d_, RopeLayout::HalfSplit, true);
   one.add_stage(x_, y_);

@@ -1,5 +1,5 @@
 #pragma once
-// CommVQ key EM of one (layer, head, stage) on a CUDA device (COMMVQ.md §2.4, §6) — the GPU
+// CommVQ key EM of one (layer, head, stage) on a CUDA device (docs/METHOD.md §3.5, §4) — the GPU
 // counterpart of KeyStageEm (src/commvq/key_em.h) with the factorized E step:
 //   E: one N×d by d×128 cuBLAS GEMM (p = −2α, q = −2β), then per vector a warp forms the 4096
 //      distances by adds, the argmin and the soft weights (kernels/cuda/commvq_em_gpu.h); the

@@ -1,5 +1,5 @@
 #pragma once
-// CommVQ as a KV-cache method (COMMVQ.md §2.5, §3.5, §4). Spec:
+// CommVQ as a KV-cache method (docs/METHOD.md §6.1, §6.2, §8). Spec:
 //   commvq:bits=2,codebook=FILE[,window=128][,sink=0][,mode=native|simulated][,compress=both|keys|values]
 // Keys are kept pre-RoPE: each 128-token block leaving the full-precision window is encoded into R
 // 12-bit indices per (token, KV head) — packed, 1.5 bytes each — plus one fp16 key norm per token;
@@ -21,7 +21,7 @@ struct CommvqOptions {
   int bits = 2;
   int stages = 0;  // 0: from the codebook, or round(bits·d/12) for accounting
   // Native key scores: "decode" (default) rebuilds each key from its codes once per KV head and dots
-  // it with the group's queries; "table" is §2.5's per-query tables + gathers. Same numbers; on CPU
+  // it with the group's queries; "table" is docs/METHOD.md §6.1's per-query tables + gathers. Same numbers; on CPU
   // with GQA the fused decode is 3-5x faster (bench/bench_commvq_keys.cpp).
   bool score_tables = false;
   // Value code refinement sweeps at compression (commvq/value_refine.h): -1 = as stored in the

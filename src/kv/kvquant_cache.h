@@ -1,5 +1,5 @@
 #pragma once
-// KVQuant (Hooper et al., NeurIPS 2024; BASELINES.md) on the shared windowed cache (COMMVQ.md §4):
+// KVQuant (Hooper et al., NeurIPS 2024; BASELINES.md) on the shared windowed cache (docs/METHOD.md §8):
 // pre-RoPE keys quantized per channel, values per token, with the non-uniform "nuq" datatype (a
 // per-layer 2^b-level lookup table from offline k-means, kv/nuq.h) and dense-and-sparse outliers.
 //

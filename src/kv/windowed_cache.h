@@ -1,5 +1,5 @@
 #pragma once
-// WindowedCache: the cache management every compressing method shares (COMMVQ.md §4), so a method
+// WindowedCache: the cache management every compressing method shares (docs/METHOD.md §8), so a method
 // only says how to compress a block of tokens and how to attend over its compressed store.
 //
 // Sequence layout of one layer (token index = order of append; positions ascending):

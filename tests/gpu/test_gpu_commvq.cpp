@@ -1,4 +1,4 @@
-// CommVQ attention on codes, GPU vs CPU (COMMVQ.md §2.5, §3.5): query tables + gathered scores,
+// CommVQ attention on codes, GPU vs CPU (docs/METHOD.md §6.1, §6.2): query tables + gathered scores,
 // decoded keys, value accumulation + codebook projection, and one layer's decode attention on codes
 // (with a full-precision window) vs the CPU kernels composed the same way and vs the GPU's own
 // decode-then-attend path. Tolerances: fp32 paths 1e-4 relative to the score scale; paths through

@@ -1,4 +1,4 @@
-// CommVQ key EM on the GPU vs KeyStageEm on the CPU (COMMVQ.md §2.4, §6), from the same parameters:
+// CommVQ key EM on the GPU vs KeyStageEm on the CPU (docs/METHOD.md §3.5, §4), from the same parameters:
 // E-step statistics (counts, marginal weighted sums, loss) and the M-step parameters.
 // Tolerances: loss 1e-5 relative; counts and sums 1e-4 of their totals (float weights summed in a
 // different order, double on both sides at the end); M-step parameters 1e-3 relative + 1e-5.

@@ -1,5 +1,5 @@
 // Host-side accounting of the GPU caches (no device needed): the CommVQ store's shapes follow the
-// bit budget of COMMVQ.md §1 and its stored bytes per token; the angle rows the GPU RoPE uses are
+// bit budget of docs/METHOD.md §2 and its stored bytes per token; the angle rows the GPU RoPE uses are
 // Rope::angles.
 #include <gtest/gtest.h>
 
@@ -13,7 +13,7 @@ namespace {
 TEST(GpuCommvqShape, StagesAndBytesFollowTheBitBudget) {
   gpu::GpuCommvqShape s;
   s.bits = 2;
-  EXPECT_EQ(s.key_stages(128), 21);  // COMMVQ.md §1: d=128 → R=21 (2-bit), 11 (1-bit); d=64 → 11, 5
+  EXPECT_EQ(s.key_stages(128), 21);  // docs/METHOD.md §2: d=128 → R=21 (2-bit), 11 (1-bit); d=64 → 11, 5
   EXPECT_EQ(s.key_stages(64), 11);
   EXPECT_EQ(s.value_code_bits(1024), 2048);
   // LLaMA-3.1-8B layer, 2-bit: 8 heads × 21 codes × 2 bytes + norm 2 + 2048/8 + magnitude 2.

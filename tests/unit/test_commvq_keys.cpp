@@ -1,4 +1,4 @@
-// CommVQ keys (COMMVQ.md §2, §6): the commutative codebook, factorized distances and encoding,
+// CommVQ keys (docs/METHOD.md §3, §4): the commutative codebook, factorized distances and encoding,
 // attention scores on codes, and the EM trainer.
 #include <gtest/gtest.h>
 
@@ -208,7 +208,7 @@ TEST(CommvqKeys, GreedyEncodeFactorizedMatchesBruteForce) {
   }
 }
 
-// §2.5: scores computed on codes equal q̃·RoPE_m(k̂_m)/√d, k̂_m decoded and rotated the plain way.
+// docs/METHOD.md §6.1: scores computed on codes equal q̃·RoPE_m(k̂_m)/√d, k̂_m decoded and rotated the plain way.
 TEST(CommvqKeys, ScoresOnCodesEqualDecodeRopeDot) {
   for (RopeLayout layout : {RopeLayout::Adjacent, RopeLayout::HalfSplit}) {
     for (int d : {64, 128}) {

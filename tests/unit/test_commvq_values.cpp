@@ -1,4 +1,4 @@
-// CommVQ values (COMMVQ.md §3): codec shapes and bit packing, the decode formula, the §3.5 kernel
+// CommVQ values (docs/METHOD.md §5): codec shapes and bit packing, the decode formula, the docs/METHOD.md §6.2 kernel
 // against decode-then-attend, hand-written gradients against finite differences, training on
 // synthetic data, determinism; and `collect` (activation recording, manifest, resume) on a tiny model.
 #include <fcntl.h>
@@ -165,7 +165,7 @@ TEST(ValueCodec, SaveLoadRoundTrips) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// §3.5 kernel
+// docs/METHOD.md §6.2 kernel
 
 struct KernelCase {
   int D, bits, head_dim, rows;

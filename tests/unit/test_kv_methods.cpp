@@ -353,7 +353,7 @@ TEST(KvKivi, WindowStateMachineMatchesKiviRule) {
 }
 
 TEST(KvWindowedBase, PrefillThenBlocksOfR) {
-  // COMMVQ.md §4 with the Blocks rule (q8_0: R = 0; KIVI keys: R).
+  // docs/METHOD.md §8 with the Blocks rule (q8_0: R = 0; KIVI keys: R).
   const KvGeometry g = make_geo(1, 4, 2, 64, RopeLayout::Adjacent);
   auto q8 = make_kv_cache("q8_0", g);
   auto& w = dynamic_cast<WindowedCache&>(*q8);
