@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "commvq/commvq_codebook.h"
+#include "commvq/kv_methods.h"
 #include "core/thread_pool.h"
 #include "kernels/cpu/attention.h"
 #include "kv/kv_cache.h"
@@ -48,8 +49,9 @@ KvGeometry geometry(const Shape& s) {
 
 // commvq:bits=B with a random codebook for the shape, written once per process to the temp folder.
 std::string commvq_spec(int bits, int shape) {
-  const auto path = std::filesystem::temp_directory_path() /
-                    ("cvq_bench_cb_" + std::to_string(::getpid()) + "_" + std::to_string(bits) + "_" + std::to_string(shape) + ".safetensors");
+  const auto path =
+      std::filesystem::temp_directory_path() / ("cvq_bench_cb_" + std::to_string(::getpid()) + "_" +
+                                                std::to_string(bits) + "_" + std::to_string(shape) + ".safetensors");
   // Removed when the process exits.
   static struct Cleanup {
     std::vector<std::filesystem::path> files;
@@ -117,8 +119,8 @@ void run_fused(benchmark::State& state, const std::string& spec) {
     benchmark::DoNotOptimize(out.data());
   }
   state.counters["kv_bytes"] = static_cast<double>(cache.bytes());
-  state.counters["bytes_read/s"] =
-      benchmark::Counter(static_cast<double>(cache.bytes()) * static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
+  state.counters["bytes_read/s"] = benchmark::Counter(
+      static_cast<double>(cache.bytes()) * static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
 }
 
 void BM_Fp16(benchmark::State& s) { run_fused(s, "fp16"); }
@@ -158,7 +160,8 @@ void run_decode_then_attend(benchmark::State& state, const std::string& spec) {
   }
   const double touched = static_cast<double>(cache.bytes()) + 2.0 * 2.0 * 4.0 * static_cast<double>(k.size());
   state.counters["kv_bytes"] = static_cast<double>(cache.bytes());
-  state.counters["bytes_read/s"] = benchmark::Counter(touched * static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
+  state.counters["bytes_read/s"] =
+      benchmark::Counter(touched * static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
 }
 
 void BM_Kivi2Deq(benchmark::State& s) { run_decode_then_attend(s, "kivi:k=2,v=2,group=32,window=128"); }

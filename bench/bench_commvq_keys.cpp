@@ -27,7 +27,7 @@
 #include "commvq/key_em.h"
 #include "core/thread_pool.h"
 #include "kernels/cpu/commvq_scores.h"
-#include "model/rope.h"
+#include "kernels/cpu/rope.h"
 
 namespace {
 
@@ -74,15 +74,24 @@ void BM_CommvqEmIteration(benchmark::State& state, KeyStageEm::EStep mode) {
     benchmark::DoNotOptimize(em.e_step(1e-4, 30.0, mode));
     em.m_step(1e-6);
   }
-  state.counters["tokens/s"] = benchmark::Counter(static_cast<double>(n), benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["tokens/s"] =
+      benchmark::Counter(static_cast<double>(n), benchmark::Counter::kIsIterationInvariantRate);
 }
 
 BENCHMARK_CAPTURE(BM_CommvqEmIteration, factorized, KeyStageEm::EStep::Factorized)
-    ->Args({64, 16384})->Args({128, 16384})->Unit(benchmark::kMillisecond);
+    ->Args({64, 16384})
+    ->Args({128, 16384})
+    ->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(BM_CommvqEmIteration, brute_distances, KeyStageEm::EStep::BruteDistances)
-    ->Args({64, 16384})->Args({128, 16384})->Unit(benchmark::kMillisecond)->Iterations(3);
+    ->Args({64, 16384})
+    ->Args({128, 16384})
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(3);
 BENCHMARK_CAPTURE(BM_CommvqEmIteration, brute_reference, KeyStageEm::EStep::BruteReference)
-    ->Args({64, 16384})->Args({128, 16384})->Unit(benchmark::kMillisecond)->Iterations(2);
+    ->Args({64, 16384})
+    ->Args({128, 16384})
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(2);
 
 // Training one stage end to end as train_key_head does (init + K iterations + residual), for the
 // per-(layer, head) time at the defaults: stage time × R.
@@ -181,8 +190,8 @@ void BM_CommvqScores(benchmark::State& state, ScoreMode mode) {
         for (int64_t b0 = 0; b0 < n; b0 += 128) {
           const int m = static_cast<int>(std::min<int64_t>(128, n - b0));
           s->blocks.fill_from_base(s->bases.data() + (b0 / 128) * d, m, s->cs.data());
-          commvq_scores_codes(s->table.data(), R, d, 1, s->codes.data() + b0 * R, R, s->norms.data() + b0,
-                              s->cs.data(), m, s->scores.data() + g * n + b0, n);
+          commvq_scores_codes(s->table.data(), R, d, 1, s->codes.data() + b0 * R, R, s->norms.data() + b0, s->cs.data(),
+                              m, s->scores.data() + g * n + b0, n);
         }
       }
     }
@@ -214,12 +223,20 @@ void BM_CommvqScores(benchmark::State& state, ScoreMode mode) {
     benchmark::DoNotOptimize(s->scores.data());
     benchmark::ClobberMemory();
   }
-  state.counters["tokens/s"] = benchmark::Counter(static_cast<double>(n), benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["tokens/s"] =
+      benchmark::Counter(static_cast<double>(n), benchmark::Counter::kIsIterationInvariantRate);
 }
 
-#define COMMVQ_SCORE_ARGS                                                                                     \
-  ->Args({64, 1024})->Args({64, 4096})->Args({64, 16384})->Args({64, 65536})->Args({128, 1024})          \
-      ->Args({128, 4096})->Args({128, 16384})->Args({128, 65536})->Unit(benchmark::kMicrosecond)
+#define COMMVQ_SCORE_ARGS  \
+  ->Args({64, 1024})       \
+      ->Args({64, 4096})   \
+      ->Args({64, 16384})  \
+      ->Args({64, 65536})  \
+      ->Args({128, 1024})  \
+      ->Args({128, 4096})  \
+      ->Args({128, 16384}) \
+      ->Args({128, 65536}) \
+      ->Unit(benchmark::kMicrosecond)
 BENCHMARK_CAPTURE(BM_CommvqScores, codes, ScoreMode::Codes) COMMVQ_SCORE_ARGS;
 BENCHMARK_CAPTURE(BM_CommvqScores, decode_fused, ScoreMode::DecodeFused) COMMVQ_SCORE_ARGS;
 BENCHMARK_CAPTURE(BM_CommvqScores, decode_materialize, ScoreMode::DecodeMaterialize) COMMVQ_SCORE_ARGS;

@@ -15,8 +15,8 @@
 
 #include "core/fp16.h"
 #include "kernels/cpu/cpu_features.h"
-#include "kernels/cpu/quant_dot.h"
 #include "kernels/cpu/ggml_type.h"
+#include "kernels/cpu/quant_dot.h"
 
 namespace {
 
@@ -84,7 +84,8 @@ void BM_Gemv(benchmark::State& state, GgmlType t, SimdLevel level, int64_t rows,
     benchmark::ClobberMemory();
   }
   state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(m.bytes.size()));
-  state.counters["rows/s"] = benchmark::Counter(static_cast<double>(rows), benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["rows/s"] =
+      benchmark::Counter(static_cast<double>(rows), benchmark::Counter::kIsIterationInvariantRate);
 }
 
 int register_benchmarks() {

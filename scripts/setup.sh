@@ -9,6 +9,7 @@ cd "$root"
 packages=(build-essential cmake ninja-build pkg-config python3 python3-pip curl ca-certificates
           libeigen3-dev libcli11-dev nlohmann-json3-dev libopenblas-dev libpcre2-dev
           libgtest-dev libgmock-dev libbenchmark-dev
+          clang-format         # scripts/check-format.sh (CI checks the tree against .clang-format)
           python3-matplotlib   # PNG plots of `commvq-bench tables` (scripts/plot.py)
           slurmctld slurmd slurm-client munge)  # grids as Slurm job arrays (scripts/slurm/, tests/cli/slurm.sh)
 missing=()

@@ -68,15 +68,24 @@ inline void scores_rows(const float* q, int d, int64_t n, float scale, float* sc
 }
 
 template <typename Load>
-inline void scores_tiles(const float* q, int rows, int d, int64_t n, float scale, float* scores, int64_t ld, const Load load_key) {
+inline void scores_tiles(const float* q, int rows, int d, int64_t n, float scale, float* scores, int64_t ld,
+                         const Load load_key) {
   for (int r0 = 0; r0 < rows; r0 += 4) {
     const float* qb = q + static_cast<int64_t>(r0) * d;
     float* sb = scores + static_cast<int64_t>(r0) * ld;
     switch (std::min(4, rows - r0)) {
-      case 4: scores_rows<4>(qb, d, n, scale, sb, ld, load_key); break;
-      case 3: scores_rows<3>(qb, d, n, scale, sb, ld, load_key); break;
-      case 2: scores_rows<2>(qb, d, n, scale, sb, ld, load_key); break;
-      default: scores_rows<1>(qb, d, n, scale, sb, ld, load_key); break;
+      case 4:
+        scores_rows<4>(qb, d, n, scale, sb, ld, load_key);
+        break;
+      case 3:
+        scores_rows<3>(qb, d, n, scale, sb, ld, load_key);
+        break;
+      case 2:
+        scores_rows<2>(qb, d, n, scale, sb, ld, load_key);
+        break;
+      default:
+        scores_rows<1>(qb, d, n, scale, sb, ld, load_key);
+        break;
     }
   }
 }
@@ -89,7 +98,8 @@ inline void values_rows(const float* p, int64_t ld, int d, int c0, int64_t n, fl
   for (int j = 0; j < CB; ++j) m[j] = chunk_mask(c0 + j, nc, d);
   __m512 acc[RB][CB];
   for (int i = 0; i < RB; ++i)
-    for (int j = 0; j < CB; ++j) acc[i][j] = _mm512_maskz_loadu_ps(m[j], out + static_cast<int64_t>(i) * d + (c0 + j) * 16);
+    for (int j = 0; j < CB; ++j)
+      acc[i][j] = _mm512_maskz_loadu_ps(m[j], out + static_cast<int64_t>(i) * d + (c0 + j) * 16);
   for (int64_t t = 0; t < n; ++t) {
     if (c0 == 0 && t + kPrefetchTokens < n) load_val.prefetch(t + kPrefetchTokens);
     __m512 vv[CB];
@@ -100,7 +110,8 @@ inline void values_rows(const float* p, int64_t ld, int d, int c0, int64_t n, fl
     }
   }
   for (int i = 0; i < RB; ++i)
-    for (int j = 0; j < CB; ++j) _mm512_mask_storeu_ps(out + static_cast<int64_t>(i) * d + (c0 + j) * 16, m[j], acc[i][j]);
+    for (int j = 0; j < CB; ++j)
+      _mm512_mask_storeu_ps(out + static_cast<int64_t>(i) * d + (c0 + j) * 16, m[j], acc[i][j]);
 }
 
 template <int RB, typename Load>
@@ -108,10 +119,18 @@ inline void values_rb(const float* p, int64_t ld, int d, int64_t n, float* out, 
   const int nc = (d + 15) / 16;
   for (int c0 = 0; c0 < nc; c0 += 4) {
     switch (std::min(4, nc - c0)) {
-      case 4: values_rows<RB, 4>(p, ld, d, c0, n, out, load_val); break;
-      case 3: values_rows<RB, 3>(p, ld, d, c0, n, out, load_val); break;
-      case 2: values_rows<RB, 2>(p, ld, d, c0, n, out, load_val); break;
-      default: values_rows<RB, 1>(p, ld, d, c0, n, out, load_val); break;
+      case 4:
+        values_rows<RB, 4>(p, ld, d, c0, n, out, load_val);
+        break;
+      case 3:
+        values_rows<RB, 3>(p, ld, d, c0, n, out, load_val);
+        break;
+      case 2:
+        values_rows<RB, 2>(p, ld, d, c0, n, out, load_val);
+        break;
+      default:
+        values_rows<RB, 1>(p, ld, d, c0, n, out, load_val);
+        break;
     }
   }
 }
@@ -122,10 +141,18 @@ inline void values_tiles(const float* p, int64_t ld, int rows, int d, int64_t n,
     const float* pb = p + static_cast<int64_t>(r0) * ld;
     float* ob = out + static_cast<int64_t>(r0) * d;
     switch (std::min(4, rows - r0)) {
-      case 4: values_rb<4>(pb, ld, d, n, ob, load_val); break;
-      case 3: values_rb<3>(pb, ld, d, n, ob, load_val); break;
-      case 2: values_rb<2>(pb, ld, d, n, ob, load_val); break;
-      default: values_rb<1>(pb, ld, d, n, ob, load_val); break;
+      case 4:
+        values_rb<4>(pb, ld, d, n, ob, load_val);
+        break;
+      case 3:
+        values_rb<3>(pb, ld, d, n, ob, load_val);
+        break;
+      case 2:
+        values_rb<2>(pb, ld, d, n, ob, load_val);
+        break;
+      default:
+        values_rb<1>(pb, ld, d, n, ob, load_val);
+        break;
     }
   }
 }

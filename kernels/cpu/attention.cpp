@@ -53,13 +53,15 @@ void attention_f32(const AttentionArgs& a) {
         const float* vh = a.v + static_cast<int64_t>(kvh) * d;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, ctx, d, scale, qg.data(), d, kh, a.kv_stride, 0.0f,
                     scores.data(), ctx);
-        for (int r = 0; r < rows; ++r) softmax_masked(scores.data() + static_cast<int64_t>(r) * ctx, ctx, a.n_visible[q0 + r / group]);
+        for (int r = 0; r < rows; ++r)
+          softmax_masked(scores.data() + static_cast<int64_t>(r) * ctx, ctx, a.n_visible[q0 + r / group]);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, d, ctx, 1.0f, scores.data(), ctx, vh, a.kv_stride,
                     0.0f, og.data(), d);
       }
       for (int i = 0; i < nq; ++i) {
         float* dst = a.out + static_cast<int64_t>(q0 + i) * a.q_stride + static_cast<int64_t>(kvh) * group * d;
-        std::copy(og.data() + static_cast<int64_t>(i) * group * d, og.data() + static_cast<int64_t>(i + 1) * group * d, dst);
+        std::copy(og.data() + static_cast<int64_t>(i) * group * d, og.data() + static_cast<int64_t>(i + 1) * group * d,
+                  dst);
       }
     }
   });

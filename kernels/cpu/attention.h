@@ -6,16 +6,16 @@
 namespace cvq {
 
 struct AttentionArgs {
-  const float* q = nullptr;   // [n_q x q_stride], heads contiguous within a query
+  const float* q = nullptr;  // [n_q x q_stride], heads contiguous within a query
   int n_q = 0;
   int q_stride = 0;
   int n_head = 0, n_head_kv = 0, head_dim = 0;
-  const float* k = nullptr;   // [n_ctx x kv_stride], post-RoPE
-  const float* v = nullptr;   // [n_ctx x kv_stride]
+  const float* k = nullptr;  // [n_ctx x kv_stride], post-RoPE
+  const float* v = nullptr;  // [n_ctx x kv_stride]
   int n_ctx = 0;
   int kv_stride = 0;
   const int32_t* n_visible = nullptr;  // per query, <= n_ctx
-  float* out = nullptr;       // [n_q x q_stride]
+  float* out = nullptr;                // [n_q x q_stride]
 };
 
 void attention_f32(const AttentionArgs& a);

@@ -11,7 +11,8 @@ namespace cvq {
 namespace {
 
 bool use_avx512(SimdLevel level) {
-  if (!cpu_supports(level)) throw Error(std::string("commvq kernels: this CPU does not support ") + simd_level_name(level));
+  if (!cpu_supports(level))
+    throw Error(std::string("commvq kernels: this CPU does not support ") + simd_level_name(level));
   return level == SimdLevel::Avx512 && detail::commvq_assign_avx512_compiled();
 }
 
@@ -114,8 +115,8 @@ CommvqArgmin commvq_argmin4096(const float* v) {
   return best;
 }
 
-int commvq_soft_accumulate_at(SimdLevel level, const float* dist2, float dmin2, float tau, float cutoff,
-                              float* counts, float* wa, float* wb, float* dense_out, CommvqSoftScratch& scratch) {
+int commvq_soft_accumulate_at(SimdLevel level, const float* dist2, float dmin2, float tau, float cutoff, float* counts,
+                              float* wa, float* wb, float* dense_out, CommvqSoftScratch& scratch) {
   if (use_avx512(level)) {
     return detail::commvq_soft_accumulate_avx512(dist2, dmin2, tau, cutoff, counts, wa, wb, dense_out, scratch);
   }

@@ -20,8 +20,8 @@ inline constexpr int kCommvqSubCodes = 64;     // sub-codes per stage (6 bits ea
 inline constexpr int kCommvqCodewords = 4096;  // codewords per stage (one 12-bit index)
 
 struct CommvqArgmin {
-  int index = 0;     // first index of the minimum
-  float value = 0;   // the minimum of out[]
+  int index = 0;    // first index of the minimum
+  float value = 0;  // the minimum of out[]
 };
 
 // Row pruning (optional `bound` argument below; 128 floats per stage, from commvq_row_bounds):
@@ -62,8 +62,8 @@ struct CommvqSoftScratch {
 };
 int commvq_soft_accumulate(const float* dist2, float dmin2, float tau, float cutoff, float* counts, float* wa,
                            float* wb, float* dense_out, CommvqSoftScratch& scratch);
-int commvq_soft_accumulate_at(SimdLevel level, const float* dist2, float dmin2, float tau, float cutoff,
-                              float* counts, float* wa, float* wb, float* dense_out, CommvqSoftScratch& scratch);
+int commvq_soft_accumulate_at(SimdLevel level, const float* dist2, float dmin2, float tau, float cutoff, float* counts,
+                              float* wa, float* wb, float* dense_out, CommvqSoftScratch& scratch);
 
 // The factorized E step of one vector in one call: the distances of commvq_pair_sum_argmin (offset =
 // ||r||²) followed by commvq_soft_accumulate, without storing the 4096 distances. The SIMD path
@@ -78,14 +78,14 @@ CommvqArgmin commvq_pair_soft_assign_at(SimdLevel level, const float* gfull, con
                                         CommvqSoftScratch& scratch, const float* bound = nullptr);
 
 namespace detail {
-CommvqArgmin commvq_pair_soft_assign_avx512(const float* gfull, const float* p, const float* q, float offset,
-                                            float tau, float cutoff, float* counts, float* wa, float* wb,
+CommvqArgmin commvq_pair_soft_assign_avx512(const float* gfull, const float* p, const float* q, float offset, float tau,
+                                            float cutoff, float* counts, float* wa, float* wb,
                                             CommvqSoftScratch& scratch, const float* bound);
-CommvqArgmin commvq_pair_sum_argmin_avx512(const float* gfull, const float* p, const float* q, float offset,
-                                           float* out, const float* bound);
+CommvqArgmin commvq_pair_sum_argmin_avx512(const float* gfull, const float* p, const float* q, float offset, float* out,
+                                           const float* bound);
 CommvqArgmin commvq_argmin4096_avx512(const float* v);
-int commvq_soft_accumulate_avx512(const float* dist2, float dmin2, float tau, float cutoff, float* counts,
-                                  float* wa, float* wb, float* dense_out, CommvqSoftScratch& scratch);
+int commvq_soft_accumulate_avx512(const float* dist2, float dmin2, float tau, float cutoff, float* counts, float* wa,
+                                  float* wb, float* dense_out, CommvqSoftScratch& scratch);
 bool commvq_assign_avx512_compiled();
 }  // namespace detail
 

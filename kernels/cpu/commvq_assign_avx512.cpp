@@ -31,8 +31,8 @@ inline __m512 row_minimum(const float* gfull, const float* p, const __m512 (&qv)
   const __m512 v1 = _mm512_add_ps(_mm512_loadu_ps(g + 16), qv[1]);
   const __m512 v2 = _mm512_add_ps(_mm512_loadu_ps(g + 32), qv[2]);
   const __m512 v3 = _mm512_add_ps(_mm512_loadu_ps(g + 48), qv[3]);
-  const __m512 m = _mm512_add_ps(_mm512_min_ps(_mm512_min_ps(v0, v1), _mm512_min_ps(v2, v3)),
-                                 _mm512_set1_ps(p[a] + offset));
+  const __m512 m =
+      _mm512_add_ps(_mm512_min_ps(_mm512_min_ps(v0, v1), _mm512_min_ps(v2, v3)), _mm512_set1_ps(p[a] + offset));
   _mm512_store_ps(rowmin + a * 16, m);
   return m;
 }
@@ -61,10 +61,9 @@ inline uint64_t pruned_row_minima(const float* gfull, const float* p, const __m5
                                   const float* bound, float cutoff_tau, float* rowmin, float* gmin_out) {
   const float* base = bound;
   const float* n = bound + kCommvqSubCodes;
-  __m512 h = _mm512_min_ps(_mm512_min_ps(_mm512_add_ps(qv[0], _mm512_loadu_ps(n)),
-                                         _mm512_add_ps(qv[1], _mm512_loadu_ps(n + 16))),
-                           _mm512_min_ps(_mm512_add_ps(qv[2], _mm512_loadu_ps(n + 32)),
-                                         _mm512_add_ps(qv[3], _mm512_loadu_ps(n + 48))));
+  __m512 h = _mm512_min_ps(
+      _mm512_min_ps(_mm512_add_ps(qv[0], _mm512_loadu_ps(n)), _mm512_add_ps(qv[1], _mm512_loadu_ps(n + 16))),
+      _mm512_min_ps(_mm512_add_ps(qv[2], _mm512_loadu_ps(n + 32)), _mm512_add_ps(qv[3], _mm512_loadu_ps(n + 48))));
   const float hmin = _mm512_reduce_min_ps(h);
   const __m512 qabs = _mm512_max_ps(_mm512_max_ps(_mm512_abs_ps(qv[0]), _mm512_abs_ps(qv[1])),
                                     _mm512_max_ps(_mm512_abs_ps(qv[2]), _mm512_abs_ps(qv[3])));
@@ -121,10 +120,9 @@ inline int first_equal_in_row(const float* gfull, const float* p, const __m512 (
 
 bool commvq_assign_avx512_compiled() { return true; }
 
-CommvqArgmin commvq_pair_sum_argmin_avx512(const float* gfull, const float* p, const float* q, float offset,
-                                           float* out, const float* bound) {
-  const __m512 qv[4] = {_mm512_loadu_ps(q), _mm512_loadu_ps(q + 16), _mm512_loadu_ps(q + 32),
-                        _mm512_loadu_ps(q + 48)};
+CommvqArgmin commvq_pair_sum_argmin_avx512(const float* gfull, const float* p, const float* q, float offset, float* out,
+                                           const float* bound) {
+  const __m512 qv[4] = {_mm512_loadu_ps(q), _mm512_loadu_ps(q + 16), _mm512_loadu_ps(q + 32), _mm512_loadu_ps(q + 48)};
   if (out) {  // every value is wanted: compute and store them, then scan for the first minimum
     __m512 gmin = _mm512_set1_ps(std::numeric_limits<float>::infinity());
     for (int a = 0; a < kCommvqSubCodes; ++a) {
@@ -163,11 +161,10 @@ CommvqArgmin commvq_pair_sum_argmin_avx512(const float* gfull, const float* p, c
   return {0, m};
 }
 
-CommvqArgmin commvq_pair_soft_assign_avx512(const float* gfull, const float* p, const float* q, float offset,
-                                            float tau, float cutoff, float* counts, float* wa, float* wb,
-                                            CommvqSoftScratch& s, const float* bound) {
-  const __m512 qv[4] = {_mm512_loadu_ps(q), _mm512_loadu_ps(q + 16), _mm512_loadu_ps(q + 32),
-                        _mm512_loadu_ps(q + 48)};
+CommvqArgmin commvq_pair_soft_assign_avx512(const float* gfull, const float* p, const float* q, float offset, float tau,
+                                            float cutoff, float* counts, float* wa, float* wb, CommvqSoftScratch& s,
+                                            const float* bound) {
+  const __m512 qv[4] = {_mm512_loadu_ps(q), _mm512_loadu_ps(q + 16), _mm512_loadu_ps(q + 32), _mm512_loadu_ps(q + 48)};
   float gmin;
   uint64_t rows = ~uint64_t{0};
   if (bound) {
@@ -245,8 +242,8 @@ CommvqArgmin commvq_argmin4096_avx512(const float* v) {
   return reduce_argmin(best, besti);
 }
 
-int commvq_soft_accumulate_avx512(const float* dist2, float dmin2, float tau, float cutoff, float* counts,
-                                  float* wa, float* wb, float* dense_out, CommvqSoftScratch& s) {
+int commvq_soft_accumulate_avx512(const float* dist2, float dmin2, float tau, float cutoff, float* counts, float* wa,
+                                  float* wb, float* dense_out, CommvqSoftScratch& s) {
   const float dmin = std::sqrt(std::max(dmin2, 0.0f));
   const __m512 t2 = _mm512_set1_ps(cutoff_threshold(dmin2, cutoff * tau));
   const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);

@@ -20,13 +20,13 @@ void check_shape(const char* what, int stages, int head_dim, int n_query) {
 }
 
 bool use_avx512(SimdLevel level) {
-  if (!cpu_supports(level)) throw Error(std::string("commvq scores: this CPU does not support ") + simd_level_name(level));
+  if (!cpu_supports(level))
+    throw Error(std::string("commvq scores: this CPU does not support ") + simd_level_name(level));
   return level == SimdLevel::Avx512 && detail::commvq_scores_avx512_compiled();
 }
 
-void scores_codes_scalar(const float* table, int stages, int d, int n_query, const uint16_t* codes,
-                         int64_t code_stride, const float* norms, const float* cos_sin, int64_t n, float* scores,
-                         int64_t score_stride) {
+void scores_codes_scalar(const float* table, int stages, int d, int n_query, const uint16_t* codes, int64_t code_stride,
+                         const float* norms, const float* cos_sin, int64_t n, float* scores, int64_t score_stride) {
   const int h = d / 2;
   std::vector<float> acc(static_cast<size_t>(d));
   const size_t head_floats = static_cast<size_t>(stages) * kSub * d;
@@ -52,9 +52,9 @@ void scores_codes_scalar(const float* table, int stages, int d, int n_query, con
   }
 }
 
-void scores_decode_scalar(const float* xy, int stages, int d, const float* q_pairs, int n_query,
-                          const uint16_t* codes, int64_t code_stride, const float* norms, const float* cos_sin,
-                          int64_t n, float* scores, int64_t score_stride) {
+void scores_decode_scalar(const float* xy, int stages, int d, const float* q_pairs, int n_query, const uint16_t* codes,
+                          int64_t code_stride, const float* norms, const float* cos_sin, int64_t n, float* scores,
+                          int64_t score_stride) {
   const int h = d / 2;
   const float scale = 1.0f / std::sqrt(static_cast<float>(d));
   std::vector<float> k(static_cast<size_t>(d)), r(static_cast<size_t>(d));
@@ -116,9 +116,9 @@ void commvq_query_table(const float* xy, int stages, int d, const float* q_pairs
   }
 }
 
-void commvq_scores_codes_at(SimdLevel level, const float* table, int stages, int d, int n_query,
-                            const uint16_t* codes, int64_t code_stride, const float* norms, const float* cos_sin,
-                            int64_t n, float* scores, int64_t score_stride) {
+void commvq_scores_codes_at(SimdLevel level, const float* table, int stages, int d, int n_query, const uint16_t* codes,
+                            int64_t code_stride, const float* norms, const float* cos_sin, int64_t n, float* scores,
+                            int64_t score_stride) {
   check_shape("commvq_scores_codes", stages, d, n_query);
   if (n <= 0) return;
   if (use_avx512(level) && detail::commvq_scores_codes_avx512(table, stages, d, n_query, codes, code_stride, norms,
@@ -128,31 +128,29 @@ void commvq_scores_codes_at(SimdLevel level, const float* table, int stages, int
   scores_codes_scalar(table, stages, d, n_query, codes, code_stride, norms, cos_sin, n, scores, score_stride);
 }
 
-void commvq_scores_codes(const float* table, int stages, int d, int n_query, const uint16_t* codes,
-                         int64_t code_stride, const float* norms, const float* cos_sin, int64_t n, float* scores,
-                         int64_t score_stride) {
-  commvq_scores_codes_at(active_simd_level(), table, stages, d, n_query, codes, code_stride, norms, cos_sin, n,
-                         scores, score_stride);
+void commvq_scores_codes(const float* table, int stages, int d, int n_query, const uint16_t* codes, int64_t code_stride,
+                         const float* norms, const float* cos_sin, int64_t n, float* scores, int64_t score_stride) {
+  commvq_scores_codes_at(active_simd_level(), table, stages, d, n_query, codes, code_stride, norms, cos_sin, n, scores,
+                         score_stride);
 }
 
-void commvq_scores_decode_at(SimdLevel level, const float* xy, int stages, int d, const float* q_pairs,
-                             int n_query, const uint16_t* codes, int64_t code_stride, const float* norms,
-                             const float* cos_sin, int64_t n, float* scores, int64_t score_stride) {
+void commvq_scores_decode_at(SimdLevel level, const float* xy, int stages, int d, const float* q_pairs, int n_query,
+                             const uint16_t* codes, int64_t code_stride, const float* norms, const float* cos_sin,
+                             int64_t n, float* scores, int64_t score_stride) {
   check_shape("commvq_scores_decode", stages, d, n_query);
   if (n <= 0) return;
   if (use_avx512(level) && detail::commvq_scores_decode_avx512(xy, stages, d, q_pairs, n_query, codes, code_stride,
                                                                norms, cos_sin, n, scores, score_stride)) {
     return;
   }
-  scores_decode_scalar(xy, stages, d, q_pairs, n_query, codes, code_stride, norms, cos_sin, n, scores,
-                       score_stride);
+  scores_decode_scalar(xy, stages, d, q_pairs, n_query, codes, code_stride, norms, cos_sin, n, scores, score_stride);
 }
 
-void commvq_scores_decode(const float* xy, int stages, int d, const float* q_pairs, int n_query,
-                          const uint16_t* codes, int64_t code_stride, const float* norms, const float* cos_sin,
-                          int64_t n, float* scores, int64_t score_stride) {
-  commvq_scores_decode_at(active_simd_level(), xy, stages, d, q_pairs, n_query, codes, code_stride, norms, cos_sin,
-                          n, scores, score_stride);
+void commvq_scores_decode(const float* xy, int stages, int d, const float* q_pairs, int n_query, const uint16_t* codes,
+                          int64_t code_stride, const float* norms, const float* cos_sin, int64_t n, float* scores,
+                          int64_t score_stride) {
+  commvq_scores_decode_at(active_simd_level(), xy, stages, d, q_pairs, n_query, codes, code_stride, norms, cos_sin, n,
+                          scores, score_stride);
 }
 
 void commvq_block_cos_sin(const float* base, const float* offsets, int64_t n, int d, float* out) {

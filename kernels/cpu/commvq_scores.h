@@ -38,8 +38,8 @@ size_t commvq_query_table_floats(int stages, int head_dim, int n_query);
 void commvq_query_table(const float* xy, int stages, int head_dim, const float* q_pairs, int n_query, float* table);
 
 void commvq_scores_codes(const float* table, int stages, int head_dim, int n_query, const uint16_t* codes,
-                         int64_t code_stride, const float* norms, const float* cos_sin, int64_t n_tokens,
-                         float* scores, int64_t score_stride);
+                         int64_t code_stride, const float* norms, const float* cos_sin, int64_t n_tokens, float* scores,
+                         int64_t score_stride);
 void commvq_scores_codes_at(SimdLevel level, const float* table, int stages, int head_dim, int n_query,
                             const uint16_t* codes, int64_t code_stride, const float* norms, const float* cos_sin,
                             int64_t n_tokens, float* scores, int64_t score_stride);
@@ -68,8 +68,8 @@ bool commvq_scores_codes_avx512(const float* table, int stages, int head_dim, in
                                 float* scores, int64_t score_stride);
 bool commvq_block_cos_sin_avx512(const float* base, const float* offsets, int64_t n, int head_dim, float* out);
 bool commvq_scores_decode_avx512(const float* xy, int stages, int head_dim, const float* q_pairs, int n_query,
-                                 const uint16_t* codes, int64_t code_stride, const float* norms,
-                                 const float* cos_sin, int64_t n_tokens, float* scores, int64_t score_stride);
+                                 const uint16_t* codes, int64_t code_stride, const float* norms, const float* cos_sin,
+                                 int64_t n_tokens, float* scores, int64_t score_stride);
 }  // namespace detail
 
 }  // namespace cvq

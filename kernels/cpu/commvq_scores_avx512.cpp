@@ -113,8 +113,8 @@ bool commvq_block_cos_sin_avx512(const float* base, const float* offsets, int64_
 }
 
 bool commvq_scores_codes_avx512(const float* table, int stages, int head_dim, int n_query, const uint16_t* codes,
-                                int64_t code_stride, const float* norms, const float* cos_sin, int64_t n,
-                                float* scores, int64_t score_stride) {
+                                int64_t code_stride, const float* norms, const float* cos_sin, int64_t n, float* scores,
+                                int64_t score_stride) {
   switch (head_dim) {
     case 64:
       scores_codes<4>(table, stages, n_query, codes, code_stride, norms, cos_sin, n, scores, score_stride);
@@ -122,13 +122,14 @@ bool commvq_scores_codes_avx512(const float* table, int stages, int head_dim, in
     case 128:
       scores_codes<8>(table, stages, n_query, codes, code_stride, norms, cos_sin, n, scores, score_stride);
       return true;
-    default: return false;
+    default:
+      return false;
   }
 }
 
 bool commvq_scores_decode_avx512(const float* xy, int stages, int head_dim, const float* q_pairs, int n_query,
-                                 const uint16_t* codes, int64_t code_stride, const float* norms,
-                                 const float* cos_sin, int64_t n, float* scores, int64_t score_stride) {
+                                 const uint16_t* codes, int64_t code_stride, const float* norms, const float* cos_sin,
+                                 int64_t n, float* scores, int64_t score_stride) {
   switch (head_dim) {
     case 64:
       scores_decode<4>(xy, stages, q_pairs, n_query, codes, code_stride, norms, cos_sin, n, scores, score_stride);
@@ -136,7 +137,8 @@ bool commvq_scores_decode_avx512(const float* xy, int stages, int head_dim, cons
     case 128:
       scores_decode<8>(xy, stages, q_pairs, n_query, codes, code_stride, norms, cos_sin, n, scores, score_stride);
       return true;
-    default: return false;
+    default:
+      return false;
   }
 }
 

@@ -1,7 +1,7 @@
 // AVX-512 accumulation of attention-weighted value codes (see commvq_values.h): each 16 code bits
 // are a mask for one masked add of the token's weight into 16 accumulator lanes; up to 4 rows × 96
-// bits are held in registers across the tokens of the block, each token's masks loaded once. Compiled with -mavx512* by CMake; only called after
-// cpu_supports(SimdLevel::Avx512).
+// bits are held in registers across the tokens of the block, each token's masks loaded once. Compiled with -mavx512* by
+// CMake; only called after cpu_supports(SimdLevel::Avx512).
 #include "kernels/cpu/commvq_values.h"
 
 #if defined(__x86_64__) && defined(__AVX512F__)
@@ -62,12 +62,23 @@ void accumulate_row_group(const uint8_t* codes, int64_t code_stride, const float
   for (; j + 16 * kMaxVecs <= code_bits; j += 16 * kMaxVecs)
     accumulate_rows<NR, kMaxVecs>(codes, code_stride, pf, n, w, w_stride, j, acc, code_bits);
   switch ((code_bits - j) / 16) {
-    case 1: accumulate_rows<NR, 1>(codes, code_stride, pf, n, w, w_stride, j, acc, code_bits); break;
-    case 2: accumulate_rows<NR, 2>(codes, code_stride, pf, n, w, w_stride, j, acc, code_bits); break;
-    case 3: accumulate_rows<NR, 3>(codes, code_stride, pf, n, w, w_stride, j, acc, code_bits); break;
-    case 4: accumulate_rows<NR, 4>(codes, code_stride, pf, n, w, w_stride, j, acc, code_bits); break;
-    case 5: accumulate_rows<NR, 5>(codes, code_stride, pf, n, w, w_stride, j, acc, code_bits); break;
-    default: break;
+    case 1:
+      accumulate_rows<NR, 1>(codes, code_stride, pf, n, w, w_stride, j, acc, code_bits);
+      break;
+    case 2:
+      accumulate_rows<NR, 2>(codes, code_stride, pf, n, w, w_stride, j, acc, code_bits);
+      break;
+    case 3:
+      accumulate_rows<NR, 3>(codes, code_stride, pf, n, w, w_stride, j, acc, code_bits);
+      break;
+    case 4:
+      accumulate_rows<NR, 4>(codes, code_stride, pf, n, w, w_stride, j, acc, code_bits);
+      break;
+    case 5:
+      accumulate_rows<NR, 5>(codes, code_stride, pf, n, w, w_stride, j, acc, code_bits);
+      break;
+    default:
+      break;
   }
 }
 
@@ -94,10 +105,18 @@ bool commvq_values_accumulate_avx512(const uint8_t* codes, int64_t code_stride, 
       const float* wr = weights + r * w_stride + t0;
       float* ar = acc + static_cast<int64_t>(r) * code_bits;
       switch (std::min(kMaxRows, rows - r)) {
-        case 4: accumulate_row_group<4>(ct, code_stride, pf, n, wr, w_stride, code_bits, ar); break;
-        case 3: accumulate_row_group<3>(ct, code_stride, pf, n, wr, w_stride, code_bits, ar); break;
-        case 2: accumulate_row_group<2>(ct, code_stride, pf, n, wr, w_stride, code_bits, ar); break;
-        default: accumulate_row_group<1>(ct, code_stride, pf, n, wr, w_stride, code_bits, ar); break;
+        case 4:
+          accumulate_row_group<4>(ct, code_stride, pf, n, wr, w_stride, code_bits, ar);
+          break;
+        case 3:
+          accumulate_row_group<3>(ct, code_stride, pf, n, wr, w_stride, code_bits, ar);
+          break;
+        case 2:
+          accumulate_row_group<2>(ct, code_stride, pf, n, wr, w_stride, code_bits, ar);
+          break;
+        default:
+          accumulate_row_group<1>(ct, code_stride, pf, n, wr, w_stride, code_bits, ar);
+          break;
       }
     }
   }

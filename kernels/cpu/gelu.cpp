@@ -10,7 +10,8 @@ namespace {
 // erf(z), z >= 0, Abramowitz & Stegun 7.1.26.
 float erf_as(float z) {
   const float t = 1.0f / (1.0f + 0.3275911f * z);
-  const float poly = t * (0.254829592f + t * (-0.284496736f + t * (1.421413741f + t * (-1.453152027f + t * 1.061405429f))));
+  const float poly =
+      t * (0.254829592f + t * (-0.284496736f + t * (1.421413741f + t * (-1.453152027f + t * 1.061405429f))));
   return 1.0f - poly * std::exp(-z * z);
 }
 

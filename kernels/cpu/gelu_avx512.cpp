@@ -4,7 +4,8 @@
 namespace cvq::detail {
 
 void gelu_inplace_avx512(float* x, int64_t n) {
-  const __m512 inv_sqrt2 = _mm512_set1_ps(0.70710678118654752f), one = _mm512_set1_ps(1.0f), half = _mm512_set1_ps(0.5f);
+  const __m512 inv_sqrt2 = _mm512_set1_ps(0.70710678118654752f), one = _mm512_set1_ps(1.0f),
+               half = _mm512_set1_ps(0.5f);
   const __m512 p = _mm512_set1_ps(0.3275911f);
   const __m512 a1 = _mm512_set1_ps(0.254829592f), a2 = _mm512_set1_ps(-0.284496736f), a3 = _mm512_set1_ps(1.421413741f),
                a4 = _mm512_set1_ps(-1.453152027f), a5 = _mm512_set1_ps(1.061405429f);
@@ -19,7 +20,8 @@ void gelu_inplace_avx512(float* x, int64_t n) {
     poly = _mm512_fmadd_ps(t, poly, a1);
     poly = _mm512_mul_ps(t, poly);
     const __m512 e = _mm512_fnmadd_ps(poly, exp512(_mm512_mul_ps(_mm512_sub_ps(_mm512_setzero_ps(), az), az)), one);
-    const __m512 erf = _mm512_mask_sub_ps(e, _mm512_cmp_ps_mask(z, _mm512_setzero_ps(), _CMP_LT_OQ), _mm512_setzero_ps(), e);
+    const __m512 erf =
+        _mm512_mask_sub_ps(e, _mm512_cmp_ps_mask(z, _mm512_setzero_ps(), _CMP_LT_OQ), _mm512_setzero_ps(), e);
     (void)m;
     return _mm512_mul_ps(_mm512_mul_ps(half, v), _mm512_add_ps(one, erf));
   };

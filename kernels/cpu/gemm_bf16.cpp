@@ -68,17 +68,21 @@ void gemm_bf16_fallback(const uint16_t* x, int64_t T, int64_t K, const uint16_t*
       wf[r * K + 2 * p + 1] = bf16_to_float(g[p * 2 * kBf16GroupRows + 1]);
     }
   }
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(T), static_cast<int>(n_rows), static_cast<int>(K),
-              1.0f, xf.data(), static_cast<int>(K), wf.data(), static_cast<int>(K), 0.0f, y, static_cast<int>(ldy));
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(T), static_cast<int>(n_rows),
+              static_cast<int>(K), 1.0f, xf.data(), static_cast<int>(K), wf.data(), static_cast<int>(K), 0.0f, y,
+              static_cast<int>(ldy));
 }
 
 }  // namespace
 
 const char* bf16_kernel_name(Bf16Kernel k) {
   switch (k) {
-    case Bf16Kernel::Fallback: return "fallback";
-    case Bf16Kernel::Avx512Bf16: return "avx512bf16";
-    case Bf16Kernel::Amx: return "amx";
+    case Bf16Kernel::Fallback:
+      return "fallback";
+    case Bf16Kernel::Avx512Bf16:
+      return "avx512bf16";
+    case Bf16Kernel::Amx:
+      return "amx";
   }
   return "unknown";
 }
@@ -87,9 +91,12 @@ bool bf16_kernel_available(Bf16Kernel k) {
   static const bool avx512bf16 = cpu_has_avx512bf16();
   static const bool amx = avx512bf16 && cpu_has_amx_bf16();
   switch (k) {
-    case Bf16Kernel::Fallback: return true;
-    case Bf16Kernel::Avx512Bf16: return avx512bf16;
-    case Bf16Kernel::Amx: return amx;
+    case Bf16Kernel::Fallback:
+      return true;
+    case Bf16Kernel::Avx512Bf16:
+      return avx512bf16;
+    case Bf16Kernel::Amx:
+      return amx;
   }
   return false;
 }
@@ -129,7 +136,8 @@ void pack_bf16_rows(const float* w, int64_t ldw, int64_t n_rows, int64_t K, uint
     for (int r = 0; r < kBf16GroupRows; ++r) {
       const int64_t row = g * kBf16GroupRows + r;
       if (row >= n_rows) {
-        for (int64_t p = 0; p < K / 2; ++p) dst[(p * kBf16GroupRows + r) * 2] = dst[(p * kBf16GroupRows + r) * 2 + 1] = 0;
+        for (int64_t p = 0; p < K / 2; ++p)
+          dst[(p * kBf16GroupRows + r) * 2] = dst[(p * kBf16GroupRows + r) * 2 + 1] = 0;
         continue;
       }
       const float* src = w + row * ldw;
@@ -146,9 +154,15 @@ void gemm_bf16_strided(Bf16Kernel kernel, const uint16_t* x, int64_t T, int64_t 
   if (K % 32 != 0) throw Error("gemm_bf16: K must be a multiple of 32 (got " + std::to_string(K) + ")");
   if (T <= 0 || n_rows <= 0) return;
   switch (kernel) {
-    case Bf16Kernel::Amx: detail::gemm_bf16_amx(x, T, K, w_packed, group_stride, n_rows, y, ldy); return;
-    case Bf16Kernel::Avx512Bf16: detail::gemm_bf16_avx512bf16(x, T, K, w_packed, group_stride, n_rows, y, ldy); return;
-    case Bf16Kernel::Fallback: gemm_bf16_fallback(x, T, K, w_packed, group_stride, n_rows, y, ldy); return;
+    case Bf16Kernel::Amx:
+      detail::gemm_bf16_amx(x, T, K, w_packed, group_stride, n_rows, y, ldy);
+      return;
+    case Bf16Kernel::Avx512Bf16:
+      detail::gemm_bf16_avx512bf16(x, T, K, w_packed, group_stride, n_rows, y, ldy);
+      return;
+    case Bf16Kernel::Fallback:
+      gemm_bf16_fallback(x, T, K, w_packed, group_stride, n_rows, y, ldy);
+      return;
   }
 }
 

@@ -64,7 +64,8 @@ void gemm_bf16_amx(const uint16_t* x, int64_t T, int64_t K, const uint16_t* w_pa
 bool amx_request_permission();
 // AVX-512 BF16 conversions (vcvtne2ps2bf16: the same rounding as float_to_bf16 for normal numbers).
 void convert_rows_bf16_avx512bf16(const float* x, int64_t ldx, int64_t K, int64_t t0, int64_t t1, uint16_t* out);
-void pack_bf16_group_avx512bf16(const float* w, int64_t ldw, int n_valid, int64_t K, uint16_t* dst);  // arch_prctl(ARCH_REQ_XCOMP_PERM, XTILEDATA); true if granted
+void pack_bf16_group_avx512bf16(const float* w, int64_t ldw, int n_valid, int64_t K,
+                                uint16_t* dst);  // arch_prctl(ARCH_REQ_XCOMP_PERM, XTILEDATA); true if granted
 }  // namespace detail
 
 }  // namespace cvq

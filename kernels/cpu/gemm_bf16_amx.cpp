@@ -73,7 +73,8 @@ void gemm_bf16_amx(const uint16_t* x, int64_t T, int64_t K, const uint16_t* w_pa
         }
       }
       const int64_t rows0 = std::min<int64_t>(16, T - t), rows1 = std::min<int64_t>(16, T - t - 16);
-      const int64_t cols0 = std::min<int64_t>(16, n_rows - g * 16), cols1 = pair ? std::min<int64_t>(16, n_rows - (g + 1) * 16) : 0;
+      const int64_t cols0 = std::min<int64_t>(16, n_rows - g * 16),
+                    cols1 = pair ? std::min<int64_t>(16, n_rows - (g + 1) * 16) : 0;
       float* yt = y + t * ldy + g * 16;
       const int64_t y_stride = ldy * static_cast<int64_t>(sizeof(float));
       if (rows1 == 16 && cols0 == 16 && (!pair || cols1 == 16)) {  // whole tiles: straight into y

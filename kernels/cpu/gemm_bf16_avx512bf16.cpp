@@ -35,8 +35,10 @@ void micro_tile(const uint16_t* x, int64_t K, const uint16_t* w, int64_t group_s
   for (int m = 0; m < MR; ++m) {
     for (int g = 0; g < NG; ++g) {
       float* dst = y + m * ldy + g * kBf16GroupRows;
-      if (g == NG - 1 && last_group_rows < kBf16GroupRows) _mm512_mask_storeu_ps(dst, last, acc[m][g]);
-      else _mm512_storeu_ps(dst, acc[m][g]);
+      if (g == NG - 1 && last_group_rows < kBf16GroupRows)
+        _mm512_mask_storeu_ps(dst, last, acc[m][g]);
+      else
+        _mm512_storeu_ps(dst, acc[m][g]);
     }
   }
 }
@@ -46,21 +48,31 @@ using MicroFn = void (*)(const uint16_t*, int64_t, const uint16_t*, int64_t, flo
 template <int MR>
 MicroFn pick_groups(int ng) {
   switch (ng) {
-    case 1: return micro_tile<MR, 1>;
-    case 2: return micro_tile<MR, 2>;
-    case 3: return micro_tile<MR, 3>;
-    default: return micro_tile<MR, 4>;
+    case 1:
+      return micro_tile<MR, 1>;
+    case 2:
+      return micro_tile<MR, 2>;
+    case 3:
+      return micro_tile<MR, 3>;
+    default:
+      return micro_tile<MR, 4>;
   }
 }
 
 MicroFn pick(int mr, int ng) {
   switch (mr) {
-    case 1: return pick_groups<1>(ng);
-    case 2: return pick_groups<2>(ng);
-    case 3: return pick_groups<3>(ng);
-    case 4: return pick_groups<4>(ng);
-    case 5: return pick_groups<5>(ng);
-    default: return pick_groups<6>(ng);
+    case 1:
+      return pick_groups<1>(ng);
+    case 2:
+      return pick_groups<2>(ng);
+    case 3:
+      return pick_groups<3>(ng);
+    case 4:
+      return pick_groups<4>(ng);
+    case 5:
+      return pick_groups<5>(ng);
+    default:
+      return pick_groups<6>(ng);
   }
 }
 
@@ -87,7 +99,8 @@ void pack_bf16_group_avx512bf16(const float* w, int64_t ldw, int n_valid, int64_
                                                 _mm512_set1_epi32(static_cast<int>(K / 2)));
   const int* base = reinterpret_cast<const int*>(rows.data());
   for (int64_t p = 0; p < K / 2; ++p) {
-    const __m512i pairs = _mm512_i32gather_epi32(_mm512_add_epi32(row_starts, _mm512_set1_epi32(static_cast<int>(p))), base, 4);
+    const __m512i pairs =
+        _mm512_i32gather_epi32(_mm512_add_epi32(row_starts, _mm512_set1_epi32(static_cast<int>(p))), base, 4);
     _mm512_storeu_si512(dst + p * 2 * kBf16GroupRows, pairs);
   }
 }

@@ -68,7 +68,8 @@ float dot_q8_0_row(const uint8_t* w, const int8_t* q, const float* d, int64_t nb
 }  // namespace
 
 void ggml_quantize_q8(const float* x, int64_t rows, int64_t cols, GgmlQ8Rows& out) {
-  if (cols % 32 != 0) throw Error("llama.cpp arithmetic: rows of " + std::to_string(cols) + " values are not whole blocks of 32");
+  if (cols % 32 != 0)
+    throw Error("llama.cpp arithmetic: rows of " + std::to_string(cols) + " values are not whole blocks of 32");
   out.rows = rows;
   out.blocks = cols / 32;
   out.q.resize(static_cast<size_t>(rows * cols));
@@ -116,9 +117,9 @@ float ggml_expf(float x) {
   const float n = z - r;
   const float b = std::fmaf(-n, 0x1.7f7d1cp-20f, std::fmaf(-n, 0x1.62e4p-1f, x));
   const float u = b * b;
-  const float j = std::fmaf(std::fmaf(std::fmaf(0x1.0e4020p-7f, b, 0x1.573e2ep-5f), u,
-                                      std::fmaf(0x1.555e66p-3f, b, 0x1.fffdb6p-2f)),
-                            u, std::fmaf(0x1.ffffecp-1f, b, 1.0f));
+  const float j = std::fmaf(
+      std::fmaf(std::fmaf(0x1.0e4020p-7f, b, 0x1.573e2ep-5f), u, std::fmaf(0x1.555e66p-3f, b, 0x1.fffdb6p-2f)), u,
+      std::fmaf(0x1.ffffecp-1f, b, 1.0f));
   if (std::fabs(n) > 192.0f) return n <= 0.0f ? 0.0f : INFINITY;
   return std::ldexp(j, static_cast<int>(n));
 }
@@ -171,7 +172,7 @@ float ggml_dot16(const float* a, const float* b, int64_t k) {
 void detail::ggml_attend_row_scalar(const float* q, const float* k, const float* v, int64_t stride, int64_t n, int d,
                                     float scale, float* out, float* scratch) {
   const int64_t np = (n + 15) / 16 * 16;
-  float* qh = scratch;    // d
+  float* qh = scratch;     // d
   float* p = scratch + d;  // np
   float* acc = p + np;     // 16 × d
   for (int i = 0; i < d; ++i) qh[i] = f16_round(q[i]);

@@ -68,18 +68,18 @@ void ggml_rope_pair(float* x, float* y, float c, float s);
 
 namespace detail {
 // Per-ISA versions (the public functions pick one); the scalar ones are the portable reference.
-void ggml_matmul_q4_1_scalar(const uint8_t* w, size_t row_bytes, int64_t r0, int64_t r1, const GgmlQ8Rows& a,
-                             float* y, int64_t ldy);
-void ggml_matmul_q8_0_scalar(const uint8_t* w, size_t row_bytes, int64_t r0, int64_t r1, const GgmlQ8Rows& a,
-                             float* y, int64_t ldy);
+void ggml_matmul_q4_1_scalar(const uint8_t* w, size_t row_bytes, int64_t r0, int64_t r1, const GgmlQ8Rows& a, float* y,
+                             int64_t ldy);
+void ggml_matmul_q8_0_scalar(const uint8_t* w, size_t row_bytes, int64_t r0, int64_t r1, const GgmlQ8Rows& a, float* y,
+                             int64_t ldy);
 void ggml_swiglu_scalar(const float* gate, const float* up, int64_t n, float* y);
 void ggml_attend_row_scalar(const float* q, const float* k, const float* v, int64_t stride, int64_t n, int d,
                             float scale, float* out, float* scratch);
 bool ggml_arith_avx512_compiled();
-void ggml_matmul_q4_1_avx512(const uint8_t* w, size_t row_bytes, int64_t r0, int64_t r1, const GgmlQ8Rows& a,
-                             float* y, int64_t ldy);
-void ggml_matmul_q8_0_avx512(const uint8_t* w, size_t row_bytes, int64_t r0, int64_t r1, const GgmlQ8Rows& a,
-                             float* y, int64_t ldy);
+void ggml_matmul_q4_1_avx512(const uint8_t* w, size_t row_bytes, int64_t r0, int64_t r1, const GgmlQ8Rows& a, float* y,
+                             int64_t ldy);
+void ggml_matmul_q8_0_avx512(const uint8_t* w, size_t row_bytes, int64_t r0, int64_t r1, const GgmlQ8Rows& a, float* y,
+                             int64_t ldy);
 void ggml_swiglu_avx512(const float* gate, const float* up, int64_t n, float* y);
 void ggml_attend_row_avx512(const float* q, const float* k, const float* v, int64_t stride, int64_t n, int d,
                             float scale, float* out, float* scratch);

@@ -35,9 +35,7 @@ inline __m512i two_rows(const int8_t* a0, const int8_t* a1) {
                             _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a1)), 1);
 }
 
-inline __m512 two_scales(float lo, float hi) {
-  return _mm512_insertf32x8(_mm512_set1_ps(lo), _mm256_set1_ps(hi), 1);
-}
+inline __m512 two_scales(float lo, float hi) { return _mm512_insertf32x8(_mm512_set1_ps(lo), _mm256_set1_ps(hi), 1); }
 
 // One weight row (unpacked: 32 bytes per block, its scales dw and, for Q4_1, mins mw) against every
 // activation row, two activation rows per vector.
@@ -78,8 +76,8 @@ inline __m512 v_expf(__m512 x) {
   const __m512 r = _mm512_set1_ps(0x1.8p23f);
   const __m512 z = _mm512_fmadd_ps(x, _mm512_set1_ps(0x1.715476p+0f), r);
   const __m512 n = _mm512_sub_ps(z, r);
-  const __m512 b = _mm512_fnmadd_ps(n, _mm512_set1_ps(0x1.7f7d1cp-20f),
-                                    _mm512_fnmadd_ps(n, _mm512_set1_ps(0x1.62e4p-1f), x));
+  const __m512 b =
+      _mm512_fnmadd_ps(n, _mm512_set1_ps(0x1.7f7d1cp-20f), _mm512_fnmadd_ps(n, _mm512_set1_ps(0x1.62e4p-1f), x));
   const __mmask16 big = _mm512_cmp_ps_mask(_mm512_abs_ps(n), _mm512_set1_ps(192), _CMP_GT_OQ);
   const __m512 u = _mm512_mul_ps(b, b);
   const __m512 j = _mm512_fmadd_ps(
@@ -101,8 +99,8 @@ inline __m512 f16_round(__m512 x) {
 
 bool ggml_arith_avx512_compiled() { return true; }
 
-void ggml_matmul_q4_1_avx512(const uint8_t* w, size_t row_bytes, int64_t r0, int64_t r1, const GgmlQ8Rows& a,
-                             float* y, int64_t ldy) {
+void ggml_matmul_q4_1_avx512(const uint8_t* w, size_t row_bytes, int64_t r0, int64_t r1, const GgmlQ8Rows& a, float* y,
+                             int64_t ldy) {
   const int64_t nb = a.blocks;
   std::vector<uint8_t> wq(static_cast<size_t>(nb) * 32);
   std::vector<float> dw(static_cast<size_t>(nb)), mw(static_cast<size_t>(nb));
@@ -124,8 +122,8 @@ void ggml_matmul_q4_1_avx512(const uint8_t* w, size_t row_bytes, int64_t r0, int
   }
 }
 
-void ggml_matmul_q8_0_avx512(const uint8_t* w, size_t row_bytes, int64_t r0, int64_t r1, const GgmlQ8Rows& a,
-                             float* y, int64_t ldy) {
+void ggml_matmul_q8_0_avx512(const uint8_t* w, size_t row_bytes, int64_t r0, int64_t r1, const GgmlQ8Rows& a, float* y,
+                             int64_t ldy) {
   const int64_t nb = a.blocks;
   std::vector<uint8_t> wq(static_cast<size_t>(nb) * 32);
   std::vector<float> dw(static_cast<size_t>(nb));

@@ -15,8 +15,8 @@ inline uint32_t code_at(const uint32_t* words, int j, int bits) {
 }
 
 // Reference: the same factorization as the SIMD kernels, one token at a time.
-void scores_scalar(const KiviKeyView& k, const float* q, int rows, float scale, int64_t t0, int64_t t1,
-                   float* scores, int64_t ld) {
+void scores_scalar(const KiviKeyView& k, const float* q, int rows, float scale, int64_t t0, int64_t t1, float* scores,
+                   int64_t ld) {
   std::vector<float> qs(static_cast<size_t>(k.d)), bias(static_cast<size_t>(rows));
   for (int64_t g = t0 / k.group; g * k.group < t1; ++g) {
     const int64_t gs = g * k.group;
@@ -33,7 +33,8 @@ void scores_scalar(const KiviKeyView& k, const float* q, int rows, float scale, 
       }
       for (int j = j0; j < j1; ++j) {
         float acc = b;
-        for (int c = 0; c < k.d; ++c) acc += qs[c] * static_cast<float>(code_at(cw + static_cast<int64_t>(c) * k.words, j, k.bits));
+        for (int c = 0; c < k.d; ++c)
+          acc += qs[c] * static_cast<float>(code_at(cw + static_cast<int64_t>(c) * k.words, j, k.bits));
         scores[r * ld + (gs + j - t0)] = scale * acc;
       }
     }

@@ -14,23 +14,23 @@
 namespace cvq {
 
 struct KiviKeyView {
-  int bits = 2;                 // b
-  int group = 32;               // G tokens per group
-  int words = 2;                // 32-bit words per (group, channel): ceil(G*b/32)
-  int d = 0;                    // channels of this head
-  const uint32_t* codes = nullptr;     // group g, head channel c: codes + (g*chan_stride + c)*words
-  const uint16_t* scale = nullptr;     // group g, head channel c: scale[g*chan_stride + c] (fp16)
+  int bits = 2;                     // b
+  int group = 32;                   // G tokens per group
+  int words = 2;                    // 32-bit words per (group, channel): ceil(G*b/32)
+  int d = 0;                        // channels of this head
+  const uint32_t* codes = nullptr;  // group g, head channel c: codes + (g*chan_stride + c)*words
+  const uint16_t* scale = nullptr;  // group g, head channel c: scale[g*chan_stride + c] (fp16)
   const uint16_t* zero = nullptr;
-  int64_t chan_stride = 0;      // channels per group row (all heads: kv_dim)
+  int64_t chan_stride = 0;  // channels per group row (all heads: kv_dim)
 };
 
 struct KiviValueView {
   int bits = 2;
-  int group = 32;               // G channels per group (divides d)
-  int words = 2;                // words per (token, group): ceil(G*b/32)
+  int group = 32;  // G channels per group (divides d)
+  int words = 2;   // words per (token, group): ceil(G*b/32)
   int d = 0;
-  const uint32_t* codes = nullptr;     // token t, head group j: codes + t*token_words + j*words
-  const uint16_t* scale = nullptr;     // token t, head group j: scale[t*token_groups + j]
+  const uint32_t* codes = nullptr;  // token t, head group j: codes + t*token_words + j*words
+  const uint16_t* scale = nullptr;  // token t, head group j: scale[t*token_groups + j]
   const uint16_t* zero = nullptr;
   int64_t token_words = 0;
   int64_t token_groups = 0;

@@ -24,7 +24,8 @@ inline __m512i extract16(const uint32_t* w, int j, int n_left) {
     return _mm512_and_si512(_mm512_srlv_epi32(v, sh), _mm512_set1_epi32(3));
   } else {
     const uint32_t w0 = w[j >> 3], w1 = n_left > 8 ? w[(j >> 3) + 1] : 0u;
-    const __m512i v = _mm512_inserti64x4(_mm512_set1_epi32(static_cast<int>(w0)), _mm256_set1_epi32(static_cast<int>(w1)), 1);
+    const __m512i v =
+        _mm512_inserti64x4(_mm512_set1_epi32(static_cast<int>(w0)), _mm256_set1_epi32(static_cast<int>(w1)), 1);
     const __m512i sh = _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 0, 4, 8, 12, 16, 20, 24, 28);
     return _mm512_and_si512(_mm512_srlv_epi32(v, sh), _mm512_set1_epi32(15));
   }
@@ -59,7 +60,8 @@ inline void scores_chunk(const uint32_t* cw, int words, int d, int G, const floa
         a1[i] = _mm512_fmadd_ps(qv, c1, a1[i]);
       }
     } else {
-      for (int i = 0; i < RB; ++i) a0[i] = _mm512_fmadd_ps(_mm512_set1_ps(qs[static_cast<int64_t>(i) * d + c]), c0, a0[i]);
+      for (int i = 0; i < RB; ++i)
+        a0[i] = _mm512_fmadd_ps(_mm512_set1_ps(qs[static_cast<int64_t>(i) * d + c]), c0, a0[i]);
     }
   }
   for (int i = 0; i < RB; ++i) {
@@ -112,7 +114,8 @@ void scores_rows(const KiviKeyView& k, const float* q, float scale, int64_t t0, 
       const __mmask16 m0 = lane_mask(j0 - jc, j1 - jc);
       const int64_t col = gs + jc - t0;
       if (jc + 16 < j1) {
-        scores_chunk<B, RB, true>(cw, k.words, d, G, qs, bias, jc, m0, lane_mask(j0 - jc - 16, j1 - jc - 16), scores, ld, col);
+        scores_chunk<B, RB, true>(cw, k.words, d, G, qs, bias, jc, m0, lane_mask(j0 - jc - 16, j1 - jc - 16), scores,
+                                  ld, col);
       } else {
         scores_chunk<B, RB, false>(cw, k.words, d, G, qs, bias, jc, m0, 0, scores, ld, col);
       }
@@ -127,17 +130,26 @@ void scores_impl(const KiviKeyView& k, const float* q, int rows, float scale, in
     const float* qb = q + static_cast<int64_t>(r0) * k.d;
     float* sb = scores + static_cast<int64_t>(r0) * ld;
     switch (std::min(4, rows - r0)) {
-      case 4: scores_rows<B, 4>(k, qb, scale, t0, t1, sb, ld); break;
-      case 3: scores_rows<B, 3>(k, qb, scale, t0, t1, sb, ld); break;
-      case 2: scores_rows<B, 2>(k, qb, scale, t0, t1, sb, ld); break;
-      default: scores_rows<B, 1>(k, qb, scale, t0, t1, sb, ld); break;
+      case 4:
+        scores_rows<B, 4>(k, qb, scale, t0, t1, sb, ld);
+        break;
+      case 3:
+        scores_rows<B, 3>(k, qb, scale, t0, t1, sb, ld);
+        break;
+      case 2:
+        scores_rows<B, 2>(k, qb, scale, t0, t1, sb, ld);
+        break;
+      default:
+        scores_rows<B, 1>(k, qb, scale, t0, t1, sb, ld);
+        break;
     }
   }
 }
 
 // RB rows x CB chunks of 16 channels (chunk c0 ..), accumulators in registers over all tokens.
 template <int B, int RB, int CB>
-inline void values_block(const KiviValueView& v, const float* p, int64_t ld, int c0, int64_t t0, int64_t t1, float* out) {
+inline void values_block(const KiviValueView& v, const float* p, int64_t ld, int c0, int64_t t0, int64_t t1,
+                         float* out) {
   const int d = v.d, G = v.group;
   int grp[CB], off[CB];
   for (int j = 0; j < CB; ++j) {
@@ -156,8 +168,10 @@ inline void values_block(const KiviValueView& v, const float* p, int64_t ld, int
     __m512 w[RB];
     for (int i = 0; i < RB; ++i) w[i] = _mm512_set1_ps(p[i * ld + (t - t0)]);
     for (int j = 0; j < CB; ++j) {
-      const __m512 codes = _mm512_cvtepi32_ps(extract16<B>(cw + static_cast<int64_t>(grp[j]) * v.words, off[j], G - off[j]));
-      const __m512 vh = _mm512_fmadd_ps(codes, _mm512_set1_ps(_cvtsh_ss(sc[grp[j]])), _mm512_set1_ps(_cvtsh_ss(zp[grp[j]])));
+      const __m512 codes =
+          _mm512_cvtepi32_ps(extract16<B>(cw + static_cast<int64_t>(grp[j]) * v.words, off[j], G - off[j]));
+      const __m512 vh =
+          _mm512_fmadd_ps(codes, _mm512_set1_ps(_cvtsh_ss(sc[grp[j]])), _mm512_set1_ps(_cvtsh_ss(zp[grp[j]])));
       for (int i = 0; i < RB; ++i) acc[i][j] = _mm512_fmadd_ps(w[i], vh, acc[i][j]);
     }
   }
@@ -170,10 +184,18 @@ void values_rows(const KiviValueView& v, const float* p, int64_t ld, int64_t t0,
   const int nc = v.d / 16;
   for (int c0 = 0; c0 < nc; c0 += 4) {
     switch (std::min(4, nc - c0)) {
-      case 4: values_block<B, RB, 4>(v, p, ld, c0, t0, t1, out); break;
-      case 3: values_block<B, RB, 3>(v, p, ld, c0, t0, t1, out); break;
-      case 2: values_block<B, RB, 2>(v, p, ld, c0, t0, t1, out); break;
-      default: values_block<B, RB, 1>(v, p, ld, c0, t0, t1, out); break;
+      case 4:
+        values_block<B, RB, 4>(v, p, ld, c0, t0, t1, out);
+        break;
+      case 3:
+        values_block<B, RB, 3>(v, p, ld, c0, t0, t1, out);
+        break;
+      case 2:
+        values_block<B, RB, 2>(v, p, ld, c0, t0, t1, out);
+        break;
+      default:
+        values_block<B, RB, 1>(v, p, ld, c0, t0, t1, out);
+        break;
     }
   }
 }
@@ -184,10 +206,18 @@ void values_impl(const KiviValueView& v, const float* p, int64_t ld, int rows, i
     const float* pb = p + static_cast<int64_t>(r0) * ld;
     float* ob = out + static_cast<int64_t>(r0) * v.d;
     switch (std::min(4, rows - r0)) {
-      case 4: values_rows<B, 4>(v, pb, ld, t0, t1, ob); break;
-      case 3: values_rows<B, 3>(v, pb, ld, t0, t1, ob); break;
-      case 2: values_rows<B, 2>(v, pb, ld, t0, t1, ob); break;
-      default: values_rows<B, 1>(v, pb, ld, t0, t1, ob); break;
+      case 4:
+        values_rows<B, 4>(v, pb, ld, t0, t1, ob);
+        break;
+      case 3:
+        values_rows<B, 3>(v, pb, ld, t0, t1, ob);
+        break;
+      case 2:
+        values_rows<B, 2>(v, pb, ld, t0, t1, ob);
+        break;
+      default:
+        values_rows<B, 1>(v, pb, ld, t0, t1, ob);
+        break;
     }
   }
 }
@@ -198,10 +228,17 @@ bool kivi_scores_avx512(const KiviKeyView& k, const float* q, int rows, float sc
                         float* scores, int64_t ld) {
   if (k.d > 256) return false;  // q' buffer on the stack
   switch (k.bits) {
-    case 1: scores_impl<1>(k, q, rows, scale, t0, t1, scores, ld); return true;
-    case 2: scores_impl<2>(k, q, rows, scale, t0, t1, scores, ld); return true;
-    case 4: scores_impl<4>(k, q, rows, scale, t0, t1, scores, ld); return true;
-    default: return false;
+    case 1:
+      scores_impl<1>(k, q, rows, scale, t0, t1, scores, ld);
+      return true;
+    case 2:
+      scores_impl<2>(k, q, rows, scale, t0, t1, scores, ld);
+      return true;
+    case 4:
+      scores_impl<4>(k, q, rows, scale, t0, t1, scores, ld);
+      return true;
+    default:
+      return false;
   }
 }
 
@@ -209,10 +246,17 @@ bool kivi_values_avx512(const KiviValueView& v, const float* p, int64_t ld, int 
                         float* out) {
   if (v.group % 16 != 0 || v.d % 16 != 0) return false;
   switch (v.bits) {
-    case 1: values_impl<1>(v, p, ld, rows, t0, t1, out); return true;
-    case 2: values_impl<2>(v, p, ld, rows, t0, t1, out); return true;
-    case 4: values_impl<4>(v, p, ld, rows, t0, t1, out); return true;
-    default: return false;
+    case 1:
+      values_impl<1>(v, p, ld, rows, t0, t1, out);
+      return true;
+    case 2:
+      values_impl<2>(v, p, ld, rows, t0, t1, out);
+      return true;
+    case 4:
+      values_impl<4>(v, p, ld, rows, t0, t1, out);
+      return true;
+    default:
+      return false;
   }
 }
 

@@ -11,7 +11,9 @@
 namespace cvq {
 namespace {
 
-inline float half_value(HalfKind kind, uint16_t h) { return kind == HalfKind::BF16 ? bf16_to_float(h) : fp16_to_float(h); }
+inline float half_value(HalfKind kind, uint16_t h) {
+  return kind == HalfKind::BF16 ? bf16_to_float(h) : fp16_to_float(h);
+}
 
 void scores_half_scalar(HalfKind kind, const float* q, int rows, int d, const uint16_t* k, int64_t stride, int64_t n,
                         float scale, float* scores, int64_t ld) {
@@ -85,11 +87,13 @@ void kv_scores_half_at(SimdLevel level, HalfKind kind, const float* q, int rows,
   require(level);
   if (n <= 0) return;
   switch (level) {
-    case SimdLevel::Avx512: return detail::kv_scores_half_avx512(kind, q, rows, d, k, stride, n, scale, scores, ld);
+    case SimdLevel::Avx512:
+      return detail::kv_scores_half_avx512(kind, q, rows, d, k, stride, n, scale, scores, ld);
     case SimdLevel::Avx2:
       if (detail::kv_scores_half_avx2(kind, q, rows, d, k, stride, n, scale, scores, ld)) return;
       return scores_half_scalar(kind, q, rows, d, k, stride, n, scale, scores, ld);
-    case SimdLevel::Scalar: return scores_half_scalar(kind, q, rows, d, k, stride, n, scale, scores, ld);
+    case SimdLevel::Scalar:
+      return scores_half_scalar(kind, q, rows, d, k, stride, n, scale, scores, ld);
   }
 }
 
@@ -98,11 +102,13 @@ void kv_values_half_at(SimdLevel level, HalfKind kind, const float* p, int64_t l
   require(level);
   if (n <= 0) return;
   switch (level) {
-    case SimdLevel::Avx512: return detail::kv_values_half_avx512(kind, p, ld, rows, d, v, stride, n, out);
+    case SimdLevel::Avx512:
+      return detail::kv_values_half_avx512(kind, p, ld, rows, d, v, stride, n, out);
     case SimdLevel::Avx2:
       if (detail::kv_values_half_avx2(kind, p, ld, rows, d, v, stride, n, out)) return;
       return values_half_scalar(kind, p, ld, rows, d, v, stride, n, out);
-    case SimdLevel::Scalar: return values_half_scalar(kind, p, ld, rows, d, v, stride, n, out);
+    case SimdLevel::Scalar:
+      return values_half_scalar(kind, p, ld, rows, d, v, stride, n, out);
   }
 }
 
@@ -110,9 +116,12 @@ float kv_exp_sum_at(SimdLevel level, float* x, int64_t n, float m) {
   require(level);
   if (n <= 0) return 0.0f;
   switch (level) {
-    case SimdLevel::Avx512: return detail::kv_exp_sum_avx512(x, n, m);
-    case SimdLevel::Avx2: return detail::kv_exp_sum_avx2(x, n, m);
-    case SimdLevel::Scalar: return exp_sum_scalar(x, n, m);
+    case SimdLevel::Avx512:
+      return detail::kv_exp_sum_avx512(x, n, m);
+    case SimdLevel::Avx2:
+      return detail::kv_exp_sum_avx2(x, n, m);
+    case SimdLevel::Scalar:
+      return exp_sum_scalar(x, n, m);
   }
   return 0.0f;
 }
@@ -153,7 +162,8 @@ void kv_scores_gemm(const float* q, int rows, int d, const float* k, int64_t str
               static_cast<int>(stride), 0.0f, scores, static_cast<int>(ld));
 }
 
-void kv_values_gemm(const float* p, int64_t ld, int rows, int d, const float* v, int64_t stride, int64_t n, float* out) {
+void kv_values_gemm(const float* p, int64_t ld, int rows, int d, const float* v, int64_t stride, int64_t n,
+                    float* out) {
   if (n <= 0 || rows <= 0) return;
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, d, static_cast<int>(n), 1.0f, p, static_cast<int>(ld), v,
               static_cast<int>(stride), 1.0f, out, d);

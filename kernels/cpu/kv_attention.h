@@ -43,8 +43,8 @@ float kv_exp_sum_at(SimdLevel level, float* x, int64_t n, float m);
 
 namespace detail {
 // Per-ISA variants (kv_attention_avx512.cpp / _avx2.cpp).
-void kv_scores_half_avx512(HalfKind kind, const float* q, int rows, int d, const uint16_t* k, int64_t stride,
-                           int64_t n, float scale, float* scores, int64_t ld);
+void kv_scores_half_avx512(HalfKind kind, const float* q, int rows, int d, const uint16_t* k, int64_t stride, int64_t n,
+                           float scale, float* scores, int64_t ld);
 void kv_values_half_avx512(HalfKind kind, const float* p, int64_t ld, int rows, int d, const uint16_t* v,
                            int64_t stride, int64_t n, float* out);
 void kv_scores_f32_avx512(const float* q, int rows, int d, const float* k, int64_t stride, int64_t n, float scale,
@@ -54,10 +54,10 @@ void kv_values_f32_avx512(const float* p, int64_t ld, int rows, int d, const flo
 float kv_exp_sum_avx512(float* x, int64_t n, float m);
 float kv_max_avx512(const float* x, int64_t n);
 // AVX2: return false (computing nothing) when d is not a multiple of 8.
-bool kv_scores_half_avx2(HalfKind kind, const float* q, int rows, int d, const uint16_t* k, int64_t stride,
-                         int64_t n, float scale, float* scores, int64_t ld);
-bool kv_values_half_avx2(HalfKind kind, const float* p, int64_t ld, int rows, int d, const uint16_t* v,
-                         int64_t stride, int64_t n, float* out);
+bool kv_scores_half_avx2(HalfKind kind, const float* q, int rows, int d, const uint16_t* k, int64_t stride, int64_t n,
+                         float scale, float* scores, int64_t ld);
+bool kv_values_half_avx2(HalfKind kind, const float* p, int64_t ld, int rows, int d, const uint16_t* v, int64_t stride,
+                         int64_t n, float* out);
 float kv_exp_sum_avx2(float* x, int64_t n, float m);
 }  // namespace detail
 

@@ -53,13 +53,15 @@ void scores_rows(const float* q, int d, const uint16_t* k, int64_t stride, int64
       }
     }
     for (int i = 0; i < RB; ++i)
-      _mm_storeu_ps(scores + i * ld + t, _mm_mul_ps(hsum4(acc[i][0], acc[i][1], acc[i][2], acc[i][3]), _mm_set1_ps(scale)));
+      _mm_storeu_ps(scores + i * ld + t,
+                    _mm_mul_ps(hsum4(acc[i][0], acc[i][1], acc[i][2], acc[i][3]), _mm_set1_ps(scale)));
   }
   for (; t < n; ++t) {
     for (int i = 0; i < RB; ++i) {
       __m256 acc = _mm256_setzero_ps();
       for (int c = 0; c < nc; ++c)
-        acc = _mm256_fmadd_ps(_mm256_loadu_ps(q + static_cast<int64_t>(i) * d + c * 8), load8<K>(k + t * stride + c * 8), acc);
+        acc = _mm256_fmadd_ps(_mm256_loadu_ps(q + static_cast<int64_t>(i) * d + c * 8),
+                              load8<K>(k + t * stride + c * 8), acc);
       scores[i * ld + t] = scale * hsum(acc);
     }
   }
@@ -99,10 +101,18 @@ void scores_all(const float* q, int rows, int d, const uint16_t* k, int64_t stri
     const float* qb = q + static_cast<int64_t>(r0) * d;
     float* sb = scores + r0 * ld;
     switch (std::min(4, rows - r0)) {
-      case 4: scores_rows<K, 4>(qb, d, k, stride, n, scale, sb, ld); break;
-      case 3: scores_rows<K, 3>(qb, d, k, stride, n, scale, sb, ld); break;
-      case 2: scores_rows<K, 2>(qb, d, k, stride, n, scale, sb, ld); break;
-      default: scores_rows<K, 1>(qb, d, k, stride, n, scale, sb, ld); break;
+      case 4:
+        scores_rows<K, 4>(qb, d, k, stride, n, scale, sb, ld);
+        break;
+      case 3:
+        scores_rows<K, 3>(qb, d, k, stride, n, scale, sb, ld);
+        break;
+      case 2:
+        scores_rows<K, 2>(qb, d, k, stride, n, scale, sb, ld);
+        break;
+      default:
+        scores_rows<K, 1>(qb, d, k, stride, n, scale, sb, ld);
+        break;
     }
   }
 }
@@ -113,10 +123,18 @@ void values_all(const float* p, int64_t ld, int rows, int d, const uint16_t* v, 
     const float* pb = p + r0 * ld;
     float* ob = out + static_cast<int64_t>(r0) * d;
     switch (std::min(4, rows - r0)) {
-      case 4: values_rows<K, 4>(pb, ld, d, v, stride, n, ob); break;
-      case 3: values_rows<K, 3>(pb, ld, d, v, stride, n, ob); break;
-      case 2: values_rows<K, 2>(pb, ld, d, v, stride, n, ob); break;
-      default: values_rows<K, 1>(pb, ld, d, v, stride, n, ob); break;
+      case 4:
+        values_rows<K, 4>(pb, ld, d, v, stride, n, ob);
+        break;
+      case 3:
+        values_rows<K, 3>(pb, ld, d, v, stride, n, ob);
+        break;
+      case 2:
+        values_rows<K, 2>(pb, ld, d, v, stride, n, ob);
+        break;
+      default:
+        values_rows<K, 1>(pb, ld, d, v, stride, n, ob);
+        break;
     }
   }
 }

@@ -1,6 +1,6 @@
 // AVX-512 variants of kv_attention.h (compiled with -mavx512f/bw/vl/dq, chosen at run time).
-#include "kernels/cpu/simd_avx512.h"  // first: it silences GCC 12 intrinsic false positives
 #include "kernels/cpu/attend_tiles_avx512.h"
+#include "kernels/cpu/simd_avx512.h"  // first: it silences GCC 12 intrinsic false positives
 
 #include <algorithm>
 
@@ -29,14 +29,16 @@ struct F32Loader {
   const float* base;
   int64_t stride;
   int d;
-  __m512 operator()(int64_t t, int c, __mmask16 m) const { return _mm512_maskz_loadu_ps(m, base + t * stride + c * 16); }
+  __m512 operator()(int64_t t, int c, __mmask16 m) const {
+    return _mm512_maskz_loadu_ps(m, base + t * stride + c * 16);
+  }
   void prefetch(int64_t t) const { prefetch_bytes(base + t * stride, 4 * d); }
 };
 
 }  // namespace
 
-void kv_scores_half_avx512(HalfKind kind, const float* q, int rows, int d, const uint16_t* k, int64_t stride,
-                           int64_t n, float scale, float* scores, int64_t ld) {
+void kv_scores_half_avx512(HalfKind kind, const float* q, int rows, int d, const uint16_t* k, int64_t stride, int64_t n,
+                           float scale, float* scores, int64_t ld) {
   if (kind == HalfKind::F16) {
     scores_tiles(q, rows, d, n, scale, scores, ld, HalfLoader<HalfKind::F16>{k, stride, d});
   } else {

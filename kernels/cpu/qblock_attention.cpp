@@ -50,7 +50,8 @@ void qblock_scores_at(SimdLevel level, QBlockKind kind, const float* q, int rows
                       int64_t stride, int64_t n, float scale, float* scores, int64_t ld) {
   check(level, d);
   if (n <= 0) return;
-  if (level == SimdLevel::Avx512) return detail::qblock_scores_avx512(kind, q, rows, d, k, stride, n, scale, scores, ld);
+  if (level == SimdLevel::Avx512)
+    return detail::qblock_scores_avx512(kind, q, rows, d, k, stride, n, scale, scores, ld);
   scores_scalar(kind, q, rows, d, k, stride, n, scale, scores, ld);
 }
 

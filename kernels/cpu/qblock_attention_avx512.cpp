@@ -1,6 +1,6 @@
 // AVX-512 q8_0 / q4_0 attention: each 16-element chunk is dequantized in registers (codes * d).
-#include "kernels/cpu/simd_avx512.h"  // first: it silences GCC 12 intrinsic false positives
 #include "kernels/cpu/attend_tiles_avx512.h"
+#include "kernels/cpu/simd_avx512.h"  // first: it silences GCC 12 intrinsic false positives
 
 #include <cstring>
 

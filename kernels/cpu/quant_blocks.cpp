@@ -155,15 +155,24 @@ using BlockDecoder = void (*)(const uint8_t*, float*);
 
 BlockDecoder block_decoder(GgmlType t) {
   switch (t) {
-    case GgmlType::Q4_0: return dequant_q4_0;
-    case GgmlType::Q4_1: return dequant_q4_1;
-    case GgmlType::Q5_0: return dequant_q5_0;
-    case GgmlType::Q5_1: return dequant_q5_1;
-    case GgmlType::Q8_0: return dequant_q8_0;
-    case GgmlType::Q4_K: return dequant_q4_K;
-    case GgmlType::Q5_K: return dequant_q5_K;
-    case GgmlType::Q6_K: return dequant_q6_K;
-    default: return nullptr;
+    case GgmlType::Q4_0:
+      return dequant_q4_0;
+    case GgmlType::Q4_1:
+      return dequant_q4_1;
+    case GgmlType::Q5_0:
+      return dequant_q5_0;
+    case GgmlType::Q5_1:
+      return dequant_q5_1;
+    case GgmlType::Q8_0:
+      return dequant_q8_0;
+    case GgmlType::Q4_K:
+      return dequant_q4_K;
+    case GgmlType::Q5_K:
+      return dequant_q5_K;
+    case GgmlType::Q6_K:
+      return dequant_q6_K;
+    default:
+      return nullptr;
   }
 }
 
@@ -195,7 +204,8 @@ void dequantize_row(GgmlType t, const void* src, float* dst, int64_t n) {
       check_row_length("dequantize_row", t, n, 1);
       for (int64_t i = 0; i < n; ++i) dst[i] = bf16_to_float(load_u16(s + 2 * i));
       return;
-    default: break;
+    default:
+      break;
   }
   const BlockDecoder decode = block_decoder(t);
   if (decode == nullptr) {

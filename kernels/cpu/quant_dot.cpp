@@ -16,8 +16,8 @@ size_t validate(const char* what, GgmlType t, int64_t n) {
   if (!dequantize_supported(t)) throw Error(std::string(what) + ": unsupported tensor type " + type_name(t));
   const GgmlTypeInfo info = ggml_type_info(t);
   if (n < 0 || n % info.block_elems != 0) {
-    throw Error(std::string(what) + ": row length " + std::to_string(n) + " is not a multiple of the " +
-                type_name(t) + " block size " + std::to_string(info.block_elems));
+    throw Error(std::string(what) + ": row length " + std::to_string(n) + " is not a multiple of the " + type_name(t) +
+                " block size " + std::to_string(info.block_elems));
   }
   return ggml_row_bytes(t, n);
 }
@@ -37,12 +37,15 @@ double dot_reference_unchecked(GgmlType t, const void* row, const float* x, int6
   return acc;
 }
 
-bool run_kernel(SimdLevel level, GgmlType t, const uint8_t* w, size_t row_bytes, int64_t n_rows,
-                const float* x, int64_t n, float* y) {
+bool run_kernel(SimdLevel level, GgmlType t, const uint8_t* w, size_t row_bytes, int64_t n_rows, const float* x,
+                int64_t n, float* y) {
   switch (level) {
-    case SimdLevel::Avx512: return detail::gemv_rows_avx512(t, w, row_bytes, n_rows, x, n, y);
-    case SimdLevel::Avx2: return detail::gemv_rows_avx2(t, w, row_bytes, n_rows, x, n, y);
-    case SimdLevel::Scalar: return false;
+    case SimdLevel::Avx512:
+      return detail::gemv_rows_avx512(t, w, row_bytes, n_rows, x, n, y);
+    case SimdLevel::Avx2:
+      return detail::gemv_rows_avx2(t, w, row_bytes, n_rows, x, n, y);
+    case SimdLevel::Scalar:
+      return false;
   }
   return false;
 }
@@ -56,15 +59,18 @@ double dot_row_reference(GgmlType t, const void* row, const float* x, int64_t n)
 
 bool gemv_has_fast_path(SimdLevel level, GgmlType t) {
   switch (level) {
-    case SimdLevel::Avx512: return detail::has_kernel_avx512(t);
-    case SimdLevel::Avx2: return detail::has_kernel_avx2(t);
-    case SimdLevel::Scalar: return false;
+    case SimdLevel::Avx512:
+      return detail::has_kernel_avx512(t);
+    case SimdLevel::Avx2:
+      return detail::has_kernel_avx2(t);
+    case SimdLevel::Scalar:
+      return false;
   }
   return false;
 }
 
-void gemv_rows_at(SimdLevel level, GgmlType t, const uint8_t* w, size_t row_bytes, int64_t n_rows,
-                  const float* x, int64_t n, float* y) {
+void gemv_rows_at(SimdLevel level, GgmlType t, const uint8_t* w, size_t row_bytes, int64_t n_rows, const float* x,
+                  int64_t n, float* y) {
   const size_t need = validate("gemv_rows", t, n);
   if (n_rows < 0) throw Error("gemv_rows: negative row count " + std::to_string(n_rows));
   if (n_rows > 1 && row_bytes < need) {
@@ -104,8 +110,7 @@ float dot_row_at(SimdLevel level, GgmlType t, const void* row, const float* x, i
   return y;
 }
 
-void gemv_rows(GgmlType t, const uint8_t* w, size_t row_bytes, int64_t n_rows, const float* x, int64_t n,
-               float* y) {
+void gemv_rows(GgmlType t, const uint8_t* w, size_t row_bytes, int64_t n_rows, const float* x, int64_t n, float* y) {
   gemv_rows_at(active_simd_level(), t, w, row_bytes, n_rows, x, n, y);
 }
 

@@ -32,8 +32,7 @@ namespace cvq {
 
 // y[r] = dot(row r of W, x) for r in [0, n_rows); W rows are row_bytes apart, each of n elements.
 // Single-threaded: the caller splits rows over threads. Uses active_simd_level().
-void gemv_rows(GgmlType t, const uint8_t* w, size_t row_bytes, int64_t n_rows, const float* x, int64_t n,
-               float* y);
+void gemv_rows(GgmlType t, const uint8_t* w, size_t row_bytes, int64_t n_rows, const float* x, int64_t n, float* y);
 float dot_row(GgmlType t, const void* row, const float* x, int64_t n);
 // Several tokens (batched decode): y[k*ld_y + r] = dot(row r, x + k*n) for k in [0, n_tokens), each
 // token's x quantized once per call and every 32-row tile read once for all tokens. Each value is
@@ -43,8 +42,8 @@ void gemv_tokens(GgmlType t, const uint8_t* w, size_t row_bytes, int64_t n_rows,
 const char* simd_level_name();  // name of active_simd_level(): "avx512", "avx2", "scalar"
 
 // The same at an explicit level (throws cvq::Error if this CPU lacks it): for tests and benchmarks.
-void gemv_rows_at(SimdLevel level, GgmlType t, const uint8_t* w, size_t row_bytes, int64_t n_rows,
-                  const float* x, int64_t n, float* y);
+void gemv_rows_at(SimdLevel level, GgmlType t, const uint8_t* w, size_t row_bytes, int64_t n_rows, const float* x,
+                  int64_t n, float* y);
 float dot_row_at(SimdLevel level, GgmlType t, const void* row, const float* x, int64_t n);
 
 // Reference: dequantize_row, then the dot product accumulated in double.
@@ -57,14 +56,14 @@ bool gemv_has_fast_path(SimdLevel level, GgmlType t);
 namespace detail {
 // Per-ISA kernels (quant_dot_avx512.cpp / quant_dot_avx2.cpp). Arguments are already validated.
 // Return false, computing nothing, when they have no kernel for t.
-bool gemv_rows_avx512(GgmlType t, const uint8_t* w, size_t row_bytes, int64_t n_rows, const float* x,
-                      int64_t n, float* y);
-bool gemv_rows_avx2(GgmlType t, const uint8_t* w, size_t row_bytes, int64_t n_rows, const float* x,
-                    int64_t n, float* y);
+bool gemv_rows_avx512(GgmlType t, const uint8_t* w, size_t row_bytes, int64_t n_rows, const float* x, int64_t n,
+                      float* y);
+bool gemv_rows_avx2(GgmlType t, const uint8_t* w, size_t row_bytes, int64_t n_rows, const float* x, int64_t n,
+                    float* y);
 bool gemv_tokens_avx512(GgmlType t, const uint8_t* w, size_t row_bytes, int64_t n_rows, const float* x,
                         int64_t n_tokens, int64_t n, float* y, int64_t ld_y);
-bool gemv_tokens_avx2(GgmlType t, const uint8_t* w, size_t row_bytes, int64_t n_rows, const float* x,
-                      int64_t n_tokens, int64_t n, float* y, int64_t ld_y);
+bool gemv_tokens_avx2(GgmlType t, const uint8_t* w, size_t row_bytes, int64_t n_rows, const float* x, int64_t n_tokens,
+                      int64_t n, float* y, int64_t ld_y);
 bool has_kernel_avx512(GgmlType t);
 bool has_kernel_avx2(GgmlType t);
 }  // namespace detail

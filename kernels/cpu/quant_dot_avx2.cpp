@@ -13,8 +13,8 @@
 
 #include <immintrin.h>
 
-#include <cstring>
 #include <algorithm>
+#include <cstring>
 #include <vector>
 
 namespace cvq::detail {
@@ -127,10 +127,22 @@ const Activation& quantize_activation(const float* x, int64_t n, int offset, boo
 
 // ---------------------------------------------------------------- 32-element block formats
 
-struct FmtQ4_0 { static constexpr int kBytes = 18, kQs = 2, kQh = -1, kOffset = 8; static constexpr bool kMin = false; };
-struct FmtQ4_1 { static constexpr int kBytes = 20, kQs = 4, kQh = -1, kOffset = 0; static constexpr bool kMin = true; };
-struct FmtQ5_0 { static constexpr int kBytes = 22, kQs = 6, kQh = 2, kOffset = 16; static constexpr bool kMin = false; };
-struct FmtQ5_1 { static constexpr int kBytes = 24, kQs = 8, kQh = 4, kOffset = 0; static constexpr bool kMin = true; };
+struct FmtQ4_0 {
+  static constexpr int kBytes = 18, kQs = 2, kQh = -1, kOffset = 8;
+  static constexpr bool kMin = false;
+};
+struct FmtQ4_1 {
+  static constexpr int kBytes = 20, kQs = 4, kQh = -1, kOffset = 0;
+  static constexpr bool kMin = true;
+};
+struct FmtQ5_0 {
+  static constexpr int kBytes = 22, kQs = 6, kQh = 2, kOffset = 16;
+  static constexpr bool kMin = false;
+};
+struct FmtQ5_1 {
+  static constexpr int kBytes = 24, kQs = 8, kQh = 4, kOffset = 0;
+  static constexpr bool kMin = true;
+};
 
 // 0x10 in byte j where bit j of bits is set.
 inline __m256i bits_to_0x10(uint32_t bits) {
@@ -209,16 +221,16 @@ float row_q45_K(const uint8_t* row, int64_t nsb, const Activation& a) {
     const uint32_t sc_hi = (b2 & 0x0f0f0f0fu) | (((b0 >> 6) & 0x03030303u) << 4);
     const uint32_t m_lo = b1 & 0x3f3f3f3fu;
     const uint32_t m_hi = ((b2 >> 4) & 0x0f0f0f0fu) | (((b1 >> 6) & 0x03030303u) << 4);
-    const __m256 sc = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(
-        _mm_setr_epi32(static_cast<int>(sc_lo), static_cast<int>(sc_hi), 0, 0)));
-    const __m256 mn = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(
-        _mm_setr_epi32(static_cast<int>(m_lo), static_cast<int>(m_hi), 0, 0)));
+    const __m256 sc = _mm256_cvtepi32_ps(
+        _mm256_cvtepu8_epi32(_mm_setr_epi32(static_cast<int>(sc_lo), static_cast<int>(sc_hi), 0, 0)));
+    const __m256 mn =
+        _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_setr_epi32(static_cast<int>(m_lo), static_cast<int>(m_hi), 0, 0)));
     const float* ks = a.ksc.data() + 16 * sb;
     const __m256 dk = _mm256_mul_ps(_mm256_mul_ps(sc, _mm256_set1_ps(half_at(b))), _mm256_loadu_ps(ks));
     macc = _mm256_fmadd_ps(_mm256_mul_ps(mn, _mm256_set1_ps(half_at(b + 2))), _mm256_loadu_ps(ks + 8), macc);
     __m256i qh = _mm256_setzero_si256();
     if constexpr (kFive) qh = loadu256(b + 16);
-    #pragma GCC unroll 4
+#pragma GCC unroll 4
     for (int j = 0; j < 4; ++j) {
       const __m256i t = loadu256(b + kQs + 32 * j);
       __m256i lo = _mm256_and_si256(t, m0f);
@@ -231,8 +243,7 @@ float row_q45_K(const uint8_t* row, int64_t nsb, const Activation& a) {
       const __m256i dlo = dot_u8s8(lo, loadu256(q + 64 * j));
       const __m256i dhi = dot_u8s8(hi, loadu256(q + 64 * j + 32));
       acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dlo), _mm256_permutevar8x32_ps(dk, _mm256_set1_epi32(2 * j)), acc0);
-      acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dhi), _mm256_permutevar8x32_ps(dk, _mm256_set1_epi32(2 * j + 1)),
-                             acc1);
+      acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dhi), _mm256_permutevar8x32_ps(dk, _mm256_set1_epi32(2 * j + 1)), acc1);
     }
   }
   return hsum256(_mm256_add_ps(acc0, acc1)) - hsum256(macc);
@@ -242,9 +253,8 @@ float row_q6_K(const uint8_t* row, int64_t nsb, const Activation& a) {
   constexpr int64_t B = 210;
   const __m256i m0f = _mm256_set1_epi8(0x0F);
   const __m256i m30 = _mm256_set1_epi8(0x30);
-  const __m256i idx_c[4] = {
-      _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1), _mm256_setr_epi32(2, 2, 2, 2, 3, 3, 3, 3),
-      _mm256_setr_epi32(4, 4, 4, 4, 5, 5, 5, 5), _mm256_setr_epi32(6, 6, 6, 6, 7, 7, 7, 7)};
+  const __m256i idx_c[4] = {_mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1), _mm256_setr_epi32(2, 2, 2, 2, 3, 3, 3, 3),
+                            _mm256_setr_epi32(4, 4, 4, 4, 5, 5, 5, 5), _mm256_setr_epi32(6, 6, 6, 6, 7, 7, 7, 7)};
   __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
   for (int64_t sb = 0; sb < nsb; ++sb) {
     const uint8_t* b = row + sb * B;
@@ -259,7 +269,7 @@ float row_q6_K(const uint8_t* row, int64_t nsb, const Activation& a) {
     const __m256 s_hi =
         _mm256_mul_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(sc8, 8))), d),
                       _mm256_permutevar8x32_ps(dx, _mm256_setr_epi32(4, 4, 5, 5, 6, 6, 7, 7)));
-    #pragma GCC unroll 4
+#pragma GCC unroll 4
     for (int h = 0; h < 2; ++h) {
       const __m256i ql0 = loadu256(b + 64 * h);
       const __m256i ql1 = loadu256(b + 64 * h + 32);
@@ -272,10 +282,10 @@ float row_q6_K(const uint8_t* row, int64_t nsb, const Activation& a) {
                           _mm256_and_si256(_mm256_srli_epi16(qh, 2), m30)),
       };
       const __m256 s = h == 0 ? s_lo : s_hi;
-      #pragma GCC unroll 4
+#pragma GCC unroll 4
       for (int k = 0; k < 4; ++k) {
-        const __m256i dot = _mm256_add_epi32(dot_u8s8(c[k], loadu256(q + 128 * h + 32 * k)),
-                                             loadu256(seed + 32 * h + 8 * k));
+        const __m256i dot =
+            _mm256_add_epi32(dot_u8s8(c[k], loadu256(q + 128 * h + 32 * k)), loadu256(seed + 32 * h + 8 * k));
         __m256& acc = (k & 1) ? acc1 : acc0;
         acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_permutevar8x32_ps(s, idx_c[k]), acc);
       }
@@ -341,11 +351,20 @@ void gemv_float(const uint8_t* w, size_t row_bytes, int64_t n_rows, const float*
 
 bool has_kernel_avx2(GgmlType t) {
   switch (t) {
-    case GgmlType::F32: case GgmlType::F16: case GgmlType::BF16: case GgmlType::Q4_0: case GgmlType::Q4_1:
-    case GgmlType::Q5_0: case GgmlType::Q5_1: case GgmlType::Q8_0: case GgmlType::Q4_K: case GgmlType::Q5_K:
+    case GgmlType::F32:
+    case GgmlType::F16:
+    case GgmlType::BF16:
+    case GgmlType::Q4_0:
+    case GgmlType::Q4_1:
+    case GgmlType::Q5_0:
+    case GgmlType::Q5_1:
+    case GgmlType::Q8_0:
+    case GgmlType::Q4_K:
+    case GgmlType::Q5_K:
     case GgmlType::Q6_K:
       return true;
-    default: return false;
+    default:
+      return false;
   }
 }
 
@@ -354,15 +373,23 @@ namespace {
 // x quantized as format t's rows need it (thread-local storage); nullptr for the float formats.
 const Activation* quantize_for(GgmlType t, const float* x, int64_t n) {
   switch (t) {
-    case GgmlType::Q4_0: return &quantize_activation(x, n, FmtQ4_0::kOffset, false);
-    case GgmlType::Q4_1: return &quantize_activation(x, n, FmtQ4_1::kOffset, false);
-    case GgmlType::Q5_0: return &quantize_activation(x, n, FmtQ5_0::kOffset, false);
-    case GgmlType::Q5_1: return &quantize_activation(x, n, FmtQ5_1::kOffset, false);
-    case GgmlType::Q8_0: return &quantize_activation(x, n, 0, false);
+    case GgmlType::Q4_0:
+      return &quantize_activation(x, n, FmtQ4_0::kOffset, false);
+    case GgmlType::Q4_1:
+      return &quantize_activation(x, n, FmtQ4_1::kOffset, false);
+    case GgmlType::Q5_0:
+      return &quantize_activation(x, n, FmtQ5_0::kOffset, false);
+    case GgmlType::Q5_1:
+      return &quantize_activation(x, n, FmtQ5_1::kOffset, false);
+    case GgmlType::Q8_0:
+      return &quantize_activation(x, n, 0, false);
     case GgmlType::Q4_K:
-    case GgmlType::Q5_K: return &quantize_activation(x, n, 0, true);
-    case GgmlType::Q6_K: return &quantize_activation(x, n, 32, true);
-    default: return nullptr;
+    case GgmlType::Q5_K:
+      return &quantize_activation(x, n, 0, true);
+    case GgmlType::Q6_K:
+      return &quantize_activation(x, n, 32, true);
+    default:
+      return nullptr;
   }
 }
 
@@ -370,13 +397,20 @@ const Activation* quantize_for(GgmlType t, const float* x, int64_t n) {
 void rows_with(GgmlType t, const uint8_t* w, size_t row_bytes, int64_t n_rows, const float* x, const Activation* a,
                int64_t n, float* y) {
   switch (t) {
-    case GgmlType::F32: return gemv_float<FloatKind::F32>(w, row_bytes, n_rows, x, n, y);
-    case GgmlType::F16: return gemv_float<FloatKind::F16>(w, row_bytes, n_rows, x, n, y);
-    case GgmlType::BF16: return gemv_float<FloatKind::BF16>(w, row_bytes, n_rows, x, n, y);
-    case GgmlType::Q4_0: return gemv_blocks<FmtQ4_0>(w, row_bytes, n_rows, *a, n, y);
-    case GgmlType::Q4_1: return gemv_blocks<FmtQ4_1>(w, row_bytes, n_rows, *a, n, y);
-    case GgmlType::Q5_0: return gemv_blocks<FmtQ5_0>(w, row_bytes, n_rows, *a, n, y);
-    case GgmlType::Q5_1: return gemv_blocks<FmtQ5_1>(w, row_bytes, n_rows, *a, n, y);
+    case GgmlType::F32:
+      return gemv_float<FloatKind::F32>(w, row_bytes, n_rows, x, n, y);
+    case GgmlType::F16:
+      return gemv_float<FloatKind::F16>(w, row_bytes, n_rows, x, n, y);
+    case GgmlType::BF16:
+      return gemv_float<FloatKind::BF16>(w, row_bytes, n_rows, x, n, y);
+    case GgmlType::Q4_0:
+      return gemv_blocks<FmtQ4_0>(w, row_bytes, n_rows, *a, n, y);
+    case GgmlType::Q4_1:
+      return gemv_blocks<FmtQ4_1>(w, row_bytes, n_rows, *a, n, y);
+    case GgmlType::Q5_0:
+      return gemv_blocks<FmtQ5_0>(w, row_bytes, n_rows, *a, n, y);
+    case GgmlType::Q5_1:
+      return gemv_blocks<FmtQ5_1>(w, row_bytes, n_rows, *a, n, y);
     case GgmlType::Q8_0:
       for (int64_t r = 0; r < n_rows; ++r) y[r] = row_q8_0(w + static_cast<size_t>(r) * row_bytes, n / 32, *a);
       return;
@@ -392,7 +426,8 @@ void rows_with(GgmlType t, const uint8_t* w, size_t row_bytes, int64_t n_rows, c
     case GgmlType::Q6_K:
       for (int64_t r = 0; r < n_rows; ++r) y[r] = row_q6_K(w + static_cast<size_t>(r) * row_bytes, n / 256, *a);
       return;
-    default: return;
+    default:
+      return;
   }
 }
 
@@ -405,11 +440,12 @@ bool gemv_rows_avx2(GgmlType t, const uint8_t* w, size_t row_bytes, int64_t n_ro
   return true;
 }
 
-bool gemv_tokens_avx2(GgmlType t, const uint8_t* w, size_t row_bytes, int64_t n_rows, const float* x,
-                      int64_t n_tokens, int64_t n, float* y, int64_t ld_y) {
+bool gemv_tokens_avx2(GgmlType t, const uint8_t* w, size_t row_bytes, int64_t n_rows, const float* x, int64_t n_tokens,
+                      int64_t n, float* y, int64_t ld_y) {
   if (!has_kernel_avx2(t)) return false;
   thread_local std::vector<Activation> acts;
-  const bool quantized = quantize_tokens(acts, [&](const float* xk) { return quantize_for(t, xk, n); }, x, n_tokens, n);
+  const bool quantized = quantize_tokens(
+      acts, [&](const float* xk) { return quantize_for(t, xk, n); }, x, n_tokens, n);
   gemv_tokens_tiled(
       acts, quantized,
       [&](const uint8_t* wt, int64_t nr, const float* xk, const Activation* a, float* yk) {

@@ -21,8 +21,8 @@
 #endif
 #include <immintrin.h>
 
-#include <cstring>
 #include <algorithm>
+#include <cstring>
 #include <vector>
 
 namespace cvq::detail {
@@ -51,10 +51,10 @@ enum class ScaleLayout {
 };
 
 struct Activation {
-  std::vector<int8_t> q;       // quantized x
-  std::vector<int32_t> seed;   // -offset * (sum of 4 consecutive q) per dpbusd lane
-  std::vector<float> d, s;     // per block of 32: d = amax/127 and s = d*sum(q)
-  std::vector<float> scales;   // d and s arranged per ScaleLayout
+  std::vector<int8_t> q;      // quantized x
+  std::vector<int32_t> seed;  // -offset * (sum of 4 consecutive q) per dpbusd lane
+  std::vector<float> d, s;    // per block of 32: d = amax/127 and s = d*sum(q)
+  std::vector<float> scales;  // d and s arranged per ScaleLayout
 };
 
 thread_local Activation t_act;
@@ -233,8 +233,8 @@ void rows_pairs(const uint8_t* row0, size_t row_bytes, int64_t nb, const Activat
       const __m512i dot = _mm512_dpbusd_epi32(init, pair_codes<F>(ba, ba + B), xq);
       const __m128 f = pair_scales<F>(ba, ba + B, dsx);
       if constexpr (F::kMin) macc[r] = _mm_add_ps(macc[r], f);
-      acc[chain][r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot),
-                                      _mm512_permutexvar_ps(idx, _mm512_zextps128_ps512(f)), acc[chain][r]);
+      acc[chain][r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_permutexvar_ps(idx, _mm512_zextps128_ps512(f)),
+                                      acc[chain][r]);
     }
   };
   const int64_t np = nb / 2;
@@ -287,8 +287,8 @@ inline __m512 k_scales_mins(const uint8_t* packed) {
   const uint32_t sc_hi = (b2 & 0x0f0f0f0fu) | (((b0 >> 6) & 0x03030303u) << 4);
   const uint32_t m_lo = b1 & 0x3f3f3f3fu;
   const uint32_t m_hi = ((b2 >> 4) & 0x0f0f0f0fu) | (((b1 >> 6) & 0x03030303u) << 4);
-  const __m128i v = _mm_setr_epi32(static_cast<int>(sc_lo), static_cast<int>(sc_hi), static_cast<int>(m_lo),
-                                   static_cast<int>(m_hi));
+  const __m128i v =
+      _mm_setr_epi32(static_cast<int>(sc_lo), static_cast<int>(sc_hi), static_cast<int>(m_lo), static_cast<int>(m_hi));
   return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(v));
 }
 
@@ -368,7 +368,8 @@ void row_q6_K_tokens(const uint8_t* row, int64_t nsb, const Activation* const* a
   for (int64_t sb = 0; sb < nsb; ++sb) {
     const uint8_t* b = row + sb * B;
     const float d = _cvtsh_ss(load_u16(b + 208));
-    const __m512 sc = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 192))));
+    const __m512 sc =
+        _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 192))));
     const __m512 scd = _mm512_mul_ps(sc, _mm512_set1_ps(d));
     __m512i lo[2], hi[2];
     for (int h = 0; h < 2; ++h) {
@@ -382,10 +383,12 @@ void row_q6_K_tokens(const uint8_t* row, int64_t nsb, const Activation* const* a
       const Activation& a = *acts[t];
       const int8_t* q = a.q.data() + 256 * sb;
       const int32_t* seed = a.seed.data() + 64 * sb;
-      const __m512 dx = _mm512_permutexvar_ps(idx_dup, _mm512_castps256_ps512(_mm256_loadu_ps(a.scales.data() + 16 * sb)));
+      const __m512 dx =
+          _mm512_permutexvar_ps(idx_dup, _mm512_castps256_ps512(_mm256_loadu_ps(a.scales.data() + 16 * sb)));
       const __m512 s = _mm512_mul_ps(scd, dx);
       for (int h = 0; h < 2; ++h) {
-        const __m512i dlo = _mm512_dpbusd_epi32(_mm512_loadu_si512(seed + 32 * h), lo[h], _mm512_loadu_si512(q + 128 * h));
+        const __m512i dlo =
+            _mm512_dpbusd_epi32(_mm512_loadu_si512(seed + 32 * h), lo[h], _mm512_loadu_si512(q + 128 * h));
         const __m512i dhi =
             _mm512_dpbusd_epi32(_mm512_loadu_si512(seed + 32 * h + 16), hi[h], _mm512_loadu_si512(q + 128 * h + 64));
         acc0[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dlo), _mm512_permutexvar_ps(idx_g[2 * h], s), acc0[t]);
@@ -476,11 +479,20 @@ void gemv_float(const uint8_t* w, size_t row_bytes, int64_t n_rows, const float*
 
 bool has_kernel_avx512(GgmlType t) {
   switch (t) {
-    case GgmlType::F32: case GgmlType::F16: case GgmlType::BF16: case GgmlType::Q4_0: case GgmlType::Q4_1:
-    case GgmlType::Q5_0: case GgmlType::Q5_1: case GgmlType::Q8_0: case GgmlType::Q4_K: case GgmlType::Q5_K:
+    case GgmlType::F32:
+    case GgmlType::F16:
+    case GgmlType::BF16:
+    case GgmlType::Q4_0:
+    case GgmlType::Q4_1:
+    case GgmlType::Q5_0:
+    case GgmlType::Q5_1:
+    case GgmlType::Q8_0:
+    case GgmlType::Q4_K:
+    case GgmlType::Q5_K:
     case GgmlType::Q6_K:
       return true;
-    default: return false;
+    default:
+      return false;
   }
 }
 
@@ -489,15 +501,23 @@ namespace {
 // x quantized as format t's rows need it (thread-local storage); nullptr for the float formats.
 const Activation* quantize_for(GgmlType t, const float* x, int64_t n) {
   switch (t) {
-    case GgmlType::Q4_0: return &quantize_pairs<FmtQ4_0>(x, n);
-    case GgmlType::Q4_1: return &quantize_pairs<FmtQ4_1>(x, n);
-    case GgmlType::Q5_0: return &quantize_pairs<FmtQ5_0>(x, n);
-    case GgmlType::Q5_1: return &quantize_pairs<FmtQ5_1>(x, n);
-    case GgmlType::Q8_0: return &quantize_pairs<FmtQ8_0>(x, n);
+    case GgmlType::Q4_0:
+      return &quantize_pairs<FmtQ4_0>(x, n);
+    case GgmlType::Q4_1:
+      return &quantize_pairs<FmtQ4_1>(x, n);
+    case GgmlType::Q5_0:
+      return &quantize_pairs<FmtQ5_0>(x, n);
+    case GgmlType::Q5_1:
+      return &quantize_pairs<FmtQ5_1>(x, n);
+    case GgmlType::Q8_0:
+      return &quantize_pairs<FmtQ8_0>(x, n);
     case GgmlType::Q4_K:
-    case GgmlType::Q5_K: return &quantize_activation(x, n, Layout::Natural, false, 0, ScaleLayout::PerSuper);
-    case GgmlType::Q6_K: return &quantize_activation(x, n, Layout::Natural, false, 32, ScaleLayout::PerSuper);
-    default: return nullptr;
+    case GgmlType::Q5_K:
+      return &quantize_activation(x, n, Layout::Natural, false, 0, ScaleLayout::PerSuper);
+    case GgmlType::Q6_K:
+      return &quantize_activation(x, n, Layout::Natural, false, 32, ScaleLayout::PerSuper);
+    default:
+      return nullptr;
   }
 }
 
@@ -505,14 +525,22 @@ const Activation* quantize_for(GgmlType t, const float* x, int64_t n) {
 void rows_with(GgmlType t, const uint8_t* w, size_t row_bytes, int64_t n_rows, const float* x, const Activation* a,
                int64_t n, float* y) {
   switch (t) {
-    case GgmlType::F32: return gemv_float<FloatKind::F32>(w, row_bytes, n_rows, x, n, y);
-    case GgmlType::F16: return gemv_float<FloatKind::F16>(w, row_bytes, n_rows, x, n, y);
-    case GgmlType::BF16: return gemv_float<FloatKind::BF16>(w, row_bytes, n_rows, x, n, y);
-    case GgmlType::Q4_0: return gemv_pairs<FmtQ4_0>(w, row_bytes, n_rows, *a, n, y);
-    case GgmlType::Q4_1: return gemv_pairs<FmtQ4_1>(w, row_bytes, n_rows, *a, n, y);
-    case GgmlType::Q5_0: return gemv_pairs<FmtQ5_0>(w, row_bytes, n_rows, *a, n, y);
-    case GgmlType::Q5_1: return gemv_pairs<FmtQ5_1>(w, row_bytes, n_rows, *a, n, y);
-    case GgmlType::Q8_0: return gemv_pairs<FmtQ8_0>(w, row_bytes, n_rows, *a, n, y);
+    case GgmlType::F32:
+      return gemv_float<FloatKind::F32>(w, row_bytes, n_rows, x, n, y);
+    case GgmlType::F16:
+      return gemv_float<FloatKind::F16>(w, row_bytes, n_rows, x, n, y);
+    case GgmlType::BF16:
+      return gemv_float<FloatKind::BF16>(w, row_bytes, n_rows, x, n, y);
+    case GgmlType::Q4_0:
+      return gemv_pairs<FmtQ4_0>(w, row_bytes, n_rows, *a, n, y);
+    case GgmlType::Q4_1:
+      return gemv_pairs<FmtQ4_1>(w, row_bytes, n_rows, *a, n, y);
+    case GgmlType::Q5_0:
+      return gemv_pairs<FmtQ5_0>(w, row_bytes, n_rows, *a, n, y);
+    case GgmlType::Q5_1:
+      return gemv_pairs<FmtQ5_1>(w, row_bytes, n_rows, *a, n, y);
+    case GgmlType::Q8_0:
+      return gemv_pairs<FmtQ8_0>(w, row_bytes, n_rows, *a, n, y);
     case GgmlType::Q4_K:
     case GgmlType::Q5_K: {
       const bool five = t == GgmlType::Q5_K;
@@ -525,7 +553,8 @@ void rows_with(GgmlType t, const uint8_t* w, size_t row_bytes, int64_t n_rows, c
     case GgmlType::Q6_K:
       for (int64_t r = 0; r < n_rows; ++r) y[r] = row_q6_K(w + static_cast<size_t>(r) * row_bytes, n / 256, *a);
       return;
-    default: return;
+    default:
+      return;
   }
 }
 
@@ -542,7 +571,8 @@ bool gemv_tokens_avx512(GgmlType t, const uint8_t* w, size_t row_bytes, int64_t 
                         int64_t n_tokens, int64_t n, float* y, int64_t ld_y) {
   if (!has_kernel_avx512(t)) return false;
   thread_local std::vector<Activation> acts;
-  const bool quantized = quantize_tokens(acts, [&](const float* xk) { return quantize_for(t, xk, n); }, x, n_tokens, n);
+  const bool quantized = quantize_tokens(
+      acts, [&](const float* xk) { return quantize_for(t, xk, n); }, x, n_tokens, n);
   if ((t == GgmlType::Q4_K || t == GgmlType::Q5_K || t == GgmlType::Q6_K) && n_tokens <= kMaxTokens) {
     const Activation* ap[kMaxTokens];
     for (int64_t k = 0; k < n_tokens; ++k) ap[k] = &acts[static_cast<size_t>(k)];

@@ -14,7 +14,7 @@ namespace {
 
 constexpr int kThreads = 128;  // 4 warps
 constexpr int kWarps = kThreads / 32;
-constexpr int kChunk = 128;    // tokens scored per pass
+constexpr int kChunk = 128;  // tokens scored per pass
 constexpr int kMaxDim = 256;
 
 __device__ inline float ld_half(const uint16_t* p, bool bf16) {
@@ -69,7 +69,7 @@ __global__ void split_kernel(AttentionHalfArgs a, int split_len, int n_splits, f
     for (int w = 1; w < kWarps; ++w) cm = fmaxf(cm, red[w]);
     const float nm = fmaxf(m, cm);
     const float corr = expf(m - nm);  // m = -inf at first: corr = 0
-    __syncthreads();                 // everyone has read red
+    __syncthreads();                  // everyone has read red
     float ps = 0.0f;
     for (int t = tid; t < cnt; t += kThreads) {
       const float p = expf(sc[t] - nm);

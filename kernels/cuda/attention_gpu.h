@@ -14,8 +14,8 @@ struct AttentionHalfArgs {
   int n_q = 0;
   int64_t q_stride = 0;
   int n_head = 0, n_head_kv = 0, head_dim = 0;  // head_dim <= 256
-  const uint16_t* k = nullptr;  // [n_ctx × kv_stride], post-RoPE
-  const uint16_t* v = nullptr;  // [n_ctx × kv_stride]
+  const uint16_t* k = nullptr;                  // [n_ctx × kv_stride], post-RoPE
+  const uint16_t* v = nullptr;                  // [n_ctx × kv_stride]
   int64_t kv_stride = 0;
   int64_t n_ctx = 0;
   const int32_t* n_visible = nullptr;  // device, per query, <= n_ctx

@@ -117,7 +117,7 @@ void commvq_attend_codes(const CommvqLayerView& v, const float* q, float* out) {
   }
   if (nw > 0) {
     window_scores_kernel<<<blocks_for(nw * v.n_head, 8), 256>>>(q, v.n_head, G, d, v.win_k, v.win_stride, nw,
-                                                               scores.get() + n, ld);
+                                                                scores.get() + n, ld);
     check_launch("commvq_attend_codes (window scores)");
   }
   softmax_rows(scores.get(), v.n_head, ld, ld);

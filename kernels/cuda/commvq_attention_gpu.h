@@ -14,18 +14,18 @@ namespace cvq::cuda {
 
 struct CommvqLayerView {
   int n_head = 0, n_head_kv = 0, head_dim = 0;
-  bool half_split = false;        // RoPE pairing of the model's head layout
-  int key_stages = 0;             // R
-  const float* key_xy = nullptr;  // n_kv × (R × 2 × 64 × h) codebook parameters
-  const uint16_t* key_codes = nullptr;   // token t, KV head g: R codes at key_codes + (t·n_kv + g)·R
-  const uint16_t* key_norms = nullptr;   // fp16 per token
-  int value_code_bits = 0;               // D·bits
-  const uint8_t* value_codes = nullptr;  // token t at value_codes + t·value_code_bits/8
-  const uint16_t* value_p = nullptr;     // fp16 per token
-  const float* value_codebook = nullptr;  // [code_bits × D]
+  bool half_split = false;                     // RoPE pairing of the model's head layout
+  int key_stages = 0;                          // R
+  const float* key_xy = nullptr;               // n_kv × (R × 2 × 64 × h) codebook parameters
+  const uint16_t* key_codes = nullptr;         // token t, KV head g: R codes at key_codes + (t·n_kv + g)·R
+  const uint16_t* key_norms = nullptr;         // fp16 per token
+  int value_code_bits = 0;                     // D·bits
+  const uint8_t* value_codes = nullptr;        // token t at value_codes + t·value_code_bits/8
+  const uint16_t* value_p = nullptr;           // fp16 per token
+  const float* value_codebook = nullptr;       // [code_bits × D]
   const uint16_t* value_codebook16 = nullptr;  // the same in fp16 (for the decoded baseline)
-  const float* value_scale = nullptr;     // [D]
-  CosSinSource angles;                    // token t at angles.first_position + t
+  const float* value_scale = nullptr;          // [D]
+  CosSinSource angles;                         // token t at angles.first_position + t
   int64_t n_tokens = 0;
   // Optional full-precision window after the coded tokens (docs/METHOD.md §8): post-RoPE fp16 keys and
   // values, token t at win_k/win_v + t·win_stride (head layout). Only commvq_attend_codes reads it.

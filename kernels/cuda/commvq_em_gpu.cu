@@ -1,5 +1,5 @@
-#include <string>
 #include <cublas_v2.h>
+#include <string>
 
 #include "kernels/cuda/commvq_em_gpu.h"
 #include "kernels/cuda/cuda_check.h"
@@ -115,7 +115,8 @@ void solve_dense(double* h, int m, double* g, int k) {
   check(cublasDgetrfBatched(cublas_handle(), m, ptrs.get(), m, pivots.get(), info.get(), 1), "cublasDgetrfBatched");
   int host_info = 0;
   copy_to_host(&host_info, info.get(), sizeof host_info);
-  if (host_info != 0) throw Error("commvq key EM (cuda): the M-step system is singular (LU info " + std::to_string(host_info) + ")");
+  if (host_info != 0)
+    throw Error("commvq key EM (cuda): the M-step system is singular (LU info " + std::to_string(host_info) + ")");
   int rs_info = 0;
   check(cublasDgetrsBatched(cublas_handle(), CUBLAS_OP_N, m, k, ptrs.get(), m, pivots.get(), ptrs.get() + 1, m,
                             &rs_info, 1),

@@ -92,7 +92,8 @@ void commvq_values_project(const float* acc, int rows, int code_bits, const floa
                            int dim, int first_kv_head, int rows_per_kv_head, int head_dim, float* out,
                            int64_t out_stride) {
   if (rows <= 0) return;
-  if (rows_per_kv_head <= 0 || first_kv_head < 0 || (first_kv_head + (rows - 1) / rows_per_kv_head + 1) * head_dim > dim)
+  if (rows_per_kv_head <= 0 || first_kv_head < 0 ||
+      (first_kv_head + (rows - 1) / rows_per_kv_head + 1) * head_dim > dim)
     throw Error("commvq values (cuda): KV head outside the value dimension");
   const dim3 grid(static_cast<unsigned>(blocks_for(head_dim, 128)), static_cast<unsigned>(rows));
   project_kernel<<<grid, 128>>>(acc, rows, code_bits, codebook, scale, dim, first_kv_head, rows_per_kv_head, head_dim,

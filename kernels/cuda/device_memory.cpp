@@ -37,8 +37,8 @@ void* device_alloc(size_t bytes) {
     cudaGetLastError();
     size_t free_b = 0, total_b = 0;
     cudaMemGetInfo(&free_b, &total_b);
-    throw Error("CUDA: cannot allocate " + mib(bytes) + " on the device (" + cudaGetErrorString(e) + "; " + mib(free_b) +
-                " free of " + mib(total_b) + ")");
+    throw Error("CUDA: cannot allocate " + mib(bytes) + " on the device (" + cudaGetErrorString(e) + "; " +
+                mib(free_b) + " free of " + mib(total_b) + ")");
   }
   std::lock_guard<std::mutex> lock(g_mutex);
   g_stats.current_bytes += bytes;

@@ -31,7 +31,8 @@ template <class T>
 class DeviceBuffer {
  public:
   DeviceBuffer() = default;
-  explicit DeviceBuffer(size_t count) : n_(count), p_(count ? static_cast<T*>(device_alloc(count * sizeof(T))) : nullptr) {}
+  explicit DeviceBuffer(size_t count)
+      : n_(count), p_(count ? static_cast<T*>(device_alloc(count * sizeof(T))) : nullptr) {}
   ~DeviceBuffer() { reset(); }
   DeviceBuffer(const DeviceBuffer&) = delete;
   DeviceBuffer& operator=(const DeviceBuffer&) = delete;

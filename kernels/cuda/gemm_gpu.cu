@@ -22,8 +22,8 @@ void gemm_half_weights(HalfType type, const uint16_t* w, int64_t rows, int64_t c
   const cudaDataType_t t = type == HalfType::BF16 ? CUDA_R_16BF : CUDA_R_16F;
   const float alpha = 1.0f, beta = 0.0f;
   check(cublasGemmEx(cublas_handle(), CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(rows), static_cast<int>(n_tokens),
-                     static_cast<int>(cols), &alpha, w, t, static_cast<int>(cols), x16, t, static_cast<int>(cols), &beta,
-                     y, CUDA_R_32F, static_cast<int>(rows), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                     static_cast<int>(cols), &alpha, w, t, static_cast<int>(cols), x16, t, static_cast<int>(cols),
+                     &beta, y, CUDA_R_32F, static_cast<int>(rows), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
         "cublasGemmEx (weights)");
 }
 
@@ -31,18 +31,19 @@ void gemm_half_rows(const uint16_t* a, int64_t n, int64_t k, const uint16_t* b, 
   if (n <= 0 || m <= 0) return;
   // Column-major: yᵀ (m × n) = bᵀ (m × k, ld m) · aᵀ (k × n, ld k).
   const float alpha = 1.0f, beta = 0.0f;
-  check(cublasGemmEx(cublas_handle(), CUBLAS_OP_N, CUBLAS_OP_N, static_cast<int>(m), static_cast<int>(n), static_cast<int>(k),
-                     &alpha, b, CUDA_R_16F, static_cast<int>(m), a, CUDA_R_16F, static_cast<int>(k), &beta, y,
-                     CUDA_R_32F, static_cast<int>(m), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
-        "cublasGemmEx (rows)");
+  check(
+      cublasGemmEx(cublas_handle(), CUBLAS_OP_N, CUBLAS_OP_N, static_cast<int>(m), static_cast<int>(n),
+                   static_cast<int>(k), &alpha, b, CUDA_R_16F, static_cast<int>(m), a, CUDA_R_16F, static_cast<int>(k),
+                   &beta, y, CUDA_R_32F, static_cast<int>(m), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+      "cublasGemmEx (rows)");
 }
 
 void sgemm_row_major(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float* a, int lda,
                      const float* b, int ldb, float beta, float* c, int ldc) {
   if (m <= 0 || n <= 0) return;
   // Row-major C = op(A) op(B) is column-major Cᵀ = op(B)ᵀ op(A)ᵀ: swap the operands.
-  check(cublasSgemm(cublas_handle(), trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, n, m, k, &alpha, b,
-                    ldb, a, lda, &beta, c, ldc),
+  check(cublasSgemm(cublas_handle(), trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, n, m, k,
+                    &alpha, b, ldb, a, lda, &beta, c, ldc),
         "cublasSgemm");
 }
 

@@ -9,8 +9,8 @@ namespace cvq::cuda {
 enum class HalfType { F16, BF16 };
 
 // x16: T × cols half activations (converted by the caller, see norm_act_gpu.h float_to_half).
-void gemm_half_weights(HalfType type, const uint16_t* w, int64_t rows, int64_t cols, const uint16_t* x16, int64_t n_tokens,
-                       float* y);
+void gemm_half_weights(HalfType type, const uint16_t* w, int64_t rows, int64_t cols, const uint16_t* x16,
+                       int64_t n_tokens, float* y);
 // y[n × m] = a[n × k] · b[k × m], all row-major, a and b fp16, y fp32.
 void gemm_half_rows(const uint16_t* a, int64_t n, int64_t k, const uint16_t* b, int64_t m, float* y);
 // Plain fp32 row-major GEMM: C[m × n] = alpha · op(A) · op(B) + beta · C, op = transpose when the flag is set

@@ -1,5 +1,5 @@
 #pragma once
-// RoPE on the device, both pairings of src/model/rope.h: Adjacent (GGUF `llama`: (2f, 2f+1)) and
+// RoPE on the device, both pairings of kernels/cpu/rope.h: Adjacent (GGUF `llama`: (2f, 2f+1)) and
 // HalfSplit (HF / GGUF `qwen2`, neox: (f, f + d/2)). The angles come from the host (Rope::angles
 // in double, as the CPU uses), so both backends rotate by the same floats.
 #include <cstdint>

@@ -5,11 +5,14 @@
 
 #include "cli/commands/common.h"
 #include "core/error.h"
+#include "core/resource_paths.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"commvq-bench — CommVQ KV-cache compression: run, evaluate and benchmark LLaMA-family models"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", "commvq-bench 0.1.0");
+  app.set_version_flag("--version", [] {
+    return "commvq-bench 0.1.0\nshare: " + cvq::share_dir() + " (experiments/, scripts/; data/ unless $COMMVQ_DATA)";
+  });
   cvq::register_info(app);
   cvq::register_generate(app);
   cvq::register_eval(app);

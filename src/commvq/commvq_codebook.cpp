@@ -35,7 +35,8 @@ KeyLayerCodebook read_layer_keys(const SafetensorsReader& r, int layer, int n_kv
   k.n_kv = n_kv;
   k.head_dim = head_dim;
   const std::string p = layer_prefix(layer);
-  for (int h = 0; h < n_kv; ++h) k.heads.push_back(KeyCodebook::read_tensors(r, p + "keys.head_" + std::to_string(h), head_dim, layout));
+  for (int h = 0; h < n_kv; ++h)
+    k.heads.push_back(KeyCodebook::read_tensors(r, p + "keys.head_" + std::to_string(h), head_dim, layout));
   if (r.has(p + "keys.mean")) {
     const auto& t = r.tensor(p + "keys.mean", StDtype::F32, {static_cast<int64_t>(n_kv) * head_dim});
     k.mean.resize(static_cast<size_t>(n_kv) * head_dim);
@@ -59,8 +60,12 @@ CommvqModelIdentity CommvqModelIdentity::of(const KvGeometry& g) {
 }
 
 nlohmann::json CommvqModelIdentity::to_json() const {
-  return {{"name", name},           {"n_layers", n_layers}, {"n_head", n_head},
-          {"n_head_kv", n_head_kv}, {"head_dim", head_dim}, {"rope_layout", rope_layout == RopeLayout::Adjacent ? "adjacent" : "half-split"},
+  return {{"name", name},
+          {"n_layers", n_layers},
+          {"n_head", n_head},
+          {"n_head_kv", n_head_kv},
+          {"head_dim", head_dim},
+          {"rope_layout", rope_layout == RopeLayout::Adjacent ? "adjacent" : "half-split"},
           {"rope_theta", rope_theta}};
 }
 
@@ -94,9 +99,9 @@ std::string CommvqModelIdentity::mismatch(const CommvqModelIdentity& o) const {
 
 void CommvqCodebook::save(const std::string& path) const {
   SafetensorsWriter w;
-  nlohmann::json meta = {{"format", kFormat}, {"model", model.to_json()}, {"key_bits", key_bits},
-                         {"value_bits", value_bits}, {"stages", stages}, {"structured", structured},
-                         {"training", training}, {"layers", layers}};
+  nlohmann::json meta = {{"format", kFormat},        {"model", model.to_json()}, {"key_bits", key_bits},
+                         {"value_bits", value_bits}, {"stages", stages},         {"structured", structured},
+                         {"training", training},     {"layers", layers}};
   w.set_metadata("commvq", meta.dump());
   for (int l = 0; l < model.n_layers; ++l) write_layer(w, l, keys[l], values[l]);
   w.write(path);
@@ -110,7 +115,8 @@ CommvqCodebook CommvqCodebook::load(const std::string& path) {
   CommvqCodebook cb;
   try {
     auto meta = nlohmann::json::parse(it->second);
-    if (meta.at("format").get<std::string>() != kFormat) fail_file(path, "unknown codebook format " + meta.at("format").dump());
+    if (meta.at("format").get<std::string>() != kFormat)
+      fail_file(path, "unknown codebook format " + meta.at("format").dump());
     cb.model = CommvqModelIdentity::from_json(meta.at("model"));
     cb.key_bits = meta.at("key_bits").get<int>();
     cb.value_bits = meta.at("value_bits").get<int>();
@@ -125,7 +131,8 @@ CommvqCodebook CommvqCodebook::load(const std::string& path) {
     for (int l = 0; l < cb.model.n_layers; ++l) {
       cb.keys.push_back(read_layer_keys(r, l, cb.model.n_head_kv, cb.model.head_dim, cb.model.rope_layout));
       cb.values.push_back(ValueCodec::load(r, layer_prefix(l) + "values."));
-      if (cb.keys.back().stages() != cb.stages) fail_file(path, "layer " + std::to_string(l) + " has a different number of key stages");
+      if (cb.keys.back().stages() != cb.stages)
+        fail_file(path, "layer " + std::to_string(l) + " has a different number of key stages");
     }
   } catch (const Error& e) {
     const std::string msg = e.what();
@@ -138,7 +145,8 @@ CommvqCodebook CommvqCodebook::load(const std::string& path) {
 void CommvqCodebook::check_compatible(const KvGeometry& g, const std::string& path) const {
   const std::string why = model.mismatch(CommvqModelIdentity::of(g));
   if (!why.empty()) {
-    fail_file(path, "this codebook was made for another model (" + why + "; codebook vs model) — train one for this model");
+    fail_file(path,
+              "this codebook was made for another model (" + why + "; codebook vs model) — train one for this model");
   }
 }
 
@@ -192,8 +200,8 @@ std::shared_ptr<const CommvqCodebook> CommvqCodebook::load_shared(const std::str
   std::error_code ec;
   const auto size = fs::file_size(path, ec);
   const auto mtime = ec ? fs::file_time_type{} : fs::last_write_time(path, ec);
-  const std::string key = path + "|" + std::to_string(ec ? 0 : size) + "|" +
-                          std::to_string(mtime.time_since_epoch().count());
+  const std::string key =
+      path + "|" + std::to_string(ec ? 0 : size) + "|" + std::to_string(mtime.time_since_epoch().count());
   static std::mutex mu;
   static std::map<std::string, std::shared_ptr<const CommvqCodebook>> loaded;
   std::lock_guard<std::mutex> lock(mu);
@@ -244,6 +252,5 @@ CommvqCodebook random_commvq_codebook(const KvGeometry& g, int bits, bool struct
   }
   return cb;
 }
-
 
 }  // namespace cvq

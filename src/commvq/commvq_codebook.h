@@ -3,8 +3,8 @@
 // codebook (RoPE-commutative residual stages), per layer the value codec, and JSON metadata (model
 // identity, bit widths, stages, training settings, per-layer errors). numpy/PyTorch can open it;
 // the `commvq:` KV method loads it and refuses a file made for another model.
-#include <nlohmann/json.hpp>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 

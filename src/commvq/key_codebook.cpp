@@ -20,7 +20,7 @@ constexpr int kSub = KeyCodebook::kSubCodes;
 constexpr int kCodes = KeyCodebook::kCodewords;
 constexpr int64_t kEncodeChunk = 64;  // tokens per GEMM in batched encoding
 
-inline int pair_x(RopeLayout layout, int d, int f) { return layout == RopeLayout::Adjacent ? 2 * f : f; }
+inline int pair_x(RopeLayout layout, int /*d*/, int f) { return layout == RopeLayout::Adjacent ? 2 * f : f; }
 inline int pair_y(RopeLayout layout, int d, int f) { return layout == RopeLayout::Adjacent ? 2 * f + 1 : f + d / 2; }
 
 }  // namespace
@@ -135,7 +135,8 @@ void KeyCodebook::add_unstructured_stage(const std::vector<float>& c) {
 }
 
 void KeyCodebook::truncate(int stages) {
-  if (stages < 0 || stages > n_stages_) throw Error("commvq key codebook: cannot truncate to " + std::to_string(stages));
+  if (stages < 0 || stages > n_stages_)
+    throw Error("commvq key codebook: cannot truncate to " + std::to_string(stages));
   n_stages_ = stages;
   if (structured_) {
     xy_.resize(static_cast<size_t>(stages) * 2 * kSub * half());
@@ -167,7 +168,8 @@ void KeyCodebook::build_stage_cache(int j) {
   std::vector<double> ns(kSub);
   for (int s = 0; s < kSub; ++s) {
     double acc = 0.0;
-    for (int f = 0; f < h; ++f) acc += static_cast<double>(x[s * h + f]) * x[s * h + f] + static_cast<double>(y[s * h + f]) * y[s * h + f];
+    for (int f = 0; f < h; ++f)
+      acc += static_cast<double>(x[s * h + f]) * x[s * h + f] + static_cast<double>(y[s * h + f]) * y[s * h + f];
     ns[s] = acc;
   }
   float* g = gfull_.data() + static_cast<size_t>(j) * kCodes;
@@ -185,8 +187,8 @@ void KeyCodebook::build_stage_cache(int j) {
   //              r·P[:, 64+s] = −2β_s = −2Σ_f (b_f X[s,f] − a_f Y[s,f]).
   float* p = proj_.data() + static_cast<size_t>(j) * d_ * 2 * kSub;
   for (int f = 0; f < h; ++f) {
-    float* row_a = p + static_cast<size_t>(f) * 2 * kSub;        // multiplies a_f
-    float* row_b = p + static_cast<size_t>(h + f) * 2 * kSub;    // multiplies b_f
+    float* row_a = p + static_cast<size_t>(f) * 2 * kSub;      // multiplies a_f
+    float* row_b = p + static_cast<size_t>(h + f) * 2 * kSub;  // multiplies b_f
     for (int s = 0; s < kSub; ++s) {
       row_a[s] = -2.0f * x[s * h + f];
       row_b[s] = -2.0f * y[s * h + f];
@@ -267,8 +269,8 @@ static void encode_chunk(const KeyCodebook& cb, float* r, int64_t n, uint16_t* c
   }
 }
 
-void KeyCodebook::encode_pairs(const float* u_pairs, int64_t n, uint16_t* codes, int64_t code_stride,
-                               float* residual, bool threaded) const {
+void KeyCodebook::encode_pairs(const float* u_pairs, int64_t n, uint16_t* codes, int64_t code_stride, float* residual,
+                               bool threaded) const {
   if (n <= 0) return;
   if (code_stride < n_stages_) throw Error("commvq key codebook: code stride smaller than the stage count");
   const int64_t n_chunks = (n + kEncodeChunk - 1) / kEncodeChunk;
@@ -374,9 +376,7 @@ void KeyCodebook::decode_batch(const uint16_t* codes, int64_t code_stride, int64
   }
 }
 
-size_t KeyCodebook::param_bytes() const {
-  return sizeof(float) * (structured_ ? xy_.size() : centroids_.size());
-}
+size_t KeyCodebook::param_bytes() const { return sizeof(float) * (structured_ ? xy_.size() : centroids_.size()); }
 
 void KeyCodebook::write_tensors(SafetensorsWriter& w, const std::string& prefix) const {
   if (structured_) {
@@ -439,7 +439,8 @@ void key_norms(const float* k, int64_t n, int kv_dim, float* norms, float* u) {
 }
 
 void KeyLayerCodebook::encode(const float* k_pre_rope, int64_t n, float* norms, uint16_t* codes) const {
-  if (static_cast<int>(heads.size()) != n_kv || n_kv <= 0) throw Error("commvq key layer codebook: head count mismatch");
+  if (static_cast<int>(heads.size()) != n_kv || n_kv <= 0)
+    throw Error("commvq key layer codebook: head count mismatch");
   const int D = kv_dim();
   const int R = stages();
   std::vector<float> u(static_cast<size_t>(n) * D);

@@ -21,7 +21,7 @@
 #include <vector>
 
 #include "kernels/cpu/commvq_assign.h"
-#include "model/rope.h"
+#include "kernels/cpu/rope.h"
 
 namespace cvq {
 

@@ -220,8 +220,8 @@ double KeyStageEm::run(const float* x, const float* xx, const float* lw, int64_t
           if (!brute) {
             const float* pq = w.ab.data() + i * 2 * kSub;
             if (soft) {
-              am = commvq_pair_soft_assign(one.gfull(0), pq, pq + kSub, xx[t], tau, cutoff, slot.counts.data(),
-                                           wa_row, wb_row, *w.soft, one.gbound(0));
+              am = commvq_pair_soft_assign(one.gfull(0), pq, pq + kSub, xx[t], tau, cutoff, slot.counts.data(), wa_row,
+                                           wb_row, *w.soft, one.gbound(0));
             } else {
               am = commvq_pair_sum_argmin(one.gfull(0), pq, pq + kSub, xx[t], nullptr, one.gbound(0));
             }
@@ -395,15 +395,18 @@ void KeyStageEm::m_step(double ridge) {
   if (!structured_) {
     for (int c = 0; c < kCodes; ++c) {
       if (counts_[c] < 1e-6) continue;  // an unused centroid keeps its place
-      for (int k = 0; k < d; ++k) centroids_[static_cast<size_t>(c) * d + k] = static_cast<float>(sums_[static_cast<size_t>(c) * d + k] / counts_[c]);
+      for (int k = 0; k < d; ++k)
+        centroids_[static_cast<size_t>(c) * d + k] =
+            static_cast<float>(sums_[static_cast<size_t>(c) * d + k] / counts_[c]);
     }
     return;
   }
   std::vector<double> hv, gv;
   key_m_step_system(counts_, sa_, sb_, x_, y_, d, ridge, &hv, &gv);
   const Eigen::Map<const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>> H(hv.data(), 2 * kSub,
-                                                                                                  2 * kSub);
-  const Eigen::Map<const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>> g(gv.data(), 2 * kSub, h);
+                                                                                                   2 * kSub);
+  const Eigen::Map<const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>> g(gv.data(), 2 * kSub,
+                                                                                                   h);
   const Eigen::MatrixXd theta = H.ldlt().solve(g);
   for (int s = 0; s < kSub; ++s) {
     for (int f = 0; f < h; ++f) {

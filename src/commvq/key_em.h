@@ -18,9 +18,9 @@ namespace cvq {
 class ThreadPool;
 
 struct KeyEmProgress {
-  int head = 0;        // KV head (as passed to train_key_head)
+  int head = 0;  // KV head (as passed to train_key_head)
   int stage = 0;
-  int iteration = 0;   // 0-based; `loss` is the hard-assignment MSE of the parameters entering it
+  int iteration = 0;  // 0-based; `loss` is the hard-assignment MSE of the parameters entering it
   double tau = 0.0;
   double loss = 0.0;
   double best_loss = 0.0;
@@ -30,14 +30,14 @@ struct KeyEmProgress {
 // 2.8 s of one core per (layer, head) on Zen 4, ~4.2 min of CPU for all 90; on real SmolLM2 keys the
 // held-out key error is within ~1% of a 100-iteration run (3.3× the time).
 struct KeyEmOptions {
-  int iterations = 24;           // K per stage (reference: 100)
-  int64_t max_tokens = 16384;    // tokens per layer used for training (reference: 2^20), random subset
-  int64_t init_tokens = 1024;    // tokens in the initial τ=init_tau E step against random data points
+  int iterations = 24;         // K per stage (reference: 100)
+  int64_t max_tokens = 16384;  // tokens per layer used for training (reference: 2^20), random subset
+  int64_t init_tokens = 1024;  // tokens in the initial τ=init_tau E step against random data points
   uint64_t seed = 1;
-  int threads = 0;               // 0: ThreadPool::global(); otherwise a private pool of this size
-  double tau0 = 1e-3;            // τ_k = S·τ0·(τ1/τ0)^(k/(K−1))
+  int threads = 0;     // 0: ThreadPool::global(); otherwise a private pool of this size
+  double tau0 = 1e-3;  // τ_k = S·τ0·(τ1/τ0)^(k/(K−1))
   double tau1 = 1e-5;
-  int tau_shrink_every = 4;      // S /= tau_shrink_factor after stages 0, 4, 8, ... (reference)
+  int tau_shrink_every = 4;  // S /= tau_shrink_factor after stages 0, 4, 8, ... (reference)
   double tau_shrink_factor = 10.0;
   double init_tau = 1.0;
   double ridge = 1e-6;           // relative to the mean diagonal of TᵀWT; pulls unused sub-codes to their old value
@@ -54,7 +54,7 @@ struct KeyEmStageReport {
   double seconds = 0.0;
 };
 struct KeyEmHeadReport {
-  double initial_mse = 0.0;   // MSE of the data itself (the residual before stage 0)
+  double initial_mse = 0.0;  // MSE of the data itself (the residual before stage 0)
   std::vector<KeyEmStageReport> stages;
   double seconds = 0.0;
 };
@@ -128,9 +128,9 @@ class KeyStageEm {
 // they are at the temperatures EM runs at), a GEMM otherwise; the same sums either way.
 void key_marginal_sums(const float* wab, const float* x, int64_t m, int d, float* sab);
 
-void key_m_step_system(const std::vector<double>& counts, const std::vector<double>& sa,
-                       const std::vector<double>& sb, const std::vector<float>& x, const std::vector<float>& y,
-                       int head_dim, double ridge, std::vector<double>* h_out, std::vector<double>* g_out);
+void key_m_step_system(const std::vector<double>& counts, const std::vector<double>& sa, const std::vector<double>& sb,
+                       const std::vector<float>& x, const std::vector<float>& y, int head_dim, double ridge,
+                       std::vector<double>* h_out, std::vector<double>* g_out);
 
 // Trains the R-stage codebook of one KV head. u_head: n normalized head vectors (head layout) at
 // stride ld; norms: the tokens' layer key norms (for the de-normalized loss; null = 1).

@@ -7,12 +7,12 @@
 #include <cstring>
 
 #include "commvq/value_refine.h"
-#include "kernels/cpu/gelu.h"
 #include "commvq/value_rng.h"
 #include "core/error.h"
 #include "core/fp16.h"
 #include "core/safetensors.h"
 #include "core/thread_pool.h"
+#include "kernels/cpu/gelu.h"
 
 namespace cvq {
 

@@ -57,7 +57,9 @@ class ValueCodec {
   void logits(const float* xbar, int64_t n, float* out) const;
   // Inference: argmax per group (then refine_sweeps of refinement) -> packed codes [n x code_bytes]
   // and fp16 p [n]. Deterministic.
-  void encode(const float* v, int64_t n, uint8_t* codes, uint16_t* p_fp16) const { encode(v, n, codes, p_fp16, refine_sweeps); }
+  void encode(const float* v, int64_t n, uint8_t* codes, uint16_t* p_fp16) const {
+    encode(v, n, codes, p_fp16, refine_sweeps);
+  }
   // The same with `sweeps` of refinement instead of the codec's own.
   void encode(const float* v, int64_t n, uint8_t* codes, uint16_t* p_fp16, int sweeps) const;
   // y = bᵀC for packed codes: [n x D] (the direction before p and s).

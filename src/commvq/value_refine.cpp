@@ -24,7 +24,9 @@ void set_bit(uint8_t* code, int j, int b) {
 
 // One token: cx[j] = C_j·xbar, yc[j] = C_j·y for the current code (y = bᵀC), refined in place.
 // Cloned per instruction set (the O(K) updates vectorize; the sums' order is the same in every clone).
-__attribute__((target_clones("avx512f", "avx2", "default"))) void refine_token(const ValueRefineTables& tb, int G, const float* cx, double* yc, uint8_t* code, int sweeps) {
+__attribute__((target_clones("avx512f", "avx2", "default"))) void refine_token(const ValueRefineTables& tb, int G,
+                                                                               const float* cx, double* yc,
+                                                                               uint8_t* code, int sweeps) {
   const int K = tb.K;
   const double* gram = tb.gram.data();
   for (int sweep = 0; sweep < sweeps; ++sweep) {
@@ -94,8 +96,8 @@ ValueRefineTables make_value_refine_tables(const ValueCodec& codec) {
   t.K = K;
   t.fingerprint = value_codebook_fingerprint(codec);
   std::vector<float> g(static_cast<size_t>(K) * K);
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, K, K, D, 1.0f, codec.codebook.data(), D, codec.codebook.data(), D,
-              0.0f, g.data(), K);
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, K, K, D, 1.0f, codec.codebook.data(), D, codec.codebook.data(),
+              D, 0.0f, g.data(), K);
   t.gram.assign(g.begin(), g.end());
   return t;
 }
@@ -108,7 +110,8 @@ void refine_value_codes(const ValueCodec& codec, const float* xbar, int64_t n, u
     own = make_value_refine_tables(codec);
     tables = &own;
   }
-  const int D = codec.dim(), K = codec.shape().code_bits(), G = codec.shape().n_groups(), CB = codec.shape().code_bytes();
+  const int D = codec.dim(), K = codec.shape().code_bits(), G = codec.shape().n_groups(),
+            CB = codec.shape().code_bytes();
   const float* C = codec.codebook.data();
   constexpr int64_t kBlock = 64;
   const int64_t n_blocks = (n + kBlock - 1) / kBlock;
@@ -119,7 +122,8 @@ void refine_value_codes(const ValueCodec& codec, const float* xbar, int64_t n, u
       const int64_t t0 = b * kBlock;
       const int rows = static_cast<int>(std::min<int64_t>(kBlock, n - t0));
       codec.code_vectors(codes + t0 * CB, rows, y.data());
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, K, D, 1.0f, xbar + t0 * D, D, C, D, 0.0f, cx.data(), K);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, K, D, 1.0f, xbar + t0 * D, D, C, D, 0.0f, cx.data(),
+                  K);
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, K, D, 1.0f, y.data(), D, C, D, 0.0f, ycf.data(), K);
       for (int r = 0; r < rows; ++r) {
         for (int j = 0; j < K; ++j) yc[j] = ycf[static_cast<size_t>(r) * K + j];
@@ -141,12 +145,13 @@ void refit_value_codebook(ValueCodec& codec, const uint8_t* codes, const float* 
     const int rows = static_cast<int>(std::min<int64_t>(kRows, n - r0));
     for (int r = 0; r < rows; ++r) {
       const float w = row_weights ? std::sqrt(std::max(0.0f, row_weights[r0 + r])) : 1.0f;
-      for (int j = 0; j < K; ++j) b[static_cast<size_t>(r) * K + j] = w * static_cast<float>(value_code_bit(codes + (r0 + r) * CB, j));
+      for (int j = 0; j < K; ++j)
+        b[static_cast<size_t>(r) * K + j] = w * static_cast<float>(value_code_bit(codes + (r0 + r) * CB, j));
       for (int i = 0; i < D; ++i) xw[static_cast<size_t>(r) * D + i] = w * x[(r0 + r) * D + i];
     }
     cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, K, rows, 1.0f, b.data(), K, 1.0f, btb.data(), K);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, D, rows, 1.0f, b.data(), K, xw.data(), D, 1.0f,
-                btx.data(), D);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, D, rows, 1.0f, b.data(), K, xw.data(), D, 1.0f, btx.data(),
+                D);
   }
   Eigen::MatrixXd A(K, K);
   double trace = 0.0;

@@ -16,80 +16,14 @@
 // codebook, the p normalization); AdamW; minibatches split into a fixed number of shards computed in
 // parallel, so results depend on the seed and the options, not on the thread count.
 #include <cstdint>
-#include <string>
 #include <utility>
 #include <vector>
 
 #include "commvq/value_codec.h"
-#include "model/rope.h"
+#include "commvq/value_data.h"
+#include "kernels/cpu/rope.h"
 
 namespace cvq {
-
-class LlamaModel;
-
-// One layer's activations: as `collect` writes them (see kv/recorder.h), as floats.
-struct ValueLayerData {
-  int layer = -1;
-  int n_head = 0, n_head_kv = 0, head_dim = 0;
-  int64_t n_tokens = 0;
-  std::vector<float> values;         // [N x D]
-  std::vector<float> keys_pre_rope;  // [N x D]
-  std::vector<float> queries;        // [N x q_dim], after RoPE
-  std::vector<int32_t> positions;    // [N]
-  std::vector<int64_t> seq_starts;   // [n_seq + 1]
-  int dim() const { return n_head_kv * head_dim; }
-  int q_dim() const { return n_head * head_dim; }
-  int n_sequences() const { return static_cast<int>(seq_starts.size()) - 1; }
-};
-
-// Reads a collect layer file; throws (naming the file) if its shapes disagree with the geometry.
-ValueLayerData load_value_layer_data(const std::string& layer_file, int n_head, int n_head_kv, int head_dim);
-
-// The frozen o_proj of the layer: [n_embd x q_dim] row-major (LlamaModel::dense_attn_output).
-struct ValueAttnProj {
-  const float* w_o = nullptr;
-  int n_embd = 0;
-  int n_head = 0, n_head_kv = 0, head_dim = 0;
-  int q_dim() const { return n_head * head_dim; }
-};
-
-// G_t[h][h'] = Σ_i P_h[i,t]·P_h'[i,t] (over the queries i >= t of t's sequence) for every token t of
-// the given sequences, written at row t of gram [N x H x H]; rows of other sequences are untouched.
-// Threaded over sequences.
-void value_attention_gram(const ValueLayerData& d, const Rope& rope, const std::vector<int>& sequences, float* gram);
-
-// One minibatch (or shard of one). Rows are tokens.
-struct ValueBatch {
-  int n = 0;
-  const float* v = nullptr;      // [n x D] targets
-  const float* xbar = nullptr;   // [n x D] normalized inputs (ValueCodec::normalize)
-  const float* rho = nullptr;    // [n]
-  const float* gram = nullptr;   // [n x H x H], or null: no attention term
-  const float* noise = nullptr;  // [n x n_logits] Gumbel noise, or null (plain argmax)
-  double norm_rows = 0;          // the means divide by this many rows (the whole minibatch)
-  float tau = 1.0f;              // Gumbel-softmax temperature
-};
-
-enum class ValueRelaxation {
-  HardStraightThrough,  // training: forward with the one-hot, backward through the softmax
-  Soft,                 // forward with the softmax (smooth; for the finite-difference check)
-};
-
-struct ValueLossTerms {
-  double value_mse = 0.0;  // Σ ||v̂ − v||² / (norm_rows · D)
-  double attn_mse = 0.0;   // Σ_t Σ G (W e)·(W e) / (norm_rows · n_embd)
-  double total() const { return 0.5 * value_mse + attn_mse; }
-};
-
-// Loss of a batch; when grads is non-null its trainable tensors (ln_gamma, ln_beta, w1, b1, w2, b2,
-// codebook) are OVERWRITTEN with d total / d param (scale is frozen; its gradient is left zero).
-// grads must have the codec's shape (e.g. value_codec_zeros_like).
-ValueLossTerms value_loss_and_grad(const ValueCodec& codec, const ValueBatch& batch, const ValueAttnProj* attn,
-                                   ValueRelaxation mode, ValueCodec* grads);
-
-ValueCodec value_codec_zeros_like(const ValueCodec& c);
-// The trainable tensors, in a fixed order (scale excluded).
-std::vector<std::vector<float>*> value_trainable_params(ValueCodec& c);
 
 struct ValueTrainOptions {
   int bits = 2;
@@ -112,7 +46,8 @@ struct ValueTrainOptions {
   int refit_rounds = 4;
   int refine_sweeps = 4;
   int64_t refit_tokens = 16384;  // > 0: the refit uses an evenly spaced subset of this many training tokens
-  bool refit_attention_weights = true;  // weight tokens by their share of the docs/METHOD.md §5.4 loss (with attention data)
+  bool refit_attention_weights =
+      true;  // weight tokens by their share of the docs/METHOD.md §5.4 loss (with attention data)
 };
 
 struct ValueEvalMetrics {
@@ -127,8 +62,8 @@ struct ValueTrainReport {
   int steps = 0;
   int64_t train_tokens = 0;
   double gram_seconds = 0.0, train_seconds = 0.0, eval_seconds = 0.0;
-  ValueEvalMetrics untrained, trained;             // on the held-out sequences
-  ValueEvalMetrics gradient_only;                  // after the gradient steps, before refit/refinement
+  ValueEvalMetrics untrained, trained;  // on the held-out sequences
+  ValueEvalMetrics gradient_only;       // after the gradient steps, before refit/refinement
   double refit_seconds = 0.0;
   std::vector<std::pair<int, double>> loss_curve;  // (step, mean training loss since the previous point)
 };
@@ -141,10 +76,5 @@ ValueCodec train_value_codec(const ValueLayerData& d, const Rope& rope, const Va
 // Exact evaluation of a codec on the given sequences (attention terms need keys/queries and attn).
 ValueEvalMetrics evaluate_value_codec(const ValueCodec& codec, const ValueLayerData& d, const Rope& rope,
                                       const ValueAttnProj* attn, const std::vector<int>& sequences);
-
-// What the pipeline calls: loads <collect_dir>/layer_XX.safetensors, checks it against the model
-// (geometry), takes o_proj from the model and trains.
-ValueCodec train_value_codec_from_collection(const std::string& collect_dir, int layer, const LlamaModel& model,
-                                             const ValueTrainOptions& opts, ValueTrainReport* report = nullptr);
 
 }  // namespace cvq

@@ -63,8 +63,10 @@ std::string sha256_file_cached(const std::string& path) {
   const std::string digest = sha256_file(path);
   if (file_version(path) != version) fail_file(path, "changed while it was being hashed");
   for (auto it = entries.begin(); it != entries.end();) {  // forget files that are gone
-    if (!std::filesystem::exists(it.key(), ec)) it = entries.erase(it);
-    else ++it;
+    if (!std::filesystem::exists(it.key(), ec))
+      it = entries.erase(it);
+    else
+      ++it;
   }
   entries[key] = {{"version", version}, {"sha256", digest}};
   try {

@@ -31,7 +31,7 @@ inline uint16_t float_to_fp16(float f) {
   x &= 0x7fffffffu;
   if (x >= 0x7f800000u) return static_cast<uint16_t>(sign | 0x7c00u | (x > 0x7f800000u ? 0x200u : 0));
   if (x >= 0x477ff000u) return static_cast<uint16_t>(sign | 0x7c00u);  // overflow -> inf
-  if (x < 0x38800000u) {                                                // subnormal or zero
+  if (x < 0x38800000u) {                                               // subnormal or zero
     const float v = bits_to_float(x) + 0.5f;  // 0.5 = 2^-1: aligns the half subnormal ulp (2^-24)
     return static_cast<uint16_t>(sign | (float_to_bits(v) - 0x3f000000u));
   }

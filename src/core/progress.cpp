@@ -13,9 +13,12 @@ bool g_quiet = false;
 std::string format_eta(double secs) {
   const long long s = static_cast<long long>(secs + 0.5);
   char b[48];
-  if (s < 60) std::snprintf(b, sizeof b, "%llds", s);
-  else if (s < 3600) std::snprintf(b, sizeof b, "%lldm %02llds", s / 60, s % 60);
-  else std::snprintf(b, sizeof b, "%lldh %02lldm", s / 3600, (s % 3600) / 60);
+  if (s < 60)
+    std::snprintf(b, sizeof b, "%llds", s);
+  else if (s < 3600)
+    std::snprintf(b, sizeof b, "%lldm %02llds", s / 60, s % 60);
+  else
+    std::snprintf(b, sizeof b, "%lldh %02lldm", s / 3600, (s % 3600) / 60);
   return b;
 }
 

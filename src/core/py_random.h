@@ -12,9 +12,9 @@ class PyRandom {
  public:
   explicit PyRandom(uint64_t seed);
   uint32_t genrand_uint32();
-  uint64_t getrandbits(int k);   // 0 <= k <= 64
+  uint64_t getrandbits(int k);     // 0 <= k <= 64
   uint64_t randbelow(uint64_t n);  // n >= 1
-  double random();               // [0, 1), 53 bits
+  double random();                 // [0, 1), 53 bits
   // random.sample(range(n), k): indices in draw order.
   std::vector<int64_t> sample(int64_t n, int k);
 

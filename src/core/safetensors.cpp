@@ -16,9 +16,9 @@ struct DtypeInfo {
   const char* name;
   size_t size;
 };
-constexpr DtypeInfo kDtypes[] = {{StDtype::F32, "F32", 4}, {StDtype::F16, "F16", 2},   {StDtype::BF16, "BF16", 2},
-                                 {StDtype::I32, "I32", 4}, {StDtype::I64, "I64", 8},   {StDtype::U8, "U8", 1},
-                                 {StDtype::I8, "I8", 1},   {StDtype::U16, "U16", 2},   {StDtype::I16, "I16", 2},
+constexpr DtypeInfo kDtypes[] = {{StDtype::F32, "F32", 4}, {StDtype::F16, "F16", 2}, {StDtype::BF16, "BF16", 2},
+                                 {StDtype::I32, "I32", 4}, {StDtype::I64, "I64", 8}, {StDtype::U8, "U8", 1},
+                                 {StDtype::I8, "I8", 1},   {StDtype::U16, "U16", 2}, {StDtype::I16, "I16", 2},
                                  {StDtype::U32, "U32", 4}, {StDtype::F64, "F64", 8}};
 constexpr uint64_t kMaxHeader = 100ull << 20;
 
@@ -94,7 +94,8 @@ SafetensorsReader::SafetensorsReader(const std::string& path) : map_(std::make_s
       }
       int64_t numel = 1;
       for (int64_t d : t.shape) {
-        if (d < 0 || (d > 0 && numel > (int64_t{1} << 50) / d)) fail_file(path, "tensor '" + t.name + "' has an absurd shape");
+        if (d < 0 || (d > 0 && numel > (int64_t{1} << 50) / d))
+          fail_file(path, "tensor '" + t.name + "' has an absurd shape");
         numel *= d;
       }
       t.n_bytes = static_cast<size_t>(offs[1] - offs[0]);
@@ -120,8 +121,8 @@ const StTensorView& SafetensorsReader::tensor(const std::string& name, StDtype d
                                               const std::vector<int64_t>& shape) const {
   const StTensorView& t = tensor(name);
   if (t.dtype != dtype || t.shape != shape) {
-    fail_file(path(), "tensor '" + name + "' is " + st_dtype_name(t.dtype) + " " + st_shape_text(t.shape) + ", expected " +
-                          st_dtype_name(dtype) + " " + st_shape_text(shape));
+    fail_file(path(), "tensor '" + name + "' is " + st_dtype_name(t.dtype) + " " + st_shape_text(t.shape) +
+                          ", expected " + st_dtype_name(dtype) + " " + st_shape_text(shape));
   }
   return t;
 }
@@ -173,7 +174,8 @@ void SafetensorsWriter::write(const std::string& path) const {
   if (!metadata_.empty()) header["__metadata__"] = metadata_;
   uint64_t offset = 0;
   for (const auto& e : entries_) {
-    header[e.name] = {{"dtype", st_dtype_name(e.dtype)}, {"shape", e.shape}, {"data_offsets", {offset, offset + e.bytes.size()}}};
+    header[e.name] = {
+        {"dtype", st_dtype_name(e.dtype)}, {"shape", e.shape}, {"data_offsets", {offset, offset + e.bytes.size()}}};
     offset += e.bytes.size();
   }
   std::string h = header.dump();

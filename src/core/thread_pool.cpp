@@ -102,8 +102,10 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
   }
   int spins = 0;
   while (done_.load(std::memory_order_acquire) != parts) {
-    if (++spins < kSpinIterations) CVQ_PAUSE();
-    else std::this_thread::yield();
+    if (++spins < kSpinIterations)
+      CVQ_PAUSE();
+    else
+      std::this_thread::yield();
   }
   busy_.store(false);
 }

@@ -9,6 +9,7 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/resource_paths.h"
 #include "tasks/task_registry.h"
 
 namespace cvq {
@@ -82,8 +83,8 @@ std::string get_str(const nlohmann::json& j, const char* key, const std::string&
 bool is_safe_name(const std::string& s) {
   if (s.empty() || s == "." || s == "..") return false;
   for (char c : s) {
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
-                    c == '-' || c == '+' || c == '=';
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+                    c == '_' || c == '-' || c == '+' || c == '=';
     if (!ok) return false;
   }
   return true;
@@ -130,7 +131,8 @@ ExperimentConfig config_from_cli(const std::string& task, const std::vector<std:
   nlohmann::json sweep = nlohmann::json::object();
   for (size_t i = 0; i < option_args.size(); ++i) {
     const std::string& a = option_args[i];
-    if (a.size() < 3 || a.compare(0, 2, "--") != 0) throw Error(where + ": unexpected argument '" + a + "' (task options are --name value)");
+    if (a.size() < 3 || a.compare(0, 2, "--") != 0)
+      throw Error(where + ": unexpected argument '" + a + "' (task options are --name value)");
     std::string name = a.substr(2), value;
     if (const size_t eq = name.find('='); eq != std::string::npos) {
       value = name.substr(eq + 1);
@@ -163,7 +165,8 @@ ExperimentConfig config_from_cli(const std::string& task, const std::vector<std:
   return c;
 }
 
-ExperimentConfig ExperimentConfig::load(const std::string& path) {
+ExperimentConfig ExperimentConfig::load(const std::string& name) {
+  const std::string path = find_experiment_file(name);
   if (!std::filesystem::exists(path)) fail_file(path, "experiment config not found");
   nlohmann::json j;
   try {

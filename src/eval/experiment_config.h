@@ -27,12 +27,13 @@ struct MethodConfig {
 };
 
 struct TaskInstanceConfig {
-  std::string name;    // unique instance name (folder name in results)
-  std::string group;   // the config entry it came from
-  std::string type;    // passkey | number_string | kv_retrieval | niah | longbench | gsm8k | perplexity | agreement | memory
+  std::string name;   // unique instance name (folder name in results)
+  std::string group;  // the config entry it came from
+  std::string
+      type;  // passkey | number_string | kv_retrieval | niah | longbench | gsm8k | perplexity | agreement | memory
   nlohmann::json options = nlohmann::json::object();  // task options with sweep values applied
   nlohmann::json sweep = nlohmann::json::object();    // the sweep values of this instance
-  std::string paper;   // key into experiments/paper.json, optional
+  std::string paper;                                  // key into experiments/paper.json, optional
   int64_t limit = -1;  // "limit": run at most the first N samples (-1: all); --limit caps it further
   std::string where;   // "<file>: task '<name>'" for error messages
 };
@@ -45,6 +46,7 @@ struct ExperimentConfig {
   std::vector<TaskInstanceConfig> tasks;
   nlohmann::json raw;
 
+  // path: a file, or a name under the installed experiments/ (core/resource_paths.h).
   static ExperimentConfig load(const std::string& path);
   static ExperimentConfig parse(const nlohmann::json& j, const std::string& where);
   std::vector<std::string> groups() const;  // entry names in config order

@@ -7,17 +7,18 @@
 #include <fstream>
 #include <set>
 
+#include "commvq/kv_methods.h"
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/json_file.h"
 #include "core/progress.h"
-#include "tasks/aggregate.h"
-#include "tasks/kv_footprint.h"
 #include "eval/results_store.h"
 #include "eval/run_identity.h"
 #include "kv/kv_cache.h"
 #include "kv/kv_spec.h"
 #include "model/llama_model.h"
+#include "tasks/aggregate.h"
+#include "tasks/kv_footprint.h"
 
 namespace cvq {
 
@@ -81,7 +82,10 @@ MethodState probe_method(const MethodConfig& m, const KvGeometry& geo) {
 }
 
 nlohmann::json geometry_json(const KvGeometry& g) {
-  return {{"n_layers", g.n_layers}, {"n_head", g.n_head}, {"n_head_kv", g.n_head_kv}, {"head_dim", g.head_dim},
+  return {{"n_layers", g.n_layers},
+          {"n_head", g.n_head},
+          {"n_head_kv", g.n_head_kv},
+          {"head_dim", g.head_dim},
           {"kv_dim", g.kv_dim()}};
 }
 
@@ -158,10 +162,14 @@ nlohmann::json kv_footprint_from_records(const std::vector<nlohmann::json>& reco
   return kv;
 }
 
-nlohmann::json summarize_run(const nlohmann::json& run_info, int64_t n_expected, const std::vector<nlohmann::json>& records) {
-  nlohmann::json s = {{"task", run_info.value("task", "")},     {"group", run_info.value("group", "")},
-                      {"family", run_info.value("family", "")}, {"method", run_info.value("method", "")},
-                      {"kv", run_info.value("kv", "")},         {"paper", run_info.value("paper", "")},
+nlohmann::json summarize_run(const nlohmann::json& run_info, int64_t n_expected,
+                             const std::vector<nlohmann::json>& records) {
+  nlohmann::json s = {{"task", run_info.value("task", "")},
+                      {"group", run_info.value("group", "")},
+                      {"family", run_info.value("family", "")},
+                      {"method", run_info.value("method", "")},
+                      {"kv", run_info.value("kv", "")},
+                      {"paper", run_info.value("paper", "")},
                       {"n_expected", n_expected}};
   const nlohmann::json agg = aggregate_records(run_info.value("family", ""), records);
   for (const auto& [k, v] : agg.items()) s[k] = v;
@@ -225,7 +233,8 @@ GridResult run_grid(const LlamaModel& model, const std::string& model_path, cons
       // fp32 results keep their identity).
       if (model.matmul_mode() != MatmulMode::Fp32) task_id["matmul"] = matmul_mode_name(model.matmul_mode());
       identities[ti].push_back(run_identity(kEvalHarnessVersion, task_id, m.kv, inputs));
-      if (conflict.empty()) conflict = resume_conflict(run_dir(opt.out_dir, instances[ti]->name, m.label), identities[ti].back());
+      if (conflict.empty())
+        conflict = resume_conflict(run_dir(opt.out_dir, instances[ti]->name, m.label), identities[ti].back());
     }
   }
   std::string out_dir = opt.out_dir;
@@ -281,16 +290,30 @@ GridResult run_grid(const LlamaModel& model, const std::string& model_path, cons
       const MethodState& m = methods[mi];
       const std::string dir = run_dir(out_dir, inst.name, m.cfg.label);
       fs::create_directories(dir);
-      const nlohmann::json info = {{"task", inst.name},           {"group", inst.group}, {"family", task.family()},
-                                   {"type", inst.type},           {"method", m.cfg.label}, {"kv", m.cfg.kv},
-                                   {"paper", inst.paper},         {"sweep", inst.sweep}, {"geometry", geometry_json(geo)},
-                                   {"identity", identities[ti][mi]}, {"size", task.size()}};
+      const nlohmann::json info = {{"task", inst.name},
+                                   {"group", inst.group},
+                                   {"family", task.family()},
+                                   {"type", inst.type},
+                                   {"method", m.cfg.label},
+                                   {"kv", m.cfg.kv},
+                                   {"paper", inst.paper},
+                                   {"sweep", inst.sweep},
+                                   {"geometry", geometry_json(geo)},
+                                   {"identity", identities[ti][mi]},
+                                   {"size", task.size()}};
       write_file_atomic(dir + "/run.json", info.dump(2) + "\n");
       if (m.status != "ok") {
-        nlohmann::json s = {{"task", inst.name},   {"group", inst.group}, {"family", task.family()},
-                            {"method", m.cfg.label}, {"kv", m.cfg.kv},   {"paper", inst.paper},
-                            {"status", m.status},  {"note", m.note},     {"n", 0},
-                            {"n_expected", static_cast<int64_t>(indices.size())}, {"sample_limit", n_all}};
+        nlohmann::json s = {{"task", inst.name},
+                            {"group", inst.group},
+                            {"family", task.family()},
+                            {"method", m.cfg.label},
+                            {"kv", m.cfg.kv},
+                            {"paper", inst.paper},
+                            {"status", m.status},
+                            {"note", m.note},
+                            {"n", 0},
+                            {"n_expected", static_cast<int64_t>(indices.size())},
+                            {"sample_limit", n_all}};
         write_file_atomic(dir + "/summary" + suffix + ".json", s.dump(2) + "\n");
         summaries[mi] = s;
         ++result.n_missing;
@@ -422,8 +445,8 @@ GridResult run_grid(const LlamaModel& model, const std::string& model_path, cons
     }
     for (auto& s : summaries) result.runs.push_back(std::move(s));
   }
-  nlohmann::json index = {{"experiment", cfg.name}, {"harness", kEvalHarnessVersion}, {"model", model_id},
-                          {"runs", result.runs}};
+  nlohmann::json index = {
+      {"experiment", cfg.name}, {"harness", kEvalHarnessVersion}, {"model", model_id}, {"runs", result.runs}};
   if (opt.shard_count > 1) index["shard"] = std::to_string(opt.shard_index) + "/" + std::to_string(opt.shard_count);
   write_file_atomic(out_dir + "/summary" + suffix + ".json", index.dump(2) + "\n");
   return result;

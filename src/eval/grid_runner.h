@@ -21,7 +21,7 @@ class LlamaModel;
 
 struct GridOptions {
   std::string out_dir;
-  int64_t limit = -1;                 // at most this many samples per task (the first ones)
+  int64_t limit = -1;                   // at most this many samples per task (the first ones)
   std::vector<std::string> only_tasks;  // instance or entry names; empty: all
   int shard_index = 0, shard_count = 1;
   // When out_dir holds results made from other inputs (eval/run_identity.h): false stops with the
@@ -37,8 +37,8 @@ struct GridOptions {
 struct GridResult {
   std::vector<nlohmann::json> runs;  // run summaries
   int n_missing = 0, n_errors = 0;
-  bool stopped = false;              // the test hook fired
-  std::string out_dir;               // the folder the results went to (another one after --new-run)
+  bool stopped = false;  // the test hook fired
+  std::string out_dir;   // the folder the results went to (another one after --new-run)
 };
 
 // "i/n" -> (i, n); errors for anything else.
@@ -50,7 +50,8 @@ GridResult run_grid(const LlamaModel& model, const std::string& model_path, cons
                     const GridOptions& opt);
 
 // A run's summary from its records and its run.json (run_info); status "complete" or "partial".
-nlohmann::json summarize_run(const nlohmann::json& run_info, int64_t n_expected, const std::vector<nlohmann::json>& records);
+nlohmann::json summarize_run(const nlohmann::json& run_info, int64_t n_expected,
+                             const std::vector<nlohmann::json>& records);
 // KV footprint of a run from its records: bits/element at the longest context (projected when the
 // method reports it, else measured cache.bytes()).
 nlohmann::json kv_footprint_from_records(const std::vector<nlohmann::json>& records, const nlohmann::json& geometry);

@@ -58,8 +58,9 @@ ReferenceComparison compare_with_reference(const nlohmann::json& runs, const std
                                            const nlohmann::json& reference_runs, const std::string& reference_dir) {
   std::map<std::pair<std::string, std::string>, nlohmann::json> ref;
   for (const auto& r : reference_runs) ref[{r.value("task", ""), r.value("method", "")}] = r;
-  const std::vector<std::string> header = {"task",   "method", "ours",          "reference", "difference",
-                                           "reference 95% interval", "within", "same samples", "inputs"};
+  const std::vector<std::string> header = {"task",      "method",       "ours",
+                                           "reference", "difference",   "reference 95% interval",
+                                           "within",    "same samples", "inputs"};
   std::vector<std::vector<std::string>> rows;
   ReferenceComparison out;
   for (const auto& r : runs) {
@@ -123,13 +124,15 @@ ReferenceComparison compare_with_reference(const nlohmann::json& runs, const std
     for (size_t i = 0; i < row.size(); ++i) csv << (i ? "," : "") << csv_cell(row[i]);
     csv << "\n";
   }
-  md << "\n" << out.within << " of " << out.cells << " cells within the reference's interval"
+  md << "\n"
+     << out.within << " of " << out.cells << " cells within the reference's interval"
      << (out.outside ? ", " + std::to_string(out.outside) + " outside" : std::string()) << ". "
      << "difference = ours − reference. within: ours lies inside the reference cell's 95% sampling interval "
         "(Wilson for pass/fail scores, mean ± t·s/√n for graded ones, exp(mean NLL ± t·s/√W) over the windows "
         "for perplexity) — a difference another draw of as many samples could give; memory cells are exact and "
         "must be equal. same samples: of the reference's samples, those with the identical outcome in ours "
-        "(prediction and score, or a window's NLL, bit for bit). inputs: \"same\" when both runs read files with the same sha256 (model, codebooks, data) "
+        "(prediction and score, or a window's NLL, bit for bit). inputs: \"same\" when both runs read files with the "
+        "same sha256 (model, codebooks, data) "
         "under the same settings, else what differs (run.json identities).\n";
   out.markdown = md.str();
   out.csv = csv.str();

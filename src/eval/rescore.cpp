@@ -6,8 +6,8 @@
 
 #include "core/error.h"
 #include "core/json_file.h"
-#include "tasks/aggregate.h"
 #include "eval/results_store.h"
+#include "tasks/aggregate.h"
 #include "tasks/metrics.h"
 #include "tasks/scoring.h"
 #include "tasks/task_registry.h"
@@ -71,9 +71,9 @@ RescoreResult rescore_file(const std::string& task, const std::string& path, int
               {"answers", answers->is_string() ? nlohmann::json::array({*answers}) : *answers},
               {"all_classes", j.value("all_classes", nlohmann::json())}};
     } else {
-      const nlohmann::json* g = field(j, {"ground_truth", "answer", "answers", "label"});
-      if (!g) fail_file(path, "line " + std::to_string(lineno) + ": no gold answer (ground_truth / answer / gold)");
-      gold = *g;
+      const nlohmann::json* given = field(j, {"ground_truth", "answer", "answers", "label"});
+      if (!given) fail_file(path, "line " + std::to_string(lineno) + ": no gold answer (ground_truth / answer / gold)");
+      gold = *given;
     }
     SampleScore s;
     try {
@@ -81,7 +81,8 @@ RescoreResult rescore_file(const std::string& task, const std::string& path, int
     } catch (const Error& e) {
       fail_file(path, "line " + std::to_string(lineno) + ": " + e.what());
     }
-    nlohmann::json rec = {{"id", j.contains("id") ? j["id"] : nlohmann::json(lineno)}, {"score", s.score}, {"gold", gold}};
+    nlohmann::json rec = {
+        {"id", j.contains("id") ? j["id"] : nlohmann::json(lineno)}, {"score", s.score}, {"gold", gold}};
     if (!s.extra.empty()) rec["extra"] = s.extra;
     if (j.contains("meta")) rec["meta"] = j["meta"];
     if (s.score < 1.0 && static_cast<int>(out.failures.size()) < keep_failures)

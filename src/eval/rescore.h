@@ -9,7 +9,7 @@ namespace cvq {
 
 struct RescoreResult {
   std::string family, dataset;
-  nlohmann::json aggregate;                 // as aggregate_records: score (×100, 2 decimals), n, extra
+  nlohmann::json aggregate;                           // as aggregate_records: score (×100, 2 decimals), n, extra
   nlohmann::json failures = nlohmann::json::array();  // the first few samples scored below 1
 };
 

@@ -104,10 +104,8 @@ nlohmann::json input_entry(const RunInput& in) {
 
 nlohmann::json run_identity(const std::string& harness, const nlohmann::json& task_identity, const std::string& kv_spec,
                             const std::vector<nlohmann::json>& input_entries) {
-  return {{"harness", harness},
-          {"task", task_identity},
-          {"kv", kv_spec_without_paths(kv_spec)},
-          {"inputs", input_entries}};
+  return {
+      {"harness", harness}, {"task", task_identity}, {"kv", kv_spec_without_paths(kv_spec)}, {"inputs", input_entries}};
 }
 
 std::string identity_change(const nlohmann::json& before, const nlohmann::json& now) {
@@ -120,15 +118,18 @@ std::string identity_change(const nlohmann::json& before, const nlohmann::json& 
   // match is paired, to name it, with the old file of the same name, or the only unmatched old one.
   std::map<std::string, std::vector<nlohmann::json>> old_by_role, new_by_role;
   for (const auto& e : before["inputs"]) old_by_role[e.value("role", std::string())].push_back(e);
-  for (const auto& e : now.value("inputs", nlohmann::json::array())) new_by_role[e.value("role", std::string())].push_back(e);
+  for (const auto& e : now.value("inputs", nlohmann::json::array()))
+    new_by_role[e.value("role", std::string())].push_back(e);
   auto unmatched = [](const std::vector<nlohmann::json>& a, const std::vector<nlohmann::json>& b) {
     std::multiset<std::string> digests;
     for (const auto& e : b) digests.insert(e.value("sha256", std::string()));
     std::vector<nlohmann::json> out;
     for (const auto& e : a) {
       const auto it = digests.find(e.value("sha256", std::string()));
-      if (it == digests.end()) out.push_back(e);
-      else digests.erase(it);
+      if (it == digests.end())
+        out.push_back(e);
+      else
+        digests.erase(it);
     }
     return out;
   };
@@ -146,8 +147,7 @@ std::string identity_change(const nlohmann::json& before, const nlohmann::json& 
       if (!was) return what + " is read now but was not then";
       return what + " has changed: sha256 " + short_digest(*was) + " then, " + short_digest(e) + " now";
     }
-    if (!gone.empty())
-      return gone[0].value("path", std::string()) + " (" + role + ") was read then but is not now";
+    if (!gone.empty()) return gone[0].value("path", std::string()) + " (" + role + ") was read then but is not now";
   }
   const nlohmann::json bt = before.value("task", nlohmann::json()), nt = now.value("task", nlohmann::json());
   if (bt != nt) {

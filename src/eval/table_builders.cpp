@@ -36,7 +36,6 @@ std::string fmt_bytes(double b) {
   return fmt(b, u == 0 ? 0 : 2) + " " + units[u];
 }
 
-
 std::string csv_escape(const std::string& s) {
   if (s.find_first_of(",\"\n") == std::string::npos) return s;
   std::string out = "\"";
@@ -48,7 +47,8 @@ std::string column_name(const nlohmann::json& run) {
   const auto sweep = run.value("sweep", nlohmann::json::object());
   if (sweep.is_object() && !sweep.empty()) {
     std::string s;
-    for (const auto& [k, v] : sweep.items()) s += (s.empty() ? "" : ", ") + (v.is_string() ? v.get<std::string>() : v.dump());
+    for (const auto& [k, v] : sweep.items())
+      s += (s.empty() ? "" : ", ") + (v.is_string() ? v.get<std::string>() : v.dump());
     return s;
   }
   return run.value("task", "");
@@ -166,7 +166,8 @@ Table group_table(const TableInputs& in, const GroupInfo& gi, std::set<std::stri
       if (it->second.contains("note") && it->second.value("status", "") != "complete" &&
           it->second.value("status", "") != "partial")
         notes.insert(m + ": " + it->second.value("note", ""));
-      if (it->second.contains("score") && it->second["score"].is_number() && it->second.value("status", "") == "complete") {
+      if (it->second.contains("score") && it->second["score"].is_number() &&
+          it->second.value("status", "") == "complete") {
         sum += it->second["score"].get<double>(), ++cnt;
       } else {
         all = false;
@@ -281,7 +282,8 @@ std::vector<std::string> memory_lengths(const TableInputs& in, const GroupInfo& 
     if (in.by.count({gi.inst[0], m}) && in.by.at({gi.inst[0], m}).contains("breakdown"))
       for (const auto& [k, v] : in.by.at({gi.inst[0], m})["breakdown"].items())
         if (std::find(keys.begin(), keys.end(), k) == keys.end()) keys.push_back(k);
-  std::sort(keys.begin(), keys.end(), [](const std::string& a, const std::string& b) { return std::stoll(a) < std::stoll(b); });
+  std::sort(keys.begin(), keys.end(),
+            [](const std::string& a, const std::string& b) { return std::stoll(a) < std::stoll(b); });
   return keys;
 }
 
@@ -310,12 +312,14 @@ Table memory_by_length_table(const TableInputs& in, const GroupInfo& gi, const s
         continue;
       }
       const auto& c = bd[k];
-      std::string cell = c.contains("measured_bits_per_element") ? fmt(c["measured_bits_per_element"].get<double>(), 3) : "—";
+      std::string cell =
+          c.contains("measured_bits_per_element") ? fmt(c["measured_bits_per_element"].get<double>(), 3) : "—";
       cell += " / ";
       cell += c.contains("projected_bits_per_element") ? fmt(c["projected_bits_per_element"].get<double>(), 3) : "—";
       row.push_back(cell);
     }
-    row.push_back(it != by.end() && it->second.contains("extra") && it->second["extra"].contains("reduction_vs_fp16_percent")
+    row.push_back(it != by.end() && it->second.contains("extra") &&
+                          it->second["extra"].contains("reduction_vs_fp16_percent")
                       ? fmt(it->second["extra"]["reduction_vs_fp16_percent"].get<double>(), 1) + "%"
                       : "—");
     if (!paper_entry.is_null()) {
@@ -324,11 +328,13 @@ Table memory_by_length_table(const TableInputs& in, const GroupInfo& gi, const s
     }
     b.rows.push_back(row);
   }
-  b.note = "Cells: measured (synthetic activations appended to a fresh cache, then cache.bytes()) / projected "
-           "(KvCache::projected_bytes). Codebooks and value encoders are a fixed per-model cost, not in "
-           "these bits: see the next table.";
+  b.note =
+      "Cells: measured (synthetic activations appended to a fresh cache, then cache.bytes()) / projected "
+      "(KvCache::projected_bytes). Codebooks and value encoders are a fixed per-model cost, not in "
+      "these bits: see the next table.";
   if (!paper_entry.is_null())
-    b.note += " Paper: " + paper_entry.value("metric", std::string("")) + " — " + paper_entry.value("source", std::string("")) + ".";
+    b.note += " Paper: " + paper_entry.value("metric", std::string("")) + " — " +
+              paper_entry.value("source", std::string("")) + ".";
   return b;
 }
 
@@ -352,8 +358,8 @@ Table memory_fixed_cost_table(const TableInputs& in, const GroupInfo& gi, const 
     std::vector<std::string> row{m};
     if (bd.contains(longest)) {
       const auto& c = bd[longest];
-      const double bytes = c.contains("projected_bytes") ? c["projected_bytes"].get<double>()
-                                                         : c.value("measured_bytes", 0.0);
+      const double bytes =
+          c.contains("projected_bytes") ? c["projected_bytes"].get<double>() : c.value("measured_bytes", 0.0);
       row.push_back(fmt(bytes / std::stod(longest), 1));
     } else {
       row.push_back("—");
@@ -361,14 +367,16 @@ Table memory_fixed_cost_table(const TableInputs& in, const GroupInfo& gi, const 
     const double fixed = it->second.value("extra", nlohmann::json::object()).value("fixed_bytes", 0.0);
     row.push_back(fixed > 0 ? fmt_bytes(fixed) : "0");
     for (const auto& k : keys)
-      row.push_back(bd.contains(k) && bd[k].contains("fixed_share") ? fmt(100.0 * bd[k]["fixed_share"].get<double>(), 1) + "%"
-                                                                    : "—");
+      row.push_back(bd.contains(k) && bd[k].contains("fixed_share")
+                        ? fmt(100.0 * bd[k]["fixed_share"].get<double>(), 1) + "%"
+                        : "—");
     f.rows.push_back(row);
   }
-  f.note = "KV bytes/token at the longest length (projected, else measured). fixed: the parameters the method holds "
-           "whatever the context (CommVQ: key codebooks, value encoder MLP and codebook, float32; KVQuant's "
-           "per-layer tables are inside its KV bytes). fixed share at L = fixed / (fixed + KV bytes at L tokens), "
-           "for one sequence; a server shares the fixed cost across its sequences.";
+  f.note =
+      "KV bytes/token at the longest length (projected, else measured). fixed: the parameters the method holds "
+      "whatever the context (CommVQ: key codebooks, value encoder MLP and codebook, float32; KVQuant's "
+      "per-layer tables are inside its KV bytes). fixed share at L = fixed / (fixed + KV bytes at L tokens), "
+      "for one sequence; a server shares the fixed cost across its sequences.";
   return f;
 }
 
@@ -424,32 +432,32 @@ void add_main_columns(const TableInputs& in, const GroupInfo& gi, const Table& t
 }  // namespace
 
 std::string Table::markdown() const {
-    std::ostringstream o;
-    o << "### " << title << "\n\n";
+  std::ostringstream o;
+  o << "### " << title << "\n\n";
+  o << "|";
+  for (const auto& h : header) o << " " << h << " |";
+  o << "\n|";
+  for (size_t i = 0; i < header.size(); ++i) o << (i == 0 ? "---" : "---:") << "|";
+  o << "\n";
+  for (const auto& r : rows) {
     o << "|";
-    for (const auto& h : header) o << " " << h << " |";
-    o << "\n|";
-    for (size_t i = 0; i < header.size(); ++i) o << (i == 0 ? "---" : "---:") << "|";
+    for (const auto& c : r) o << " " << c << " |";
     o << "\n";
-    for (const auto& r : rows) {
-      o << "|";
-      for (const auto& c : r) o << " " << c << " |";
-      o << "\n";
-    }
-    if (!note.empty()) o << "\n" << note << "\n";
-    return o.str();
   }
+  if (!note.empty()) o << "\n" << note << "\n";
+  return o.str();
+}
 
 std::string Table::csv() const {
-    std::ostringstream o;
-    for (size_t i = 0; i < header.size(); ++i) o << (i ? "," : "") << csv_escape(header[i]);
+  std::ostringstream o;
+  for (size_t i = 0; i < header.size(); ++i) o << (i ? "," : "") << csv_escape(header[i]);
+  o << "\n";
+  for (const auto& r : rows) {
+    for (size_t i = 0; i < r.size(); ++i) o << (i ? "," : "") << csv_escape(r[i]);
     o << "\n";
-    for (const auto& r : rows) {
-      for (size_t i = 0; i < r.size(); ++i) o << (i ? "," : "") << csv_escape(r[i]);
-      o << "\n";
-    }
-    return o.str();
   }
+  return o.str();
+}
 
 TableInputs table_inputs(nlohmann::json runs_in, nlohmann::json experiment_in, nlohmann::json paper_in) {
   TableInputs in;

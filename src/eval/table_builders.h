@@ -20,7 +20,7 @@ struct Table {
 };
 
 struct TableInputs {
-  nlohmann::json runs, experiment, paper;  // merged summaries, experiment.json, paper.json's entries
+  nlohmann::json runs, experiment, paper;               // merged summaries, experiment.json, paper.json's entries
   std::vector<std::string> methods, groups, instances;  // in experiment.json's order, then the others
   std::map<std::pair<std::string, std::string>, nlohmann::json> by;  // (instance, method) -> run
 };

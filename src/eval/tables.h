@@ -11,18 +11,18 @@ namespace cvq {
 struct TablesOptions {
   std::string results_dir;
   std::string out_dir;
-  std::string paper_path;  // default: <checkout>/experiments/paper.json (skipped when absent)
+  std::string paper_path;     // default: <checkout>/experiments/paper.json (skipped when absent)
   std::string reference_dir;  // another results folder (e.g. the committed run): a side-by-side table
   bool plots = true;
   std::string python;  // interpreter for plot.py; empty: the first of plot_interpreters() with matplotlib
 };
 
 struct TablesResult {
-  nlohmann::json summary;           // merged run summaries
-  std::vector<std::string> files;   // written files
-  std::string plot_note;            // why plots were not made, if they were not
-  std::string python;               // the interpreter that made the plots
-  std::string reference_md;         // the side-by-side table (with reference_dir)
+  nlohmann::json summary;          // merged run summaries
+  std::vector<std::string> files;  // written files
+  std::string plot_note;           // why plots were not made, if they were not
+  std::string python;              // the interpreter that made the plots
+  std::string reference_md;        // the side-by-side table (with reference_dir)
   int reference_cells = 0, reference_within = 0, reference_outside = 0;
 };
 

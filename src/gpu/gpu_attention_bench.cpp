@@ -46,8 +46,8 @@ double time_ms(const std::function<void()>& fn, int reps) {
 
 }  // namespace
 
-std::vector<AttentionBenchRow> bench_decode_attention(const AttentionBenchShape& s, const std::vector<int64_t>& contexts,
-                                                      int reps, uint64_t seed) {
+std::vector<AttentionBenchRow> bench_decode_attention(const AttentionBenchShape& s,
+                                                      const std::vector<int64_t>& contexts, int reps, uint64_t seed) {
   require_cuda("bench gpu-attention");
   if (reps < 1) throw Error("bench gpu-attention: reps must be at least 1");
   const int d = s.head_dim, D = s.n_head_kv * d, q_dim = s.n_head * d;

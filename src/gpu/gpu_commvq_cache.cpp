@@ -113,9 +113,11 @@ void GpuCommvqCache::attend(int layer, const float* q, const int32_t* positions,
   v.win_stride = geo_.kv_dim();
   for (int i = 0; i < n; ++i) {  // query i sees the coded tokens and the window up to its position
     const int64_t visible_window = positions[i] + 1 - L.n_coded;
-    if (visible_window < 0 || visible_window > L.n_window) throw Error("GPU CommVQ cache: query position outside the cache");
+    if (visible_window < 0 || visible_window > L.n_window)
+      throw Error("GPU CommVQ cache: query position outside the cache");
     v.n_window = visible_window;
-    cuda::commvq_attend_codes(v, q + static_cast<int64_t>(i) * geo_.q_dim(), out + static_cast<int64_t>(i) * geo_.q_dim());
+    cuda::commvq_attend_codes(v, q + static_cast<int64_t>(i) * geo_.q_dim(),
+                              out + static_cast<int64_t>(i) * geo_.q_dim());
   }
 }
 
@@ -123,7 +125,8 @@ size_t GpuCommvqCache::bytes() const {
   size_t b = 0;
   const size_t coded = shape_.coded_bytes_per_token(geo_.n_head_kv, geo_.head_dim);
   for (const Layer& L : layers_)
-    b += static_cast<size_t>(L.n_coded) * coded + static_cast<size_t>(L.n_window) * geo_.kv_dim() * 2 * sizeof(uint16_t);
+    b +=
+        static_cast<size_t>(L.n_coded) * coded + static_cast<size_t>(L.n_window) * geo_.kv_dim() * 2 * sizeof(uint16_t);
   return b;
 }
 

@@ -27,7 +27,8 @@ void GpuFp16Cache::append(int layer, float* k_pre_rope, const float* v, const in
     throw Error("GPU KV cache: positions must continue the cache (got " + std::to_string(positions[0]) + ", have " +
                 std::to_string(len) + " tokens)");
   if (len + n > capacity_)
-    throw Error("GPU KV cache: " + std::to_string(len + n) + " tokens exceed the capacity " + std::to_string(capacity_));
+    throw Error("GPU KV cache: " + std::to_string(len + n) + " tokens exceed the capacity " +
+                std::to_string(capacity_));
   const int kv = geo_.kv_dim();
   cuda::rope_apply(k_pre_rope, n, geo_.n_head_kv, geo_.head_dim, cos_sin, geo_.rope.layout() == RopeLayout::HalfSplit);
   cuda::float_to_half(k_pre_rope, k_[static_cast<size_t>(layer)].get() + len * kv, static_cast<int64_t>(n) * kv, bf16_);
@@ -79,7 +80,8 @@ void GpuFp16Cache::fill_random(int64_t n_tokens, uint64_t seed) {
   const int64_t count = n_tokens * geo_.kv_dim();
   for (int l = 0; l < geo_.n_layers; ++l) {
     cuda::fill_uniform_half(k_[static_cast<size_t>(l)].get(), count, seed + 2 * static_cast<uint64_t>(l), 1.0f, bf16_);
-    cuda::fill_uniform_half(v_[static_cast<size_t>(l)].get(), count, seed + 2 * static_cast<uint64_t>(l) + 1, 1.0f, bf16_);
+    cuda::fill_uniform_half(v_[static_cast<size_t>(l)].get(), count, seed + 2 * static_cast<uint64_t>(l) + 1, 1.0f,
+                            bf16_);
     len_[static_cast<size_t>(l)] = n_tokens;
   }
 }

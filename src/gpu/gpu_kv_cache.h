@@ -23,7 +23,7 @@ class GpuKvCache {
                       const float* cos_sin) = 0;
   // q_post_rope, out: n × q_dim; query i sees every cached token at a position <= positions[i].
   virtual void attend(int layer, const float* q_post_rope, const int32_t* positions, int n, float* out) = 0;
-  virtual size_t bytes() const = 0;  // bytes the stored tokens take (all layers), as KvCache::bytes()
+  virtual size_t bytes() const = 0;            // bytes the stored tokens take (all layers), as KvCache::bytes()
   virtual size_t allocated_bytes() const = 0;  // device bytes reserved for the capacity
   virtual int64_t n_tokens(int layer) const = 0;
   virtual void clear() = 0;

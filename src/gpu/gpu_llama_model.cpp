@@ -7,10 +7,10 @@
 #include "core/fp16.h"
 #include "device/device.h"
 #include "gpu/rope_tables.h"
+#include "kernels/cpu/quant_blocks.h"
 #include "kernels/cuda/norm_act_gpu.h"
 #include "kernels/cuda/rope_gpu.h"
 #include "model/gguf.h"
-#include "kernels/cpu/quant_blocks.h"
 #include "model/weight_matrix.h"
 
 namespace cvq::gpu {
@@ -33,7 +33,8 @@ void upload_matrix(const GgufFile& f, const std::string& name, cuda::HalfType ty
     half.resize(static_cast<size_t>(nr * w.cols()));
     for (int64_t r = 0; r < nr; ++r) {
       w.dequantize_row(r0 + r, row.data());
-      for (int64_t c = 0; c < w.cols(); ++c) half[static_cast<size_t>(r * w.cols() + c)] = to_half(row[static_cast<size_t>(c)], type);
+      for (int64_t c = 0; c < w.cols(); ++c)
+        half[static_cast<size_t>(r * w.cols() + c)] = to_half(row[static_cast<size_t>(c)], type);
     }
     cuda::copy_to_device(out->get() + r0 * w.cols(), half.data(), half.size() * sizeof(uint16_t));
   }
@@ -88,7 +89,8 @@ std::unique_ptr<GpuLlamaModel> GpuLlamaModel::upload(const LlamaModel& model, cu
 
 std::unique_ptr<GpuLlamaModel> GpuLlamaModel::random(const LlamaConfig& c, uint64_t seed, cuda::HalfType type) {
   require_cuda("GPU model");
-  if (c.n_layers <= 0 || c.n_embd <= 0 || c.n_vocab <= 0) throw Error("GPU model: config '" + c.name + "' has no shapes");
+  if (c.n_layers <= 0 || c.n_embd <= 0 || c.n_vocab <= 0)
+    throw Error("GPU model: config '" + c.name + "' has no shapes");
   std::unique_ptr<GpuLlamaModel> m(new GpuLlamaModel());
   m->config_ = c;
   m->type_ = type;
@@ -153,7 +155,8 @@ std::vector<float> GpuLlamaModel::forward(const int32_t* tokens, const int32_t* 
   if (n <= 0) throw Error("GPU forward: no tokens");
   for (int t = 0; t < n; ++t)
     if (tokens[t] < 0 || tokens[t] >= c.n_vocab)
-      throw Error("token id " + std::to_string(tokens[t]) + " is outside the vocabulary (" + std::to_string(c.n_vocab) + ")");
+      throw Error("token id " + std::to_string(tokens[t]) + " is outside the vocabulary (" + std::to_string(c.n_vocab) +
+                  ")");
   const int E = c.n_embd, F = c.n_ff, q_dim = c.n_head * c.head_dim, kv_dim = c.kv_dim();
   const size_t N = static_cast<size_t>(n);
   x_.ensure(N * E);

@@ -17,9 +17,12 @@ GpuMemoryReport gpu_decode_memory(const LlamaConfig& config, const std::string& 
   require_cuda("bench gpu-memory");
   if (context <= 0 || decode_steps <= 0) throw Error("bench gpu-memory: context and decode steps must be positive");
   int bits = 0;
-  if (kv == "commvq-1") bits = 1;
-  else if (kv == "commvq-2") bits = 2;
-  else if (kv != "fp16") throw Error("bench gpu-memory: unknown --kv '" + kv + "' (fp16, commvq-1, commvq-2)");
+  if (kv == "commvq-1")
+    bits = 1;
+  else if (kv == "commvq-2")
+    bits = 2;
+  else if (kv != "fp16")
+    throw Error("bench gpu-memory: unknown --kv '" + kv + "' (fp16, commvq-1, commvq-2)");
   GpuMemoryReport r;
   r.kv = kv;
   r.context = context;
@@ -40,7 +43,8 @@ GpuMemoryReport gpu_decode_memory(const LlamaConfig& config, const std::string& 
   } else {
     GpuCommvqShape shape;
     shape.bits = bits;
-    if (decode_steps > shape.window) throw Error("bench gpu-memory: at most " + std::to_string(shape.window) + " decode steps with CommVQ");
+    if (decode_steps > shape.window)
+      throw Error("bench gpu-memory: at most " + std::to_string(shape.window) + " decode steps with CommVQ");
     auto c = std::make_unique<GpuCommvqCache>(model->kv_geometry(), shape, context);
     c->fill_random(context, seed + 1);
     r.codebook_bytes = c->codebook_bytes();
@@ -50,7 +54,8 @@ GpuMemoryReport gpu_decode_memory(const LlamaConfig& config, const std::string& 
 
   std::vector<double> ms;
   for (int i = 0; i < decode_steps; ++i) {
-    const int32_t token = static_cast<int32_t>((seed + static_cast<uint64_t>(i)) % static_cast<uint64_t>(config.n_vocab));
+    const int32_t token =
+        static_cast<int32_t>((seed + static_cast<uint64_t>(i)) % static_cast<uint64_t>(config.n_vocab));
     const int32_t pos = static_cast<int32_t>(context + i);
     const auto t0 = std::chrono::steady_clock::now();
     model->forward(&token, &pos, 1, *cache, LlamaModel::Logits::Last);  // returns after the logits are copied back

@@ -12,14 +12,14 @@
 namespace cvq::gpu {
 
 struct GpuMemoryReport {
-  std::string kv;        // "fp16", "commvq-1", "commvq-2"
+  std::string kv;  // "fp16", "commvq-1", "commvq-2"
   int64_t context = 0;
   // Analytical (bytes): weights as stored on the device, cache at context + decoded tokens
   // (stored bytes), cache as allocated for its capacity, codebooks.
   size_t weights_bytes = 0, cache_bytes = 0, cache_allocated_bytes = 0, codebook_bytes = 0;
   size_t analytic_total = 0;  // weights + cache allocated + codebooks
   // Measured.
-  size_t allocator_peak_bytes = 0;  // everything allocated through DeviceBuffer (incl. activations)
+  size_t allocator_peak_bytes = 0;     // everything allocated through DeviceBuffer (incl. activations)
   size_t driver_used_delta_bytes = 0;  // cudaMemGetInfo used, after the run minus before loading
   double decode_ms_per_token = 0.0;    // median
   std::string device;

@@ -11,7 +11,8 @@ namespace cvq::gpu {
 PerplexityResult run_perplexity_gpu(GpuLlamaModel& model, const std::vector<int32_t>& tokens,
                                     const PerplexityOptions& opt) {
   if (opt.kv_spec != "fp16" && opt.kv_spec != "bf16")
-    throw Error("--device cuda: KV method '" + opt.kv_spec + "' has no GPU cache yet (use fp16 or bf16, or --device cpu)");
+    throw Error("--device cuda: KV method '" + opt.kv_spec +
+                "' has no GPU cache yet (use fp16 or bf16, or --device cpu)");
   auto cache = std::make_shared<GpuFp16Cache>(model.kv_geometry(), opt.ctx, opt.kv_spec == "bf16");
   PerplexityEngine e;
   e.n_vocab = model.config().n_vocab;

@@ -99,7 +99,8 @@ void GpuKeyStageEm::m_step(double ridge) {
   for (int s = 0; s < kSub; ++s) {
     for (int f = 0; f < h; ++f) {
       const double xv = theta[static_cast<size_t>(f) * m + s], yv = theta[static_cast<size_t>(f) * m + kSub + s];
-      if (!std::isfinite(xv) || !std::isfinite(yv)) throw Error("commvq key EM (cuda): M step produced a non-finite value");
+      if (!std::isfinite(xv) || !std::isfinite(yv))
+        throw Error("commvq key EM (cuda): M step produced a non-finite value");
       x_[static_cast<size_t>(s) * h + f] = static_cast<float>(xv);
       y_[static_cast<size_t>(s) * h + f] = static_cast<float>(yv);
     }

@@ -7,7 +7,8 @@ namespace cvq::gpu {
 std::vector<float> cos_sin_rows(const Rope& rope, const int32_t* positions, int n) {
   const int d = rope.head_dim(), h = d / 2;
   std::vector<float> out(static_cast<size_t>(n) * d);
-  for (int i = 0; i < n; ++i) rope.angles(positions[i], out.data() + static_cast<size_t>(i) * d, out.data() + static_cast<size_t>(i) * d + h);
+  for (int i = 0; i < n; ++i)
+    rope.angles(positions[i], out.data() + static_cast<size_t>(i) * d, out.data() + static_cast<size_t>(i) * d + h);
   return out;
 }
 

@@ -4,8 +4,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "kernels/cpu/rope.h"
 #include "kernels/cuda/device_memory.h"
-#include "model/rope.h"
 
 namespace cvq::gpu {
 

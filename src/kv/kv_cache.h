@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "model/rope.h"
+#include "kernels/cpu/rope.h"
 
 namespace cvq {
 
@@ -19,6 +19,7 @@ struct KvGeometry {
   int head_dim = 0;
   Rope rope;
   std::string model_name;  // general.name of the model (codebooks check it); empty for presets
+  std::string model_path;  // the file or folder it was loaded from (calibration defaults sit beside it)
   int kv_dim() const { return n_head_kv * head_dim; }
   int q_dim() const { return n_head * head_dim; }
 };
@@ -60,14 +61,6 @@ class KvCache {
   KvGeometry geo_;
 };
 
-// Builds a cache from a spec string such as "fp16" or "kivi:k=2,v=2,group=32,window=128".
-// Unknown methods or options throw an Error that names the spec and lists what is known.
-std::unique_ptr<KvCache> make_kv_cache(const std::string& spec, const KvGeometry& geo);
-std::vector<std::string> kv_method_names();
-
-}  // namespace cvq
-
-namespace cvq {
 // For each query position, how many leading cached tokens (positions sorted ascending) it may see.
 void visible_counts(const std::vector<int32_t>& cached_positions, const int32_t* q_positions, int n, int32_t* out);
 }  // namespace cvq

@@ -9,7 +9,6 @@
 #include "core/fp16.h"
 #include "kernels/cpu/kv_attention.h"
 #include "kv/kv_spec.h"
-#include "model/model_paths.h"
 
 namespace cvq {
 namespace {
@@ -59,19 +58,19 @@ KvQuantOptions KvQuantOptions::parse(const KvSpec& spec, const KvGeometry& g) {
     o.calib = spec.get("calib", "");
     if (o.calib.empty()) bad("calib= needs a file (or 'none' for memory accounting only)");
   } else {
-    const std::string model = default_model_path();
-    o.calib = kvquant_default_calib_path(model);
+    if (g.model_path.empty()) bad("calib= is required here (no model file to look beside)");
+    o.calib = kvquant_default_calib_path(g.model_path);
     if (!std::filesystem::exists(o.calib)) {
-      bad("no calib= given and no calibration file next to the default model (" + o.calib +
+      bad("no calib= given and no calibration file next to the model (" + o.calib +
           "); make one with `commvq-bench calibrate-kvquant --out " + o.calib +
           "` (then it is found without calib=), or pass calib=FILE");
     }
   }
-  (void)g;
   return o;
 }
 
-KvQuantCache::KvQuantCache(KvGeometry g, KvQuantOptions o) : WindowedCache(std::move(g), kvquant_policy(o), o.mode), opt_(std::move(o)) {
+KvQuantCache::KvQuantCache(KvGeometry g, KvQuantOptions o)
+    : WindowedCache(std::move(g), kvquant_policy(o), o.mode), opt_(std::move(o)) {
   if (opt_.calib == "none") {
     init(nullptr);
   } else {
@@ -105,8 +104,8 @@ void KvQuantCache::init(const KvQuantCalibration* calib) {
   calib->check_model(geo_, opt_.calib);
   if (std::fabs(calib->outliers - opt_.outliers) > 1e-9) {
     throw Error(opt_.calib + ": KVQuant calibration was made with outliers=" + format_fraction(calib->outliers) +
-                ", the spec asks for outliers=" + format_fraction(opt_.outliers) + " (use outliers=" +
-                format_fraction(calib->outliers) + " or re-run calibrate-kvquant --outliers " +
+                ", the spec asks for outliers=" + format_fraction(opt_.outliers) +
+                " (use outliers=" + format_fraction(calib->outliers) + " or re-run calibrate-kvquant --outliers " +
                 format_fraction(opt_.outliers) + ")");
   }
   params_.resize(geo_.n_layers);
@@ -333,7 +332,8 @@ size_t KvQuantCache::compressed_bytes_for(int64_t n_keys, int64_t n_values) cons
 
 double KvQuantCache::bits_per_element(int64_t n_keys, int64_t n_values) const {
   const int64_t elems = (n_keys + n_values) * geo_.kv_dim();
-  return elems > 0 ? 8.0 * static_cast<double>(compressed_bytes_for(n_keys, n_values)) / static_cast<double>(elems) : 0.0;
+  return elems > 0 ? 8.0 * static_cast<double>(compressed_bytes_for(n_keys, n_values)) / static_cast<double>(elems)
+                   : 0.0;
 }
 
 void KvQuantCache::clear_compressed() {

@@ -50,9 +50,9 @@ struct KvQuantOptions {
   double outliers = 0.01;
   int sink = 0;
   int window = 128;
-  int qnorm = -1;     // -1: default (on for 2 bits)
+  int qnorm = -1;                 // -1: default (on for 2 bits)
   bool key_outliers_all = false;  // keyout=all: store every key outside its thresholds (variable count)
-  std::string calib;  // path; "none": memory accounting only
+  std::string calib;              // path; "none": memory accounting only
   KvExecMode mode = KvExecMode::Native;
   bool use_qnorm() const { return qnorm < 0 ? bits == 2 : qnorm != 0; }
   // Validates (errors name the spec); an absent calib= becomes the default path next to the model.
@@ -60,21 +60,21 @@ struct KvQuantOptions {
 };
 
 struct KvQuantStats {
-  int64_t key_elements = 0;       // compressed key elements so far
-  int64_t key_outside = 0;        // of those, outside their channel's calibrated thresholds
-  int64_t key_clipped = 0;        // outside, but beyond the block's outlier budget (clipped)
-  int64_t key_stored = 0;         // key outlier entries stored
+  int64_t key_elements = 0;  // compressed key elements so far
+  int64_t key_outside = 0;   // of those, outside their channel's calibrated thresholds
+  int64_t key_clipped = 0;   // outside, but beyond the block's outlier budget (clipped)
+  int64_t key_stored = 0;    // key outlier entries stored
   int64_t value_elements = 0, value_stored = 0;
 };
 
 class KvQuantCache : public WindowedCache {
  public:
-  KvQuantCache(KvGeometry g, KvQuantOptions o);  // loads o.calib
+  KvQuantCache(KvGeometry g, KvQuantOptions o);                                   // loads o.calib
   KvQuantCache(KvGeometry g, KvQuantOptions o, const KvQuantCalibration& calib);  // tests, tools
   std::string spec() const override;
   const KvQuantOptions& options() const { return opt_; }
   const KvQuantStats& stats() const { return stats_; }
-  int key_outlier_budget() const { return key_budget_; }           // B, per block of `window` keys
+  int key_outlier_budget() const { return key_budget_; }            // B, per block of `window` keys
   int value_outliers_per_token() const { return 2 * value_side_; }  // 2k
   // Average stored bits per compressed element over n_keys keys and n_values values of one layer.
   double bits_per_element(int64_t n_keys, int64_t n_values) const;
@@ -93,7 +93,7 @@ class KvQuantCache : public WindowedCache {
   void clear_compressed() override;
 
  private:
-  struct Params {  // calibrated, per layer
+  struct Params {                     // calibrated, per layer
     std::vector<NuqRange> key_range;  // [kv_dim]
     NuqLut key_lut, value_lut;
   };

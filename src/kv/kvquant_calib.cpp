@@ -62,7 +62,7 @@ void KvQuantCalibration::save(const std::string& path) const {
     bits.push_back(b);
   }
   nlohmann::json meta = info;
-  meta["model"] = {{"name", model.name},       {"n_layers", model.n_layers}, {"n_head", model.n_head},
+  meta["model"] = {{"name", model.name},           {"n_layers", model.n_layers}, {"n_head", model.n_head},
                    {"n_head_kv", model.n_head_kv}, {"head_dim", model.head_dim}, {"rope_theta", model.rope_theta}};
   meta["outliers"] = outliers;
   meta["bits"] = bits;
@@ -123,7 +123,8 @@ KvQuantCalibration KvQuantCalibration::load(const std::string& path) {
   return c;
 }
 
-void KvQuantCalibration::check_model(const KvGeometry& g, const std::string& path, const std::string& expected_name) const {
+void KvQuantCalibration::check_model(const KvGeometry& g, const std::string& path,
+                                     const std::string& expected_name) const {
   const KvQuantModelId here = KvQuantModelId::from(g, expected_name);
   const bool same_geometry = here.n_layers == model.n_layers && here.n_head == model.n_head &&
                              here.n_head_kv == model.n_head_kv && here.head_dim == model.head_dim &&
@@ -148,8 +149,9 @@ NuqLut KvQuantCalibration::lut(int layer, bool keys, int bits, bool qnorm, const
       if (!have.empty()) have += ",";
       have += std::to_string(b);
     }
-    fail_file(path, "KVQuant calibration has no " + std::to_string(bits) + "-bit lookup tables (it has: " +
-                        (have.empty() ? "none" : have) + "); re-run calibrate-kvquant with --bits " + std::to_string(bits));
+    fail_file(path, "KVQuant calibration has no " + std::to_string(bits) +
+                        "-bit lookup tables (it has: " + (have.empty() ? "none" : have) +
+                        "); re-run calibrate-kvquant with --bits " + std::to_string(bits));
   }
   const int64_t K = int64_t{1} << bits;
   const std::vector<float>& cen = keys ? it->second.key_centroids : it->second.value_centroids;

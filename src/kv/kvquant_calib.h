@@ -42,8 +42,8 @@ struct KvQuantCalibration {
   KvQuantModelId model;
   double outliers = 0.01;
   int64_t n_tokens = 0;
-  std::vector<float> key_lo, key_hi;  // [n_layers x kv_dim]
-  std::map<int, KvQuantLuts> luts;    // by bit width
+  std::vector<float> key_lo, key_hi;               // [n_layers x kv_dim]
+  std::map<int, KvQuantLuts> luts;                 // by bit width
   nlohmann::json info = nlohmann::json::object();  // extra provenance written to the metadata
 
   int kv_dim() const { return model.n_head_kv * model.head_dim; }

@@ -265,7 +265,9 @@ void nuq_split_token(const float* x, int n, int k, int32_t* outlier_idx, float* 
     *hi = mx;
     return;
   }
-  if (2 * k >= n) throw Error("nuq: " + std::to_string(2 * k) + " outliers leave no dense part in " + std::to_string(n) + " elements");
+  if (2 * k >= n)
+    throw Error("nuq: " + std::to_string(2 * k) + " outliers leave no dense part in " + std::to_string(n) +
+                " elements");
   scratch.resize(n);
   for (int i = 0; i < n; ++i) scratch[i] = i;
   auto less = [x](int32_t a, int32_t b) { return x[a] < x[b] || (x[a] == x[b] && a < b); };

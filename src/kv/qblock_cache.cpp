@@ -49,7 +49,8 @@ void QBlockCache::quantize_rows(const float* x, int n, std::vector<std::vector<u
   }
 }
 
-void QBlockCache::dequantize_rows(const std::vector<std::vector<uint8_t>>& src, int64_t first, int n, float* out) const {
+void QBlockCache::dequantize_rows(const std::vector<std::vector<uint8_t>>& src, int64_t first, int n,
+                                  float* out) const {
   const int D = geo_.kv_dim(), d = geo_.head_dim;
   const GgmlType t = kind_ == QBlockKind::Q8_0 ? GgmlType::Q8_0 : GgmlType::Q4_0;
   for (int h = 0; h < geo_.n_head_kv; ++h)
@@ -57,9 +58,15 @@ void QBlockCache::dequantize_rows(const std::vector<std::vector<uint8_t>>& src, 
       dequantize_row(t, src[h].data() + (first + i) * head_bytes_, out + static_cast<int64_t>(i) * D + h * d, d);
 }
 
-void QBlockCache::compress_keys(int layer, int64_t, int n, const float* k, const int32_t*) { quantize_rows(k, n, k_[layer]); }
-void QBlockCache::compress_values(int layer, int64_t, int n, const float* v, const int32_t*) { quantize_rows(v, n, v_[layer]); }
-void QBlockCache::decode_keys(int layer, int64_t first, int n, float* out) const { dequantize_rows(k_[layer], first, n, out); }
+void QBlockCache::compress_keys(int layer, int64_t, int n, const float* k, const int32_t*) {
+  quantize_rows(k, n, k_[layer]);
+}
+void QBlockCache::compress_values(int layer, int64_t, int n, const float* v, const int32_t*) {
+  quantize_rows(v, n, v_[layer]);
+}
+void QBlockCache::decode_keys(int layer, int64_t first, int n, float* out) const {
+  dequantize_rows(k_[layer], first, n, out);
+}
 void QBlockCache::decode_values(int layer, int64_t first, int n, float* out) const {
   dequantize_rows(v_[layer], first, n, out);
 }

@@ -37,9 +37,7 @@ class TimedKvCache final : public KvCache {
 
  private:
   using Clock = std::chrono::steady_clock;
-  static double seconds_since(Clock::time_point t0) {
-    return std::chrono::duration<double>(Clock::now() - t0).count();
-  }
+  static double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
   std::unique_ptr<KvCache> inner_;
   double append_s_ = 0.0, attend_s_ = 0.0;
 };

@@ -136,8 +136,8 @@ class WindowedCache : public KvCache {
                              float* scores, int64_t ld) const;
   virtual void native_values(int layer, int kv_head, const float* p, int64_t ld, int rows, int64_t t0, int64_t t1,
                              float* out) const;
-  virtual size_t compressed_bytes(int layer) const { return 0; }
-  virtual size_t compressed_bytes_for(int64_t n_keys, int64_t n_values) const { return 0; }
+  virtual size_t compressed_bytes(int /*layer*/) const { return 0; }
+  virtual size_t compressed_bytes_for(int64_t /*n_keys*/, int64_t /*n_values*/) const { return 0; }
   virtual void clear_compressed() {}
 
   // Positions of compressed tokens: compressed index i is at compressed_positions(layer)[i].

@@ -10,9 +10,7 @@ namespace {
 // llama.cpp's finer classification; everything it would format some other way is kOther.
 enum class Kind { kChatML, kLlama2, kLlama2Sys, kLlama2SysBos, kLlama2SysStrip, kLlama3, kOther, kUnknown };
 
-bool is_space(char c) {
-  return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
-}
+bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r'; }
 
 std::string trim(const std::string& s) {
   size_t b = 0, e = s.size();
@@ -36,18 +34,18 @@ Kind detect_kind(std::string_view t) {
     return Kind::kChatML;
   }
   if (t.rfind("mistral", 0) == 0 || has("[INST]")) {
-    if (has("[SYSTEM_PROMPT]")) return Kind::kOther;                                            // Mistral v7
+    if (has("[SYSTEM_PROMPT]")) return Kind::kOther;                                          // Mistral v7
     if (has("' [INST] ' + system_message") || has("[AVAILABLE_TOOLS]")) return Kind::kOther;  // Mistral v1/v3
     if (has("content.strip()")) return Kind::kLlama2SysStrip;
     if (has("bos_token + '[INST]")) return Kind::kLlama2SysBos;
     if (has("<<SYS>>")) return Kind::kLlama2Sys;
     return Kind::kLlama2;
   }
-  if ((has("<|assistant|>") && has("<|end|>")) || has("[gMASK]<sop>") ||
-      (has("<|assistant|>") && has("<|user|>")) || (has("<|{{ item['role'] }}|>") && has("<|begin_of_image|>")) ||
-      (has("<|user|>") && has("<|endoftext|>")) || has("bos_token + message['role']") || has("<start_of_turn>") ||
-      has("'\\n\\nAssistant: ' + eos_token") || has("GPT4 Correct ") || (has("USER: ") && has("ASSISTANT: ")) ||
-      (has("### Instruction:") && has("<|EOT|>")) || (has("<|START_OF_TURN_TOKEN|>") && has("<|USER_TOKEN|>"))) {
+  if ((has("<|assistant|>") && has("<|end|>")) || has("[gMASK]<sop>") || (has("<|assistant|>") && has("<|user|>")) ||
+      (has("<|{{ item['role'] }}|>") && has("<|begin_of_image|>")) || (has("<|user|>") && has("<|endoftext|>")) ||
+      has("bos_token + message['role']") || has("<start_of_turn>") || has("'\\n\\nAssistant: ' + eos_token") ||
+      has("GPT4 Correct ") || (has("USER: ") && has("ASSISTANT: ")) || (has("### Instruction:") && has("<|EOT|>")) ||
+      (has("<|START_OF_TURN_TOKEN|>") && has("<|USER_TOKEN|>"))) {
     return Kind::kOther;
   }
   if (has("<|start_header_id|>") && has("<|end_header_id|>")) return Kind::kLlama3;
@@ -108,45 +106,59 @@ std::string render_kind(Kind kind, const std::vector<ChatMessage>& msgs, bool ad
 
 ChatTemplate detect_chat_template(std::string_view jinja_source) {
   switch (detect_kind(jinja_source)) {
-    case Kind::kChatML: return ChatTemplate::ChatML;
-    case Kind::kLlama3: return ChatTemplate::Llama3;
+    case Kind::kChatML:
+      return ChatTemplate::ChatML;
+    case Kind::kLlama3:
+      return ChatTemplate::Llama3;
     case Kind::kLlama2:
     case Kind::kLlama2Sys:
     case Kind::kLlama2SysBos:
-    case Kind::kLlama2SysStrip: return ChatTemplate::Llama2;
+    case Kind::kLlama2SysStrip:
+      return ChatTemplate::Llama2;
     case Kind::kOther:
-    case Kind::kUnknown: break;
+    case Kind::kUnknown:
+      break;
   }
   return ChatTemplate::None;
 }
 
 std::string render_chat(ChatTemplate tmpl, const std::vector<ChatMessage>& msgs, bool add_generation_prompt) {
   switch (tmpl) {
-    case ChatTemplate::ChatML: return render_kind(Kind::kChatML, msgs, add_generation_prompt);
-    case ChatTemplate::Llama3: return render_kind(Kind::kLlama3, msgs, add_generation_prompt);
-    case ChatTemplate::Llama2: return render_kind(Kind::kLlama2, msgs, add_generation_prompt);
-    case ChatTemplate::None: break;
+    case ChatTemplate::ChatML:
+      return render_kind(Kind::kChatML, msgs, add_generation_prompt);
+    case ChatTemplate::Llama3:
+      return render_kind(Kind::kLlama3, msgs, add_generation_prompt);
+    case ChatTemplate::Llama2:
+      return render_kind(Kind::kLlama2, msgs, add_generation_prompt);
+    case ChatTemplate::None:
+      break;
   }
-  throw Error("cannot render a chat prompt: the model's chat template is not recognised "
-              "(supported: chatml, llama3, llama2); name the format with --chat-template chatml|llama3|llama2");
+  throw Error(
+      "cannot render a chat prompt: the model's chat template is not recognised "
+      "(supported: chatml, llama3, llama2); name the format with --chat-template chatml|llama3|llama2");
 }
 
 std::string render_chat_from_source(std::string_view jinja_source, const std::vector<ChatMessage>& msgs,
                                     bool add_generation_prompt) {
   const Kind kind = detect_kind(jinja_source);
   if (kind == Kind::kOther || kind == Kind::kUnknown) {
-    throw Error("cannot render a chat prompt: the model's chat template is not recognised "
-                "(supported: chatml, llama3, llama2); name the format with --chat-template chatml|llama3|llama2");
+    throw Error(
+        "cannot render a chat prompt: the model's chat template is not recognised "
+        "(supported: chatml, llama3, llama2); name the format with --chat-template chatml|llama3|llama2");
   }
   return render_kind(kind, msgs, add_generation_prompt);
 }
 
 const char* chat_template_name(ChatTemplate tmpl) {
   switch (tmpl) {
-    case ChatTemplate::ChatML: return "chatml";
-    case ChatTemplate::Llama3: return "llama3";
-    case ChatTemplate::Llama2: return "llama2";
-    case ChatTemplate::None: return "none";
+    case ChatTemplate::ChatML:
+      return "chatml";
+    case ChatTemplate::Llama3:
+      return "llama3";
+    case ChatTemplate::Llama2:
+      return "llama2";
+    case ChatTemplate::None:
+      return "none";
   }
   return "none";
 }

@@ -61,24 +61,47 @@ GgufValue read_scalar(Cursor& c, GgufValueType type) {
   GgufValue out;
   out.type = type;
   switch (type) {
-    case GgufValueType::UINT8: out.v = uint64_t{c.read<uint8_t>("u8 value")}; break;
-    case GgufValueType::INT8: out.v = int64_t{c.read<int8_t>("i8 value")}; break;
-    case GgufValueType::UINT16: out.v = uint64_t{c.read<uint16_t>("u16 value")}; break;
-    case GgufValueType::INT16: out.v = int64_t{c.read<int16_t>("i16 value")}; break;
-    case GgufValueType::UINT32: out.v = uint64_t{c.read<uint32_t>("u32 value")}; break;
-    case GgufValueType::INT32: out.v = int64_t{c.read<int32_t>("i32 value")}; break;
-    case GgufValueType::UINT64: out.v = uint64_t{c.read<uint64_t>("u64 value")}; break;
-    case GgufValueType::INT64: out.v = int64_t{c.read<int64_t>("i64 value")}; break;
-    case GgufValueType::FLOAT32: out.v = double{c.read<float>("f32 value")}; break;
-    case GgufValueType::FLOAT64: out.v = c.read<double>("f64 value"); break;
+    case GgufValueType::UINT8:
+      out.v = uint64_t{c.read<uint8_t>("u8 value")};
+      break;
+    case GgufValueType::INT8:
+      out.v = int64_t{c.read<int8_t>("i8 value")};
+      break;
+    case GgufValueType::UINT16:
+      out.v = uint64_t{c.read<uint16_t>("u16 value")};
+      break;
+    case GgufValueType::INT16:
+      out.v = int64_t{c.read<int16_t>("i16 value")};
+      break;
+    case GgufValueType::UINT32:
+      out.v = uint64_t{c.read<uint32_t>("u32 value")};
+      break;
+    case GgufValueType::INT32:
+      out.v = int64_t{c.read<int32_t>("i32 value")};
+      break;
+    case GgufValueType::UINT64:
+      out.v = uint64_t{c.read<uint64_t>("u64 value")};
+      break;
+    case GgufValueType::INT64:
+      out.v = int64_t{c.read<int64_t>("i64 value")};
+      break;
+    case GgufValueType::FLOAT32:
+      out.v = double{c.read<float>("f32 value")};
+      break;
+    case GgufValueType::FLOAT64:
+      out.v = c.read<double>("f64 value");
+      break;
     case GgufValueType::BOOL: {
       uint8_t b = c.read<uint8_t>("bool value");
       if (b > 1) c.fail_at("bool value " + std::to_string(b) + " is neither 0 nor 1");
       out.v = b != 0;
       break;
     }
-    case GgufValueType::STRING: out.v = c.read_string("string value"); break;
-    default: c.fail_at("unknown metadata value type " + std::to_string(static_cast<uint32_t>(type)));
+    case GgufValueType::STRING:
+      out.v = c.read_string("string value");
+      break;
+    default:
+      c.fail_at("unknown metadata value type " + std::to_string(static_cast<uint32_t>(type)));
   }
   return out;
 }
@@ -104,19 +127,32 @@ GgufValue read_value(Cursor& c, GgufValueType type, uint32_t depth) {
 
 const char* value_type_name(GgufValueType t) {
   switch (t) {
-    case GgufValueType::UINT8: return "u8";
-    case GgufValueType::INT8: return "i8";
-    case GgufValueType::UINT16: return "u16";
-    case GgufValueType::INT16: return "i16";
-    case GgufValueType::UINT32: return "u32";
-    case GgufValueType::INT32: return "i32";
-    case GgufValueType::FLOAT32: return "f32";
-    case GgufValueType::BOOL: return "bool";
-    case GgufValueType::STRING: return "string";
-    case GgufValueType::ARRAY: return "array";
-    case GgufValueType::UINT64: return "u64";
-    case GgufValueType::INT64: return "i64";
-    case GgufValueType::FLOAT64: return "f64";
+    case GgufValueType::UINT8:
+      return "u8";
+    case GgufValueType::INT8:
+      return "i8";
+    case GgufValueType::UINT16:
+      return "u16";
+    case GgufValueType::INT16:
+      return "i16";
+    case GgufValueType::UINT32:
+      return "u32";
+    case GgufValueType::INT32:
+      return "i32";
+    case GgufValueType::FLOAT32:
+      return "f32";
+    case GgufValueType::BOOL:
+      return "bool";
+    case GgufValueType::STRING:
+      return "string";
+    case GgufValueType::ARRAY:
+      return "array";
+    case GgufValueType::UINT64:
+      return "u64";
+    case GgufValueType::INT64:
+      return "i64";
+    case GgufValueType::FLOAT64:
+      return "f64";
   }
   return "?";
 }
@@ -151,13 +187,19 @@ bool as_float(const GgufValue& v, double* out) {
 
 std::string GgufValue::describe() const {
   std::ostringstream os;
-  if (auto* u = std::get_if<uint64_t>(&v)) os << *u;
-  else if (auto* i = std::get_if<int64_t>(&v)) os << *i;
-  else if (auto* d = std::get_if<double>(&v)) os << *d;
-  else if (auto* b = std::get_if<bool>(&v)) os << (*b ? "true" : "false");
+  if (auto* u = std::get_if<uint64_t>(&v))
+    os << *u;
+  else if (auto* i = std::get_if<int64_t>(&v))
+    os << *i;
+  else if (auto* d = std::get_if<double>(&v))
+    os << *d;
+  else if (auto* b = std::get_if<bool>(&v))
+    os << (*b ? "true" : "false");
   else if (auto* s = std::get_if<std::string>(&v)) {
-    if (s->size() > 60) os << '"' << s->substr(0, 57) << "...\" (" << s->size() << " bytes)";
-    else os << '"' << *s << '"';
+    if (s->size() > 60)
+      os << '"' << s->substr(0, 57) << "...\" (" << s->size() << " bytes)";
+    else
+      os << '"' << *s << '"';
   } else if (auto* a = std::get_if<std::shared_ptr<GgufArray>>(&v)) {
     os << "[" << value_type_name((*a)->elem_type) << " x " << (*a)->items.size() << "]";
   }
@@ -205,8 +247,7 @@ std::unique_ptr<GgufFile> GgufFile::assemble(std::string path, std::map<std::str
   return f;
 }
 
-GgufFile::GgufFile(const std::string& path)
-    : path_(path), size_bytes_(0), map_(std::make_shared<MappedFile>(path)) {
+GgufFile::GgufFile(const std::string& path) : path_(path), size_bytes_(0), map_(std::make_shared<MappedFile>(path)) {
   size_bytes_ = map_->size();
   Cursor c(path, map_->data(), map_->size());
   if (map_->size() < 4) fail_file(path, "not a GGUF file (only " + std::to_string(map_->size()) + " bytes)");
@@ -233,7 +274,8 @@ GgufFile::GgufFile(const std::string& path)
     if (!kv_.emplace(key, std::move(v)).second) c.fail_at("duplicate metadata key '" + key + "'");
   }
   if (auto a = opt_int("general.alignment")) {
-    if (*a <= 0 || (*a & (*a - 1)) != 0) fail_file(path, "general.alignment " + std::to_string(*a) + " is not a power of two");
+    if (*a <= 0 || (*a & (*a - 1)) != 0)
+      fail_file(path, "general.alignment " + std::to_string(*a) + " is not a power of two");
     alignment_ = static_cast<uint64_t>(*a);
   }
 
@@ -242,12 +284,15 @@ GgufFile::GgufFile(const std::string& path)
     GgufTensorInfo t;
     t.name = c.read_string("tensor name");
     uint32_t n_dims = c.read<uint32_t>("tensor dimension count");
-    if (n_dims == 0 || n_dims > kMaxDims) c.fail_at("tensor '" + t.name + "' has " + std::to_string(n_dims) + " dimensions");
+    if (n_dims == 0 || n_dims > kMaxDims)
+      c.fail_at("tensor '" + t.name + "' has " + std::to_string(n_dims) + " dimensions");
     t.n_elements = 1;
     for (uint32_t d = 0; d < n_dims; ++d) {
       uint64_t dim = c.read<uint64_t>("tensor dimension");
-      if (dim == 0 || dim > (1ull << 40)) c.fail_at("tensor '" + t.name + "' has absurd dimension " + std::to_string(dim));
-      if (t.n_elements > (int64_t{1} << 48) / static_cast<int64_t>(dim)) c.fail_at("tensor '" + t.name + "' is absurdly large");
+      if (dim == 0 || dim > (1ull << 40))
+        c.fail_at("tensor '" + t.name + "' has absurd dimension " + std::to_string(dim));
+      if (t.n_elements > (int64_t{1} << 48) / static_cast<int64_t>(dim))
+        c.fail_at("tensor '" + t.name + "' is absurdly large");
       t.dims.push_back(static_cast<int64_t>(dim));
       t.n_elements *= static_cast<int64_t>(dim);
     }
@@ -261,7 +306,8 @@ GgufFile::GgufFile(const std::string& path)
     }
     t.n_bytes = static_cast<size_t>(t.n_elements / info.block_elems) * info.block_bytes;
     t.offset = c.read<uint64_t>("tensor offset");
-    if (t.offset % alignment_ != 0) c.fail_at("tensor '" + t.name + "' offset is not aligned to " + std::to_string(alignment_));
+    if (t.offset % alignment_ != 0)
+      c.fail_at("tensor '" + t.name + "' offset is not aligned to " + std::to_string(alignment_));
     if (tensor_index_.count(t.name)) c.fail_at("duplicate tensor name '" + t.name + "'");
     tensor_index_[t.name] = tensors_.size();
     tensors_.push_back(std::move(t));
@@ -276,8 +322,8 @@ GgufFile::GgufFile(const std::string& path)
     uint64_t begin = data_start + t.offset;
     if (t.offset > map_->size() || begin > map_->size() || t.n_bytes > map_->size() - begin) {
       fail_file(path, "tensor '" + t.name + "' (" + std::to_string(t.n_bytes) + " bytes at data offset " +
-                          std::to_string(t.offset) + ") runs past the end of the file (" + std::to_string(map_->size()) +
-                          " bytes) — the file is truncated or corrupt");
+                          std::to_string(t.offset) + ") runs past the end of the file (" +
+                          std::to_string(map_->size()) + " bytes) — the file is truncated or corrupt");
     }
     t.data = map_->data() + begin;
   }

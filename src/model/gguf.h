@@ -15,8 +15,19 @@
 namespace cvq {
 
 enum class GgufValueType : uint32_t {
-  UINT8 = 0, INT8 = 1, UINT16 = 2, INT16 = 3, UINT32 = 4, INT32 = 5, FLOAT32 = 6, BOOL = 7,
-  STRING = 8, ARRAY = 9, UINT64 = 10, INT64 = 11, FLOAT64 = 12,
+  UINT8 = 0,
+  INT8 = 1,
+  UINT16 = 2,
+  INT16 = 3,
+  UINT32 = 4,
+  INT32 = 5,
+  FLOAT32 = 6,
+  BOOL = 7,
+  STRING = 8,
+  ARRAY = 9,
+  UINT64 = 10,
+  INT64 = 11,
+  FLOAT64 = 12,
 };
 
 struct GgufValue;
@@ -44,11 +55,11 @@ struct GgufTensorInfo {
   std::string name;
   std::vector<int64_t> dims;  // GGML order: dims[0] is the row length (contiguous)
   GgmlType type = GgmlType::F32;
-  uint64_t offset = 0;        // relative to the data section
+  uint64_t offset = 0;  // relative to the data section
   const uint8_t* data = nullptr;
   size_t n_bytes = 0;
   int64_t n_elements = 0;
-  int64_t rows() const;       // product of dims[1..]
+  int64_t rows() const;  // product of dims[1..]
 };
 
 class GgufFile {

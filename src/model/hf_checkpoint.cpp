@@ -17,9 +17,12 @@ namespace fs = std::filesystem;
 
 GgmlType ggml_type_of(const StTensorView& t, const std::string& shard) {
   switch (t.dtype) {
-    case StDtype::F32: return GgmlType::F32;
-    case StDtype::F16: return GgmlType::F16;
-    case StDtype::BF16: return GgmlType::BF16;
+    case StDtype::F32:
+      return GgmlType::F32;
+    case StDtype::F16:
+      return GgmlType::F16;
+    case StDtype::BF16:
+      return GgmlType::BF16;
     default:
       fail_file(shard, "tensor '" + t.name + "' has dtype " + st_dtype_name(t.dtype) + " (supported: F32, F16, BF16)");
   }
@@ -103,7 +106,8 @@ std::unique_ptr<GgufFile> open_hf_checkpoint(const std::string& dir_arg) {
   // The model's name: config.json's _name_or_path, unless that is only where it was loaded from.
   const bool named = !c.name.empty() && !fs::exists(c.name);
   std::map<std::string, GgufValue> md = hf_config_metadata(c, named ? c.name : fs::path(dir).filename().string());
-  if (!fs::exists(dir + "/tokenizer.json")) fail_file(dir + "/tokenizer.json", "not found (the checkpoint's tokenizer)");
+  if (!fs::exists(dir + "/tokenizer.json"))
+    fail_file(dir + "/tokenizer.json", "not found (the checkpoint's tokenizer)");
   for (auto& [k, v] : hf_tokenizer_metadata(dir, c.n_vocab)) md[k] = std::move(v);
 
   std::vector<std::string> shard_paths;

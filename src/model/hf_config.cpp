@@ -12,9 +12,11 @@ namespace {
 using nlohmann::json;
 
 int64_t positive(const json& j, const char* key, const std::string& path) {
-  if (!j.contains(key) || !j[key].is_number_integer()) fail_file(path, std::string("'") + key + "' is missing or not an integer");
+  if (!j.contains(key) || !j[key].is_number_integer())
+    fail_file(path, std::string("'") + key + "' is missing or not an integer");
   const int64_t v = j[key].get<int64_t>();
-  if (v <= 0 || v > (int64_t{1} << 24)) fail_file(path, std::string("'") + key + "' = " + std::to_string(v) + " is out of range");
+  if (v <= 0 || v > (int64_t{1} << 24))
+    fail_file(path, std::string("'") + key + "' = " + std::to_string(v) + " is out of range");
   return v;
 }
 
@@ -91,7 +93,8 @@ HfConfig read_hf_config(const std::string& dir) {
     if (c.n_embd % c.n_head != 0) fail_file(path, "hidden_size is not a multiple of num_attention_heads");
     c.head_dim = c.n_embd / c.n_head;
   }
-  if (c.head_dim % 2 != 0) fail_file(path, "head_dim " + std::to_string(c.head_dim) + " is odd (RoPE pairs dimensions)");
+  if (c.head_dim % 2 != 0)
+    fail_file(path, "head_dim " + std::to_string(c.head_dim) + " is odd (RoPE pairs dimensions)");
   if (c.n_head % c.n_head_kv != 0) fail_file(path, "num_attention_heads is not a multiple of num_key_value_heads");
   c.rms_eps = number_or(j, "rms_norm_eps", 1e-6);
   c.rope_theta = number_or(j, "rope_theta", 10000.0);

@@ -16,10 +16,10 @@ struct HfConfig {
   int64_t n_layers = 0, n_embd = 0, n_ff = 0, n_head = 0, n_head_kv = 0, head_dim = 0, n_vocab = 0;
   int64_t max_positions = 0;
   double rms_eps = 1e-6, rope_theta = 10000.0;
-  double rope_linear_factor = 0.0;           // rope_scaling {"type": "linear"}; 0 = none
-  std::vector<float> rope_freq_factors;      // rope_scaling {"rope_type": "llama3"}: one per frequency
+  double rope_linear_factor = 0.0;       // rope_scaling {"type": "linear"}; 0 = none
+  std::vector<float> rope_freq_factors;  // rope_scaling {"rope_type": "llama3"}: one per frequency
   bool tied_embeddings = false;
-  bool qkv_bias = false;                     // qwen2 always; llama's attention_bias
+  bool qkv_bias = false;  // qwen2 always; llama's attention_bias
 };
 
 // Reads and checks <dir>/config.json; errors name that file.

@@ -10,11 +10,11 @@
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/fp16.h"
+#include "kernels/cpu/quant_blocks.h"
 #include "model/hf_checkpoint.h"
 #include "model/hf_config.h"
 #include "model/llama_model.h"
 #include "model/pretokenizer.h"
-#include "kernels/cpu/quant_blocks.h"
 
 namespace cvq {
 namespace {
@@ -26,7 +26,8 @@ HfConfig hf_config_of(const LlamaModel& model) {
   const LlamaConfig& l = model.config();
   const GgufFile& f = model.gguf();
   if (f.find_tensor("rope_freqs.weight")) {
-    fail_file(f.path(), "has a rope_freqs tensor (LLaMA-3.1 frequency scaling), which convert cannot express in config.json");
+    fail_file(f.path(),
+              "has a rope_freqs tensor (LLaMA-3.1 frequency scaling), which convert cannot express in config.json");
   }
   HfConfig c;
   c.model_type = l.arch;
@@ -48,7 +49,7 @@ HfConfig hf_config_of(const LlamaModel& model) {
 }
 
 json config_json(const HfConfig& c, const TokenizerData& t, StDtype dtype) {
-  const char* arch = c.model_type == "qwen2" ? "Qwen2ForCausalLM"
+  const char* arch = c.model_type == "qwen2"     ? "Qwen2ForCausalLM"
                      : c.model_type == "mistral" ? "MistralForCausalLM"
                                                  : "LlamaForCausalLM";
   json j = {{"_name_or_path", c.name},
@@ -67,7 +68,9 @@ json config_json(const HfConfig& c, const TokenizerData& t, StDtype dtype) {
             {"rope_scaling", nullptr},
             {"hidden_act", "silu"},
             {"tie_word_embeddings", c.tied_embeddings},
-            {"torch_dtype", dtype == StDtype::BF16 ? "bfloat16" : dtype == StDtype::F16 ? "float16" : "float32"}};
+            {"torch_dtype", dtype == StDtype::BF16  ? "bfloat16"
+                            : dtype == StDtype::F16 ? "float16"
+                                                    : "float32"}};
   if (c.rope_linear_factor > 0) j["rope_scaling"] = {{"type", "linear"}, {"factor", c.rope_linear_factor}};
   if (c.model_type == "llama") j["attention_bias"] = c.qkv_bias;
   if (c.model_type == "qwen2") j["use_sliding_window"] = false;
@@ -80,7 +83,8 @@ json config_json(const HfConfig& c, const TokenizerData& t, StDtype dtype) {
 // engine applies (so transformers and this project split text the same way).
 json tokenizer_json(const TokenizerData& t, const std::string& path) {
   if (t.model != "gpt2") {
-    fail_file(path, "has a '" + t.model + "' (SentencePiece) vocabulary; convert writes byte-level BPE tokenizers only");
+    fail_file(path,
+              "has a '" + t.model + "' (SentencePiece) vocabulary; convert writes byte-level BPE tokenizers only");
   }
   const PretokenizerConfig pre = pretokenizer_config_of(t);
   json steps = json::array();
@@ -107,14 +111,15 @@ json tokenizer_json(const TokenizerData& t, const std::string& path) {
   json post = {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", false}, {"use_regex", false}};
   if (t.add_bos && t.bos_id >= 0) {
     const std::string bos = t.tokens[static_cast<size_t>(t.bos_id)];
-    post = {{"type", "TemplateProcessing"},
-            {"single", {{{"SpecialToken", {{"id", bos}, {"type_id", 0}}}}, {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}}},
-            {"pair",
-             {{{"SpecialToken", {{"id", bos}, {"type_id", 0}}}},
-              {{"Sequence", {{"id", "A"}, {"type_id", 0}}}},
-              {{"SpecialToken", {{"id", bos}, {"type_id", 1}}}},
-              {{"Sequence", {{"id", "B"}, {"type_id", 1}}}}}},
-            {"special_tokens", {{bos, {{"id", bos}, {"ids", {t.bos_id}}, {"tokens", {bos}}}}}}};
+    post = {
+        {"type", "TemplateProcessing"},
+        {"single", {{{"SpecialToken", {{"id", bos}, {"type_id", 0}}}}, {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}}},
+        {"pair",
+         {{{"SpecialToken", {{"id", bos}, {"type_id", 0}}}},
+          {{"Sequence", {{"id", "A"}, {"type_id", 0}}}},
+          {{"SpecialToken", {{"id", bos}, {"type_id", 1}}}},
+          {{"Sequence", {{"id", "B"}, {"type_id", 1}}}}}},
+        {"special_tokens", {{bos, {{"id", bos}, {"ids", {t.bos_id}}, {"tokens", {bos}}}}}}};
   }
   return {{"version", "1.0"},
           {"truncation", nullptr},
@@ -187,7 +192,8 @@ void write_weights(const LlamaModel& model, const HfConfig& c, StDtype dtype, co
     for (int64_t r = 0; r < rows; ++r) {
       dequantize_row(t->type, t->data + static_cast<size_t>(r) * row_bytes, v.data() + r * cols, cols);
     }
-    const bool q_or_k = name.gguf.find("attn_q.") != std::string::npos || name.gguf.find("attn_k.") != std::string::npos;
+    const bool q_or_k =
+        name.gguf.find("attn_q.") != std::string::npos || name.gguf.find("attn_k.") != std::string::npos;
     if (unpermute && q_or_k) {  // rows of a matrix, elements of a bias
       const int64_t n = rows > 1 ? rows : cols, width = rows > 1 ? cols : 1;
       std::vector<float> hf(v.size());

@@ -43,7 +43,8 @@ void pre_tokenizer_regexes(const json& node, const std::string& path, std::vecto
   } else if (type == "Digits") {
     out.push_back(node.value("individual_digits", false) ? "\\p{N}" : "\\p{N}+");
   } else {
-    fail_file(path, "pre_tokenizer type '" + type + "' is not supported (supported: ByteLevel, Split, Digits, Sequence)");
+    fail_file(path,
+              "pre_tokenizer type '" + type + "' is not supported (supported: ByteLevel, Split, Digits, Sequence)");
   }
 }
 
@@ -100,7 +101,8 @@ std::optional<std::string> post_processor_bos(const json& node) {
   }
   if (type == "TemplateProcessing") {
     const json single = node.value("single", json::array());
-    if (!single.empty() && single[0].contains("SpecialToken")) return single[0]["SpecialToken"].value("id", std::string());
+    if (!single.empty() && single[0].contains("SpecialToken"))
+      return single[0]["SpecialToken"].value("id", std::string());
   }
   return std::nullopt;
 }
@@ -112,7 +114,8 @@ std::string chat_template_text(const std::string& dir, const json& tok_config, c
   if (t.is_string()) return t.get<std::string>();
   if (t.is_array()) {  // [{"name": "default", "template": "..."}, ...]
     for (const json& e : t) {
-      if (e.value("name", std::string()) == "default" && e.contains("template")) return e["template"].get<std::string>();
+      if (e.value("name", std::string()) == "default" && e.contains("template"))
+        return e["template"].get<std::string>();
     }
     fail_file(config_path, "chat_template is a list without a 'default' entry");
   }
@@ -227,15 +230,16 @@ void add_sentencepiece_style(const json& tj, const std::string& path, Vocab& v, 
   bool prefix = false, metaspace = false, first_only = false;
   if (!norm.is_null()) {
     const json steps = norm.value("type", std::string()) == "Sequence" ? norm.value("normalizers", json::array())
-                                                                         : json::array({norm});
+                                                                       : json::array({norm});
     for (const json& n : steps) {
       const std::string type = n.value("type", std::string());
       if (type == "Prepend" && n.value("prepend", std::string()) == "\xE2\x96\x81") {
         prefix = true;
       } else if (type != "Replace" || n.value("content", std::string()) != "\xE2\x96\x81" ||
                  n.value("pattern", json::object()).value("String", std::string()) != " ") {
-        fail_file(path, "normalizer '" + type + "' is not supported for a SentencePiece-style BPE tokenizer "
-                        "(supported: Prepend(\"\xE2\x96\x81\"), Replace(\" \" -> \"\xE2\x96\x81\"))");
+        fail_file(path, "normalizer '" + type +
+                            "' is not supported for a SentencePiece-style BPE tokenizer "
+                            "(supported: Prepend(\"\xE2\x96\x81\"), Replace(\" \" -> \"\xE2\x96\x81\"))");
       }
     }
   }

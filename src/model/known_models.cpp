@@ -4,7 +4,8 @@ namespace cvq {
 
 const std::vector<KnownModel>& known_models() {
   static const std::vector<KnownModel> models = {
-      {"smollm2-135m", "SmolLM2-135M-Instruct.Q4_1.gguf", "SmolLM2-135M-Instruct, Q4_1 (the default; fast, too weak for task scores)"},
+      {"smollm2-135m", "SmolLM2-135M-Instruct.Q4_1.gguf",
+       "SmolLM2-135M-Instruct, Q4_1 (the default; fast, too weak for task scores)"},
       {"qwen2.5-coder-0.5b", "Qwen2.5-Coder-0.5B-Instruct.Q4_K_M.gguf",
        "Qwen2.5-Coder-0.5B-Instruct, Q4_K_M (24 layers, head dim 64, 32K context)"},
       {"qwen2.5-coder-1.5b", "Qwen2.5-Coder-1.5B-Instruct.Q4_K_M.gguf",

@@ -7,7 +7,8 @@ namespace cvq {
 namespace {
 int positive_int(const GgufFile& f, const std::string& key) {
   int64_t v = f.get_int(key);
-  if (v <= 0 || v > (int64_t{1} << 24)) fail_file(f.path(), "metadata '" + key + "' = " + std::to_string(v) + " is out of range");
+  if (v <= 0 || v > (int64_t{1} << 24))
+    fail_file(f.path(), "metadata '" + key + "' = " + std::to_string(v) + " is out of range");
   return static_cast<int>(v);
 }
 }  // namespace
@@ -37,14 +38,20 @@ LlamaConfig LlamaConfig::from_gguf(const GgufFile& f) {
   if (c.n_head % c.n_head_kv != 0) fail_file(f.path(), "head count is not a multiple of the KV head count");
   c.rope_layout = c.arch == "qwen2" ? RopeLayout::HalfSplit : RopeLayout::Adjacent;
   if (const auto layout = f.opt_string(kRopeLayoutKey)) {
-    if (*layout == "half_split") c.rope_layout = RopeLayout::HalfSplit;
-    else if (*layout == "adjacent") c.rope_layout = RopeLayout::Adjacent;
-    else fail_file(f.path(), std::string(kRopeLayoutKey) + " '" + *layout + "' is neither half_split nor adjacent");
+    if (*layout == "half_split")
+      c.rope_layout = RopeLayout::HalfSplit;
+    else if (*layout == "adjacent")
+      c.rope_layout = RopeLayout::Adjacent;
+    else
+      fail_file(f.path(), std::string(kRopeLayoutKey) + " '" + *layout + "' is neither half_split nor adjacent");
   }
   c.qkv_bias = f.find_tensor("blk.0.attn_q.bias") != nullptr;
-  if (f.has(p + "vocab_size")) c.n_vocab = positive_int(f, p + "vocab_size");
-  else if (f.has("tokenizer.ggml.tokens")) c.n_vocab = static_cast<int>(f.get_string_array("tokenizer.ggml.tokens").size());
-  else c.n_vocab = static_cast<int>(f.tensor("token_embd.weight").rows());
+  if (f.has(p + "vocab_size"))
+    c.n_vocab = positive_int(f, p + "vocab_size");
+  else if (f.has("tokenizer.ggml.tokens"))
+    c.n_vocab = static_cast<int>(f.get_string_array("tokenizer.ggml.tokens").size());
+  else
+    c.n_vocab = static_cast<int>(f.tensor("token_embd.weight").rows());
   return c;
 }
 
@@ -57,17 +64,45 @@ LlamaConfig LlamaConfig::preset(const std::string& name) {
   c.arch = "llama";
   c.name = name;
   if (name == "llama-3.1-8b") {
-    c.n_layers = 32; c.n_embd = 4096; c.n_ff = 14336; c.n_head = 32; c.n_head_kv = 8; c.head_dim = 128;
-    c.n_vocab = 128256; c.n_ctx_train = 131072; c.rope_theta = 500000.0;
+    c.n_layers = 32;
+    c.n_embd = 4096;
+    c.n_ff = 14336;
+    c.n_head = 32;
+    c.n_head_kv = 8;
+    c.head_dim = 128;
+    c.n_vocab = 128256;
+    c.n_ctx_train = 131072;
+    c.rope_theta = 500000.0;
   } else if (name == "llama-2-7b") {
-    c.n_layers = 32; c.n_embd = 4096; c.n_ff = 11008; c.n_head = 32; c.n_head_kv = 32; c.head_dim = 128;
-    c.n_vocab = 32000; c.n_ctx_train = 4096; c.rope_theta = 10000.0;
+    c.n_layers = 32;
+    c.n_embd = 4096;
+    c.n_ff = 11008;
+    c.n_head = 32;
+    c.n_head_kv = 32;
+    c.head_dim = 128;
+    c.n_vocab = 32000;
+    c.n_ctx_train = 4096;
+    c.rope_theta = 10000.0;
   } else if (name == "mistral-7b") {
-    c.n_layers = 32; c.n_embd = 4096; c.n_ff = 14336; c.n_head = 32; c.n_head_kv = 8; c.head_dim = 128;
-    c.n_vocab = 32000; c.n_ctx_train = 32768; c.rope_theta = 1000000.0;
+    c.n_layers = 32;
+    c.n_embd = 4096;
+    c.n_ff = 14336;
+    c.n_head = 32;
+    c.n_head_kv = 8;
+    c.head_dim = 128;
+    c.n_vocab = 32000;
+    c.n_ctx_train = 32768;
+    c.rope_theta = 1000000.0;
   } else if (name == "smollm2-135m") {
-    c.n_layers = 30; c.n_embd = 576; c.n_ff = 1536; c.n_head = 9; c.n_head_kv = 3; c.head_dim = 64;
-    c.n_vocab = 49152; c.n_ctx_train = 8192; c.rope_theta = 100000.0;
+    c.n_layers = 30;
+    c.n_embd = 576;
+    c.n_ff = 1536;
+    c.n_head = 9;
+    c.n_head_kv = 3;
+    c.head_dim = 64;
+    c.n_vocab = 49152;
+    c.n_ctx_train = 8192;
+    c.rope_theta = 100000.0;
   } else {
     std::string known;
     for (const auto& n : preset_names()) known += (known.empty() ? "" : ", ") + n;

@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "model/rope.h"
+#include "kernels/cpu/rope.h"
 
 namespace cvq {
 
@@ -17,8 +17,8 @@ class GgufFile;
 inline constexpr const char* kRopeLayoutKey = "commvq.rope.layout";
 
 struct LlamaConfig {
-  std::string arch;        // GGUF general.architecture
-  std::string name;        // general.name or preset name
+  std::string arch;  // GGUF general.architecture
+  std::string name;  // general.name or preset name
   int n_layers = 0;
   int n_embd = 0;
   int n_ff = 0;

@@ -5,8 +5,8 @@
 #include "core/error.h"
 #include "kernels/cpu/ggml_arith.h"
 #include "kernels/cpu/norm_act.h"
-#include "model/hf_checkpoint.h"
 #include "kernels/cpu/quant_blocks.h"
+#include "model/hf_checkpoint.h"
 
 namespace cvq {
 namespace {
@@ -121,6 +121,7 @@ KvGeometry LlamaModel::kv_geometry() const {
   g.n_head_kv = config_.n_head_kv;
   g.head_dim = config_.head_dim;
   g.model_name = config_.name;
+  g.model_path = gguf_->path();
   g.rope = Rope(config_.head_dim, config_.rope_theta, config_.rope_layout, rope_freq_factors_, config_.rope_pos_scale);
   if (llamacpp_) g.rope.use_llamacpp_arithmetic();
   return g;
@@ -214,16 +215,20 @@ std::vector<float> LlamaModel::forward_rows(const int32_t* tokens, const int32_t
   for (KvCache* kc : caches) kc->set_bf16_prefill_attention(mm == MatmulMode::Bf16);
   for (int t = 0; t < n; ++t) {
     if (tokens[t] < 0 || tokens[t] >= c.n_vocab) {
-      throw Error("token id " + std::to_string(tokens[t]) + " is outside the vocabulary (" + std::to_string(c.n_vocab) + ")");
+      throw Error("token id " + std::to_string(tokens[t]) + " is outside the vocabulary (" + std::to_string(c.n_vocab) +
+                  ")");
     }
   }
   std::vector<float> x(static_cast<size_t>(n) * E), h(x.size()), q(static_cast<size_t>(n) * q_dim),
-      k(static_cast<size_t>(n) * kv_dim), v(k.size()), attn(q.size()), gate(static_cast<size_t>(n) * F), up(gate.size());
+      k(static_cast<size_t>(n) * kv_dim), v(k.size()), attn(q.size()), gate(static_cast<size_t>(n) * F),
+      up(gate.size());
   for (int t = 0; t < n; ++t) token_embd_.dequantize_row(tokens[t], x.data() + static_cast<size_t>(t) * E);
 
   if (llamacpp_) {
     if (!cache.llamacpp_attention() || !rope.llamacpp_arithmetic()) {
-      throw Error("llama.cpp arithmetic needs a cache made for it (kv method fp16:arith=llamacpp, after use_llamacpp_arithmetic)");
+      throw Error(
+          "llama.cpp arithmetic needs a cache made for it (kv method fp16:arith=llamacpp, after "
+          "use_llamacpp_arithmetic)");
     }
     return forward_llamacpp(x, positions, n, cache, which);
   }
@@ -278,7 +283,8 @@ std::vector<float> LlamaModel::forward_llamacpp(std::vector<float>& x, const int
   std::vector<float> h(x.size()), q(static_cast<size_t>(n) * q_dim), k(static_cast<size_t>(n) * kv_dim), v(k.size()),
       attn(q.size()), gate(static_cast<size_t>(n) * F), up(gate.size());
   auto norm_rows = [&](const float* src, const std::vector<float>& w, int rows, float* dst) {
-    for (int t = 0; t < rows; ++t) ggml_rms_norm(src + static_cast<int64_t>(t) * E, w.data(), E, eps, dst + static_cast<int64_t>(t) * E);
+    for (int t = 0; t < rows; ++t)
+      ggml_rms_norm(src + static_cast<int64_t>(t) * E, w.data(), E, eps, dst + static_cast<int64_t>(t) * E);
   };
   for (int l = 0; l < c.n_layers; ++l) {
     const Layer& L = layers_[l];

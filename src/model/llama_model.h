@@ -17,8 +17,8 @@ namespace cvq {
 
 // Called per layer during forward with the pre-RoPE keys, values and post-RoPE queries of the
 // batch (used by `collect`). Shapes: k, v [n x kv_dim]; q [n x q_dim].
-using LayerObserver = std::function<void(int layer, const float* q_post_rope, const float* k_pre_rope,
-                                         const float* v, const int32_t* positions, int n)>;
+using LayerObserver = std::function<void(int layer, const float* q_post_rope, const float* k_pre_rope, const float* v,
+                                         const int32_t* positions, int n)>;
 
 class LlamaModel {
  public:
@@ -67,7 +67,8 @@ class LlamaModel {
   LlamaModel() = default;
   // caches: one cache for all n tokens, or one per token (batched decode).
   std::vector<float> forward_rows(const int32_t* tokens, const int32_t* positions, int n,
-                                  const std::vector<KvCache*>& caches, Logits which, const LayerObserver* observer) const;
+                                  const std::vector<KvCache*>& caches, Logits which,
+                                  const LayerObserver* observer) const;
   std::vector<float> forward_llamacpp(std::vector<float>& x, const int32_t* positions, int n, KvCache& cache,
                                       Logits which) const;
 

@@ -10,9 +10,12 @@ namespace cvq {
 
 std::string model_cache_dir() {
   std::string home_dir;
-  if (const char* h = std::getenv("COMMVQ_HOME"); h && *h) home_dir = h;
-  else if (const char* h2 = std::getenv("HOME"); h2 && *h2) home_dir = std::string(h2) + "/.cache/commvq-bench";
-  else home_dir = ".cache/commvq-bench";
+  if (const char* h = std::getenv("COMMVQ_HOME"); h && *h)
+    home_dir = h;
+  else if (const char* h2 = std::getenv("HOME"); h2 && *h2)
+    home_dir = std::string(h2) + "/.cache/commvq-bench";
+  else
+    home_dir = ".cache/commvq-bench";
   return home_dir + "/models";
 }
 
@@ -25,7 +28,8 @@ std::string resolve_model_path(const std::string& user_arg) {
   if (user_arg.empty()) {
     std::string p = default_model_path();
     if (!std::filesystem::exists(p)) {
-      throw Error(p + ": default model not found — run scripts/setup.sh (or scripts/get-model.sh), or pass --model PATH");
+      throw Error(p +
+                  ": default model not found — run scripts/setup.sh (or scripts/get-model.sh), or pass --model PATH");
     }
     return p;
   }
@@ -38,7 +42,5 @@ std::string resolve_model_path(const std::string& user_arg) {
   }
   return user_arg;
 }
-
-std::string project_source_dir() { return COMMVQ_SOURCE_DIR; }
 
 }  // namespace cvq

@@ -11,6 +11,5 @@ std::string default_model_path();
 // --model as the user gave it: empty → the default; a known model's name (known_models.h) → its file
 // in the model cache (an error says how to install it when it is not there); anything else is a path.
 std::string resolve_model_path(const std::string& user_arg);
-std::string project_source_dir();  // the checkout this binary was built from
 
 }  // namespace cvq

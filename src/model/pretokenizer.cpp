@@ -70,8 +70,8 @@ inline uint32_t decode_one(const uint8_t* s, size_t n, size_t& i) {
   }
   if (!(b0 & 0x08)) {
     if (i + 3 >= n || !is_cont(s[i + 1]) || !is_cont(s[i + 2]) || !is_cont(s[i + 3])) return kInvalid;
-    const uint32_t cp = ((b0 & 0x07u) << 18) | ((s[i + 1] & 0x3Fu) << 12) | ((s[i + 2] & 0x3Fu) << 6) |
-                        (s[i + 3] & 0x3Fu);
+    const uint32_t cp =
+        ((b0 & 0x07u) << 18) | ((s[i + 1] & 0x3Fu) << 12) | ((s[i + 2] & 0x3Fu) << 6) | (s[i + 3] & 0x3Fu);
     i += 4;
     return cp;
   }
@@ -184,11 +184,14 @@ const char* const kQwen35 =
     "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?[\\p{L}\\p{M}]+|\\p{N}| "
     "?[^\\s\\p{L}\\p{M}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 const char* const kTekken =
-    "[^\\r\\n\\p{L}\\p{N}]?((?=[\\p{L}])([^a-z]))*((?=[\\p{L}])([^A-Z]))+|[^\\r\\n\\p{L}\\p{N}]?((?=[\\p{L}])([^a-z]))+(("
+    "[^\\r\\n\\p{L}\\p{N}]?((?=[\\p{L}])([^a-z]))*((?=[\\p{L}])([^A-Z]))+|[^\\r\\n\\p{L}\\p{N}]?((?=[\\p{L}])([^a-z]))+"
+    "(("
     "?=[\\p{L}])([^A-Z]))*|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 const char* const kGpt4o =
-    "[^\\r\\n\\p{L}\\p{N}]?((?=[\\p{L}])([^a-z]))*((?=[\\p{L}])([^A-Z]))+(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL]["
-    "lL]|'[dD])?|[^\\r\\n\\p{L}\\p{N}]?((?=[\\p{L}])([^a-z]))+((?=[\\p{L}])([^A-Z]))*(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'"
+    "[^\\r\\n\\p{L}\\p{N}]?((?=[\\p{L}])([^a-z]))*((?=[\\p{L}])([^A-Z]))+(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL]"
+    "["
+    "lL]|'[dD])?|[^\\r\\n\\p{L}\\p{N}]?((?=[\\p{L}])([^a-z]))+((?=[\\p{L}])([^A-Z]))*(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]"
+    "|'"
     "[mM]|'[lL][lL]|'[dD])?|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 const char* const kBailing =
     "'(?:[sSdDmMtT]|[lL][lL]|[vV][eE]|[rR][eE])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| "
@@ -218,12 +221,13 @@ PretokenizerConfig pretokenizer_config_for(std::string_view pre) {
     c.ignore_merges = true;
   } else if (one_of(pre, {"dbrx", "smaug-bpe", "glm4", "chatglm-bpe"})) {
     c.regexes = {kLlama3};
-  } else if (one_of(pre, {"starcoder", "refact", "command-r", "smollm", "codeshell", "exaone", "minerva-7b",
-                          "mellum2"})) {
+  } else if (one_of(pre,
+                    {"starcoder", "refact", "command-r", "smollm", "codeshell", "exaone", "minerva-7b", "mellum2"})) {
     c.regexes = {"\\p{N}", kGpt2};
-  } else if (one_of(pre, {"gpt-2", "gpt2", "phi-2", "jina-es", "jina-de", "gigachat", "jina-v2-es", "jina-v2-de",
-                          "a.x-4.0", "mellum", "modern-bert", "jina-v1-en", "jina-v2-code", "roberta-bpe", "mpt",
-                          "olmo", "jais", "exaone4", "trillion", "granite-docling"})) {
+  } else if (one_of(pre,
+                    {"gpt-2",      "gpt2",    "phi-2",  "jina-es",     "jina-de",    "gigachat",       "jina-v2-es",
+                     "jina-v2-de", "a.x-4.0", "mellum", "modern-bert", "jina-v1-en", "jina-v2-code",   "roberta-bpe",
+                     "mpt",        "olmo",    "jais",   "exaone4",     "trillion",   "granite-docling"})) {
     c.regexes = {kGpt2};
   } else if (one_of(pre, {"qwen2", "deepseek-r1-qwen", "kormo", "f2llmv2", "megrez", "stablelm2", "grok-2"})) {
     c.regexes = {kQwen2};
@@ -242,12 +246,10 @@ PretokenizerConfig pretokenizer_config_for(std::string_view pre) {
     c.regexes = {kTekken};
     c.ignore_merges = true;
   } else if (pre == "chameleon") {
-    c.regexes = {"<sentinel:[0-9]+>",
-                 "(IMGIMG)((A|B|C|D|E|F|G|H|I){1,4})Z",
-                 "([\\t\\n]|    |  )",
-                 "\\p{N}",
-                 "[\\p{P}!-/:-@\\[-`{-~]",
-                 "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)"};
+    c.regexes = {
+        "<sentinel:[0-9]+>",      "(IMGIMG)((A|B|C|D|E|F|G|H|I){1,4})Z",
+        "([\\t\\n]|    |  )",     "\\p{N}",
+        "[\\p{P}!-/:-@\\[-`{-~]", "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)"};
   } else if (one_of(pre, {"gpt-4o", "llama4", "kanana2", "talkie"})) {
     c.regexes = {kGpt4o};
   } else if (pre == "superbpe") {

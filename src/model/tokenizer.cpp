@@ -23,22 +23,39 @@ bool text_in(const std::string& t, std::initializer_list<std::string_view> list)
 // Token texts llama.cpp (llama_vocab::impl::load) treats as end-of-generation, forcing them to
 // control type. The FIM lists below are used the same way.
 const std::initializer_list<std::string_view> kEotTexts = {
-    "<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<|end_of_text|>",
-    "<EOT>", "_<EOT>", "[EOT]", "<｜end▁of▁sentence｜>", "<end_of_utterance>"};
-const std::initializer_list<std::string_view> kEogTexts = {
-    "<|eot_id|>", "<|im_end|>", "<|end|>", "<|return|>", "<|call|>", "<|flush|>", "<|calls|>",
-    "<end_of_turn>", "<|endoftext|>", "</s>", "<|eom_id|>", "<EOT>", "_<EOT>", "[EOT]", "[EOS]",
-    "<|end_of_text|>", "<end_of_utterance>", "<eos>", "<turn|>", "<|tool_response>",
-    "<｜end▁of▁sentence｜>", "[e~["};
-const std::initializer_list<std::string_view> kFimPre = {
-    "<|fim_prefix|>", "<fim-prefix>", "<fim_prefix>", "<｜fim▁begin｜>", "<PRE>", "▁<PRE>", "<|code_prefix|>",
-    "<|prefix|>"};
-const std::initializer_list<std::string_view> kFimSuf = {
-    "<|fim_suffix|>", "<fim-suffix>", "<fim_suffix>", "<｜fim▁hole｜>", "<SUF>", "▁<SUF>", "<|code_suffix|>",
-    "<|suffix|>"};
-const std::initializer_list<std::string_view> kFimMid = {
-    "<|fim_middle|>", "<fim-middle>", "<fim_middle>", "<｜fim▁end｜>", "<MID>", "▁<MID>", "<|code_middle|>",
-    "<|middle|>"};
+    "<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>",         "<|endoftext|>",     "<|end_of_text|>",
+    "<EOT>",      "_<EOT>",     "[EOT]",   "<｜end▁of▁sentence｜>", "<end_of_utterance>"};
+const std::initializer_list<std::string_view> kEogTexts = {"<|eot_id|>",
+                                                           "<|im_end|>",
+                                                           "<|end|>",
+                                                           "<|return|>",
+                                                           "<|call|>",
+                                                           "<|flush|>",
+                                                           "<|calls|>",
+                                                           "<end_of_turn>",
+                                                           "<|endoftext|>",
+                                                           "</s>",
+                                                           "<|eom_id|>",
+                                                           "<EOT>",
+                                                           "_<EOT>",
+                                                           "[EOT]",
+                                                           "[EOS]",
+                                                           "<|end_of_text|>",
+                                                           "<end_of_utterance>",
+                                                           "<eos>",
+                                                           "<turn|>",
+                                                           "<|tool_response>",
+                                                           "<｜end▁of▁sentence｜>",
+                                                           "[e~["};
+const std::initializer_list<std::string_view> kFimPre = {"<|fim_prefix|>",  "<fim-prefix>", "<fim_prefix>",
+                                                         "<｜fim▁begin｜>", "<PRE>",        "▁<PRE>",
+                                                         "<|code_prefix|>", "<|prefix|>"};
+const std::initializer_list<std::string_view> kFimSuf = {"<|fim_suffix|>",  "<fim-suffix>", "<fim_suffix>",
+                                                         "<｜fim▁hole｜>",  "<SUF>",        "▁<SUF>",
+                                                         "<|code_suffix|>", "<|suffix|>"};
+const std::initializer_list<std::string_view> kFimMid = {"<|fim_middle|>",  "<fim-middle>", "<fim_middle>",
+                                                         "<｜fim▁end｜>",   "<MID>",        "▁<MID>",
+                                                         "<|code_middle|>", "<|middle|>"};
 const std::initializer_list<std::string_view> kFimPad = {"<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>", "[PAD]"};
 const std::initializer_list<std::string_view> kFimRep = {"<|fim_repo|>", "<|repo_name|>", "<fim-repo>", "<REPO>",
                                                          "<reponame>"};
@@ -88,13 +105,27 @@ Tokenizer::Tokenizer(TokenizerData d) {
     t.score = d.scores.empty() ? 0.0f : d.scores[i];
     if (!d.token_types.empty()) {
       switch (d.token_types[i]) {
-        case 1: t.attr = kAttrNormal; break;
-        case 2: t.attr = kAttrUnknown; break;
-        case 3: t.attr = kAttrControl; break;
-        case 4: t.attr = kAttrUserDefined; break;
-        case 5: t.attr = kAttrUnused; break;
-        case 6: t.attr = kAttrByte; break;
-        default: t.attr = kAttrUndefined; break;
+        case 1:
+          t.attr = kAttrNormal;
+          break;
+        case 2:
+          t.attr = kAttrUnknown;
+          break;
+        case 3:
+          t.attr = kAttrControl;
+          break;
+        case 4:
+          t.attr = kAttrUserDefined;
+          break;
+        case 5:
+          t.attr = kAttrUnused;
+          break;
+        case 6:
+          t.attr = kAttrByte;
+          break;
+        default:
+          t.attr = kAttrUndefined;
+          break;
       }
     }
   }
@@ -180,10 +211,14 @@ Tokenizer::Tokenizer(TokenizerData d) {
     int32_t end_id = -1;
     for (int32_t id : eog_ids_) {
       const std::string& t = tokens_[id].text;
-      if (t == "<|return|>") has_return = true;
-      else if (t == "<|call|>" || t == "<|calls|>") has_call = true;
-      else if (t == "<|flush|>") has_flush = true;
-      else if (t == "<|end|>") end_id = id;
+      if (t == "<|return|>")
+        has_return = true;
+      else if (t == "<|call|>" || t == "<|calls|>")
+        has_call = true;
+      else if (t == "<|flush|>")
+        has_flush = true;
+      else if (t == "<|end|>")
+        end_id = id;
     }
     if (end_id >= 0 && ((has_return && has_call) || (has_call && has_flush))) {
       eog_ids_.erase(end_id);
@@ -193,8 +228,10 @@ Tokenizer::Tokenizer(TokenizerData d) {
     bool has_tool_response = false;
     int32_t s_id = -1;
     for (int32_t id : eog_ids_) {
-      if (tokens_[id].text == "<|tool_response>") has_tool_response = true;
-      else if (tokens_[id].text == "</s>") s_id = id;
+      if (tokens_[id].text == "<|tool_response>")
+        has_tool_response = true;
+      else if (tokens_[id].text == "</s>")
+        s_id = id;
     }
     if (has_tool_response && s_id >= 0) {
       eog_ids_.erase(s_id);
@@ -207,9 +244,8 @@ Tokenizer::Tokenizer(TokenizerData d) {
       special_tokens_.push_back(static_cast<int32_t>(i));
     }
   }
-  std::stable_sort(special_tokens_.begin(), special_tokens_.end(), [this](int32_t a, int32_t b) {
-    return tokens_[a].text.size() > tokens_[b].text.size();
-  });
+  std::stable_sort(special_tokens_.begin(), special_tokens_.end(),
+                   [this](int32_t a, int32_t b) { return tokens_[a].text.size() > tokens_[b].text.size(); });
 
   pieces_.resize(n);
   for (size_t i = 0; i < n; ++i) pieces_[i] = compute_piece(static_cast<int32_t>(i));

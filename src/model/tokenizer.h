@@ -29,21 +29,21 @@ class GgufFile;
 class Pretokenizer;
 
 struct TokenizerData {
-  std::string model;                  // tokenizer.ggml.model: "gpt2" (byte-level BPE) or "llama" (SentencePiece)
-  std::string pre;                    // tokenizer.ggml.pre: "smollm", "llama-bpe", "qwen2", "default", ... ("" = default)
+  std::string model;  // tokenizer.ggml.model: "gpt2" (byte-level BPE) or "llama" (SentencePiece)
+  std::string pre;    // tokenizer.ggml.pre: "smollm", "llama-bpe", "qwen2", "default", ... ("" = default)
   std::vector<std::string> tokens;
-  std::vector<float> scores;          // may be empty for BPE
-  std::vector<int32_t> token_types;   // 1 normal, 2 unknown, 3 control, 4 user-defined, 5 unused, 6 byte
-  std::vector<std::string> merges;    // "a b" strings, BPE only
+  std::vector<float> scores;         // may be empty for BPE
+  std::vector<int32_t> token_types;  // 1 normal, 2 unknown, 3 control, 4 user-defined, 5 unused, 6 byte
+  std::vector<std::string> merges;   // "a b" strings, BPE only
   int32_t bos_id = -1, eos_id = -1, eot_id = -1, unk_id = -1, pad_id = -1;
   bool add_bos = false, add_eos = false;
-  bool add_space_prefix = true;       // SPM: tokenizer.ggml.add_space_prefix. llama.cpp also strips one
-                                      // leading space when decoding if this is set (any model type).
+  bool add_space_prefix = true;  // SPM: tokenizer.ggml.add_space_prefix. llama.cpp also strips one
+                                 // leading space when decoding if this is set (any model type).
   // A tokenizer read from a Hugging Face tokenizer.json (model/hf_tokenizer.h) states its
   // pre-tokenizer as regexes rather than by llama.cpp name: when set, these replace `pre`.
   std::vector<std::string> pre_regexes;
-  bool ignore_merges = false;         // with pre_regexes: a piece that is a whole token is not merged
-  std::vector<int32_t> extra_eog_ids; // more end-of-generation ids (e.g. generation_config.json's list)
+  bool ignore_merges = false;          // with pre_regexes: a piece that is a whole token is not merged
+  std::vector<int32_t> extra_eog_ids;  // more end-of-generation ids (e.g. generation_config.json's list)
   // SPM space prefix as Hugging Face's Metaspace pre-tokenizer adds it: only where the text does not
   // already start with a space, and with prepend_scheme "first" only at the start of the input (not
   // after special tokens). llama.cpp's own rule (and HF's legacy Prepend normalizer) is: always.
@@ -99,8 +99,13 @@ class Tokenizer {
  private:
   // llama.cpp token attributes (llama_token_attr bits).
   enum Attr : uint32_t {
-    kAttrUndefined = 0, kAttrUnknown = 1u << 0, kAttrUnused = 1u << 1, kAttrNormal = 1u << 2,
-    kAttrControl = 1u << 3, kAttrUserDefined = 1u << 4, kAttrByte = 1u << 5,
+    kAttrUndefined = 0,
+    kAttrUnknown = 1u << 0,
+    kAttrUnused = 1u << 1,
+    kAttrNormal = 1u << 2,
+    kAttrControl = 1u << 3,
+    kAttrUserDefined = 1u << 4,
+    kAttrByte = 1u << 5,
   };
   struct TokenInfo {
     std::string text;
@@ -112,7 +117,7 @@ class Tokenizer {
     int32_t result;  // id of the merged text, or -1 when it is not a token
   };
   struct Fragment {
-    int32_t token;      // >= 0: a special token; -1: raw text
+    int32_t token;  // >= 0: a special token; -1: raw text
     size_t offset, length;
   };
 

@@ -9,9 +9,9 @@
 #include "core/thread_pool.h"
 #include "kernels/cpu/gemm_bf16.h"
 #include "kernels/cpu/ggml_arith.h"
+#include "kernels/cpu/quant_blocks.h"
 #include "kernels/cpu/quant_dot.h"
 #include "model/gguf.h"
-#include "kernels/cpu/quant_blocks.h"
 
 namespace cvq {
 namespace {
@@ -24,8 +24,9 @@ WeightMatrix::WeightMatrix(const GgufTensorInfo& t)
     : name_(t.name), type_(t.type), rows_(t.rows()), cols_(t.dims[0]), data_(t.data) {
   if (t.dims.size() > 2) throw Error("tensor '" + t.name + "' is not a matrix");
   if (!ggml_type_info(t.type).supported) {
-    throw Error("tensor '" + t.name + "' has type " + ggml_type_name(static_cast<uint32_t>(t.type)) +
-                ", which this build cannot compute with (supported: f32 f16 bf16 q4_0 q4_1 q5_0 q5_1 q8_0 q4_K q5_K q6_K)");
+    throw Error(
+        "tensor '" + t.name + "' has type " + ggml_type_name(static_cast<uint32_t>(t.type)) +
+        ", which this build cannot compute with (supported: f32 f16 bf16 q4_0 q4_1 q5_0 q5_1 q8_0 q4_K q5_K q6_K)");
   }
   row_bytes_ = ggml_row_bytes(t.type, cols_);
 }
@@ -66,7 +67,8 @@ void WeightMatrix::matmul(const float* x, int64_t n_tokens, float* y, MatmulMode
   if (n_tokens <= kGemvMaxTokens) return matmul_gemv(x, n_tokens, y);
   if (mode == MatmulMode::Bf16) {
     if (!supports_bf16_gemm()) {
-      throw Error("matmul=bf16: tensor '" + name_ + "' has " + std::to_string(cols_) + " columns, not a multiple of 32");
+      throw Error("matmul=bf16: tensor '" + name_ + "' has " + std::to_string(cols_) +
+                  " columns, not a multiple of 32");
     }
     return matmul_bf16(x, n_tokens, y);
   }
@@ -79,7 +81,8 @@ void WeightMatrix::matmul_gemv(const float* x, int64_t n_tokens, float* y) const
     pool.parallel_for(
         rows_,
         [&](int64_t begin, int64_t end, int) {
-          gemv_rows(type_, data_ + static_cast<size_t>(begin) * row_bytes_, row_bytes_, end - begin, x, cols_, y + begin);
+          gemv_rows(type_, data_ + static_cast<size_t>(begin) * row_bytes_, row_bytes_, end - begin, x, cols_,
+                    y + begin);
         },
         256);
     return;
@@ -121,7 +124,8 @@ void WeightMatrix::matmul_bf16(const float* x, int64_t n_tokens, float* y) const
   ThreadPool& pool = ThreadPool::global();
   std::vector<uint16_t> xb(static_cast<size_t>(bf16_padded_tokens(n_tokens) * cols_));
   pool.parallel_for(
-      n_tokens, [&](int64_t t0, int64_t t1, int) { convert_rows_bf16(x, cols_, n_tokens, cols_, t0, t1, xb.data()); }, 16);
+      n_tokens, [&](int64_t t0, int64_t t1, int) { convert_rows_bf16(x, cols_, n_tokens, cols_, t0, t1, xb.data()); },
+      16);
   const int64_t n_tiles = (rows_ + kTileRows - 1) / kTileRows;
   pool.parallel_for(n_tiles, [&](int64_t tile_begin, int64_t tile_end, int) {
     std::vector<float> tile(static_cast<size_t>(kTileRows * cols_));

@@ -15,7 +15,7 @@ namespace cvq {
 struct GgufTensorInfo;
 
 enum class MatmulMode { Fp32, Bf16 };
-const char* matmul_mode_name(MatmulMode m);  // "fp32", "bf16"
+const char* matmul_mode_name(MatmulMode m);             // "fp32", "bf16"
 MatmulMode parse_matmul_mode(const std::string& name);  // throws cvq::Error naming the accepted values
 
 class WeightMatrix {

@@ -20,9 +20,9 @@ double round2(double x) {
 }
 
 double t_quantile_95(int64_t df) {
-  static const double t[] = {0,      12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
-                             2.201, 2.179,  2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
-                             2.080, 2.074,  2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042};
+  static const double t[] = {0,     12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
+                             2.201, 2.179,  2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080,
+                             2.074, 2.069,  2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042};
   if (df < 1) return std::numeric_limits<double>::infinity();
   return df <= 30 ? t[df] : 1.96;
 }
@@ -100,7 +100,8 @@ void aggregate_agreement(const std::vector<nlohmann::json>& records, nlohmann::j
   out["interval"] = nullptr;
   if (rate.size() >= 2) {
     const double sd = mean_sd(rate).second;
-    const double half = t_quantile_95(static_cast<int64_t>(rate.size()) - 1) * sd / std::sqrt(static_cast<double>(rate.size()));
+    const double half =
+        t_quantile_95(static_cast<int64_t>(rate.size()) - 1) * sd / std::sqrt(static_cast<double>(rate.size()));
     const double p = agree / n;
     out["interval"] = {round2(100.0 * std::max(0.0, p - half)), round2(100.0 * std::min(1.0, p + half))};
   }
@@ -116,8 +117,8 @@ void aggregate_memory(const std::vector<nlohmann::json>& records, nlohmann::json
   for (const auto& r : records) {
     if (!longest || num(r, "length") > num(*longest, "length")) longest = &r;
     nlohmann::json cell = {{"bits_per_element", r.value("bits_per_element", 0.0)}};
-    for (const char* k : {"measured_bits_per_element", "projected_bits_per_element", "measured_bytes", "projected_bytes",
-                          "fixed_bytes", "fixed_share"})
+    for (const char* k : {"measured_bits_per_element", "projected_bits_per_element", "measured_bytes",
+                          "projected_bytes", "fixed_bytes", "fixed_share"})
       if (r.contains(k)) cell[k] = r[k];
     by_length[std::to_string(r.value("length", int64_t{0}))] = cell;
   }
@@ -172,7 +173,8 @@ nlohmann::json aggregate_records(const std::string& family, const std::vector<nl
   if (f && f->aggregate) {
     f->aggregate(records, out);
   } else {  // generation families (and records of a family this build does not know)
-    aggregate_scores(records, f && f->metric ? f->metric(records.front().value("gold", nlohmann::json())) : "score", out);
+    aggregate_scores(records, f && f->metric ? f->metric(records.front().value("gold", nlohmann::json())) : "score",
+                     out);
   }
   return out;
 }

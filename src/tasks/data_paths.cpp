@@ -2,13 +2,13 @@
 
 #include <cstdlib>
 
-#include "model/model_paths.h"
+#include "core/resource_paths.h"
 
 namespace cvq {
 
 std::string data_dir() {
   if (const char* d = std::getenv("COMMVQ_DATA"); d && *d) return d;
-  return project_source_dir() + "/data";
+  return share_dir() + "/data";
 }
 
 std::string data_path(const std::string& relative) { return data_dir() + "/" + relative; }

@@ -4,13 +4,14 @@
 #include <chrono>
 #include <cmath>
 
+#include "commvq/kv_methods.h"
 #include "core/error.h"
+#include "core/text_source.h"
 #include "core/thread_pool.h"
-#include "tasks/data_paths.h"
 #include "kv/kv_cache.h"
 #include "model/llama_model.h"
+#include "tasks/data_paths.h"
 #include "tasks/generation.h"
-#include "core/text_source.h"
 
 namespace cvq {
 
@@ -34,8 +35,9 @@ WindowTask::WindowTask(WindowOptions o, bool agreement) : o_(std::move(o)), agre
 }
 
 nlohmann::json WindowTask::identity() const {
-  nlohmann::json j = {{"task", family()},   {"data", o_.data.substr(o_.data.find_last_of('/') + 1)},
-                      {"data_chars", text_.size()}, {"ctx", o_.ctx}, {"chunk", o_.chunk}, {"windows", o_.windows}};
+  nlohmann::json j = {{"task", family()},           {"data", o_.data.substr(o_.data.find_last_of('/') + 1)},
+                      {"data_chars", text_.size()}, {"ctx", o_.ctx},
+                      {"chunk", o_.chunk},          {"windows", o_.windows}};
   if (agreement_) j["reference"] = o_.reference;
   return j;
 }
@@ -49,8 +51,8 @@ const std::vector<int32_t>& WindowTask::tokens(const LlamaModel& model) const {
     tokens_ = tok.encode(text_, tok.add_bos_default(), false);
     const int64_t need = static_cast<int64_t>(o_.windows) * o_.ctx;
     if (static_cast<int64_t>(tokens_.size()) < need) {
-      throw Error(o_.data + ": " + std::to_string(tokens_.size()) + " tokens, fewer than " + std::to_string(o_.windows) +
-                  " windows of " + std::to_string(o_.ctx));
+      throw Error(o_.data + ": " + std::to_string(tokens_.size()) + " tokens, fewer than " +
+                  std::to_string(o_.windows) + " windows of " + std::to_string(o_.ctx));
     }
   }
   return tokens_;

@@ -34,7 +34,8 @@ GenerationResult generate_greedy(const LlamaModel& model, KvCache& cache, const 
                                  const std::function<void(const std::string&)>& on_piece,
                                  const std::vector<std::string>& stop) {
   const Tokenizer& tok = model.tokenizer();
-  return generate_greedy_ids(model, cache, tok.encode(prompt, tok.add_bos_default(), true), max_new_tokens, on_piece, stop);
+  return generate_greedy_ids(model, cache, tok.encode(prompt, tok.add_bos_default(), true), max_new_tokens, on_piece,
+                             stop);
 }
 
 GenerationResult generate_greedy_ids(const LlamaModel& model, KvCache& cache, const std::vector<int32_t>& prompt,
@@ -50,12 +51,11 @@ GenerationResult generate_greedy_ids(const LlamaModel& model, KvCache& cache, co
 GenerationResult generate_greedy_ids(const LlamaModel& model, KvCache& cache, const std::vector<int32_t>& prompt,
                                      int max_new_tokens, const std::function<void(const std::string&)>& on_piece,
                                      const StopPredicate& should_stop, const EndRules& rules) {
-  GenerationResult r = greedy_decode(
-      [&](const int32_t* tokens, const int32_t* positions, int n) {
-        return model.forward(tokens, positions, n, cache, LlamaModel::Logits::Last);
-      },
-      model.tokenizer(), model.config().n_vocab, model.config().n_ctx_train, prompt, max_new_tokens, on_piece,
-      should_stop, rules);
+  GenerationResult r =
+      greedy_decode([&](const int32_t* tokens, const int32_t* positions,
+                        int n) { return model.forward(tokens, positions, n, cache, LlamaModel::Logits::Last); },
+                    model.tokenizer(), model.config().n_vocab, model.config().n_ctx_train, prompt, max_new_tokens,
+                    on_piece, should_stop, rules);
   r.kv_bytes = cache.bytes();
   return r;
 }
@@ -63,8 +63,14 @@ GenerationResult generate_greedy_ids(const LlamaModel& model, KvCache& cache, co
 GreedyStepper::GreedyStepper(const Tokenizer& tok, int n_vocab, int n_ctx, int prompt_tokens, int max_new_tokens,
                              const StopPredicate& should_stop, const EndRules& rules,
                              const std::function<void(const std::string&)>& on_piece)
-    : tok_(tok), n_vocab_(n_vocab), n_ctx_(n_ctx), max_new_tokens_(max_new_tokens), should_stop_(should_stop),
-      rules_(rules), on_piece_(on_piece), pos_(prompt_tokens) {
+    : tok_(tok),
+      n_vocab_(n_vocab),
+      n_ctx_(n_ctx),
+      max_new_tokens_(max_new_tokens),
+      should_stop_(should_stop),
+      rules_(rules),
+      on_piece_(on_piece),
+      pos_(prompt_tokens) {
   r_.prompt_tokens = prompt_tokens;
 }
 
@@ -100,16 +106,16 @@ namespace {
 void check_prompt(const std::vector<int32_t>& prompt, int n_ctx) {
   if (prompt.empty()) throw Error("generate: the prompt is empty");
   if (static_cast<int>(prompt.size()) >= n_ctx) {
-    throw Error("generate: the prompt has " + std::to_string(prompt.size()) + " tokens, at or above the model's context " +
-                std::to_string(n_ctx));
+    throw Error("generate: the prompt has " + std::to_string(prompt.size()) +
+                " tokens, at or above the model's context " + std::to_string(n_ctx));
   }
 }
 }  // namespace
 
 GenerationResult greedy_decode(const ForwardLast& forward, const Tokenizer& tok, int n_vocab, int n_ctx,
                                const std::vector<int32_t>& prompt, int max_new_tokens,
-                               const std::function<void(const std::string&)>& on_piece, const StopPredicate& should_stop,
-                               const EndRules& rules) {
+                               const std::function<void(const std::string&)>& on_piece,
+                               const StopPredicate& should_stop, const EndRules& rules) {
   using clock = std::chrono::steady_clock;
   check_prompt(prompt, n_ctx);
   const int n = static_cast<int>(prompt.size());

@@ -57,8 +57,8 @@ GenerationResult generate_greedy_ids(const LlamaModel& model, KvCache& cache, co
 using ForwardLast = std::function<std::vector<float>(const int32_t* tokens, const int32_t* positions, int n)>;
 GenerationResult greedy_decode(const ForwardLast& forward, const Tokenizer& tok, int n_vocab, int n_ctx,
                                const std::vector<int32_t>& prompt, int max_new_tokens,
-                               const std::function<void(const std::string&)>& on_piece, const StopPredicate& should_stop,
-                               const EndRules& rules = {});
+                               const std::function<void(const std::string&)>& on_piece,
+                               const StopPredicate& should_stop, const EndRules& rules = {});
 
 // The per-token rules of greedy_decode for one sequence: step() takes the logits of its last token,
 // picks the next one and says whether the sequence goes on (then feed next_token() at

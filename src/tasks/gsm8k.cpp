@@ -43,14 +43,21 @@ Gsm8kOptions Gsm8kOptions::parse(const TaskOptions& o) {
   return g;
 }
 
-Gsm8kTask::Gsm8kTask(Gsm8kOptions o) : o_(std::move(o)), test_(read_gsm8k(o_.test_path)), train_(read_gsm8k(o_.train_path)) {
+Gsm8kTask::Gsm8kTask(Gsm8kOptions o)
+    : o_(std::move(o)), test_(read_gsm8k(o_.test_path)), train_(read_gsm8k(o_.train_path)) {
   if (o_.n_shot > static_cast<int>(train_.size())) throw Error(o_.train_path + ": fewer rows than n_shot");
 }
 
 nlohmann::json Gsm8kTask::identity() const {
-  return {{"task", "gsm8k"},         {"prompt", "lm-eval-gsm8k-v3"},   {"test_rows", test_.size()}, {"train_rows", train_.size()},
-          {"n_shot", o_.n_shot},     {"seed", o_.seed},           {"chat", o_.chat},
-          {"max_new_tokens", o_.max_new_tokens}, {"max_prompt_tokens", o_.max_prompt_tokens}};
+  return {{"task", "gsm8k"},
+          {"prompt", "lm-eval-gsm8k-v3"},
+          {"test_rows", test_.size()},
+          {"train_rows", train_.size()},
+          {"n_shot", o_.n_shot},
+          {"seed", o_.seed},
+          {"chat", o_.chat},
+          {"max_new_tokens", o_.max_new_tokens},
+          {"max_prompt_tokens", o_.max_prompt_tokens}};
 }
 
 std::vector<std::string> Gsm8kTask::input_files() const { return {o_.test_path, o_.train_path}; }

@@ -20,7 +20,10 @@ FootprintOptions FootprintOptions::parse(const TaskOptions& o) {
 }
 
 nlohmann::json KvFootprintTask::identity() const {
-  return {{"task", "memory"}, {"lengths", o_.lengths}, {"measure_up_to", o_.measure_up_to}, {"chunk", o_.chunk},
+  return {{"task", "memory"},
+          {"lengths", o_.lengths},
+          {"measure_up_to", o_.measure_up_to},
+          {"chunk", o_.chunk},
           {"seed", o_.seed}};
 }
 
@@ -41,9 +44,8 @@ nlohmann::json KvFootprintTask::run_sample(int64_t i, const LlamaModel& model, K
   const int64_t L = o_.lengths.at(static_cast<size_t>(i));
   const KvGeometry g = model.kv_geometry();
   const int D = g.kv_dim();
-  nlohmann::json rec = {{"id", sample_id(i)},
-                        {"length", L},
-                        {"fp16_bytes", static_cast<double>(L) * g.n_layers * 2.0 * D * 2.0}};
+  nlohmann::json rec = {
+      {"id", sample_id(i)}, {"length", L}, {"fp16_bytes", static_cast<double>(L) * g.n_layers * 2.0 * D * 2.0}};
   const int64_t projected = try_projected_bytes(cache, L);
   if (projected >= 0) {
     rec["projected_bytes"] = projected;
@@ -76,12 +78,13 @@ nlohmann::json KvFootprintTask::run_sample(int64_t i, const LlamaModel& model, K
     throw Error("memory: length " + std::to_string(L) + " is above measure_up_to and '" + cache.spec() +
                 "' has no projected_bytes()");
   }
-  rec["bits_per_element"] = rec.contains("projected_bits_per_element") ? rec["projected_bits_per_element"]
-                                                                         : rec["measured_bits_per_element"];
+  rec["bits_per_element"] =
+      rec.contains("projected_bits_per_element") ? rec["projected_bits_per_element"] : rec["measured_bits_per_element"];
   rec["bits_source"] = rec.contains("projected_bits_per_element") ? "projected" : "measured";
   // The fixed cost (codebooks, value encoders) beside the per-token bytes, and its share at L tokens.
   const double fixed = static_cast<double>(cache.fixed_bytes());
-  const double kv_bytes = rec.contains("projected_bytes") ? rec["projected_bytes"].get<double>() : rec["measured_bytes"].get<double>();
+  const double kv_bytes =
+      rec.contains("projected_bytes") ? rec["projected_bytes"].get<double>() : rec["measured_bytes"].get<double>();
   rec["fixed_bytes"] = fixed;
   rec["fixed_share"] = fixed > 0 ? fixed / (fixed + kv_bytes) : 0.0;
   rec["score"] = rec["bits_per_element"];

@@ -30,7 +30,9 @@ class KvFootprintTask : public EvalTask {
   explicit KvFootprintTask(FootprintOptions o) : o_(std::move(o)) {}
   std::string family() const override { return "memory"; }
   int64_t size() const override { return static_cast<int64_t>(o_.lengths.size()); }
-  std::string sample_id(int64_t i) const override { return "len" + std::to_string(o_.lengths.at(static_cast<size_t>(i))); }
+  std::string sample_id(int64_t i) const override {
+    return "len" + std::to_string(o_.lengths.at(static_cast<size_t>(i)));
+  }
   nlohmann::json identity() const override;
   nlohmann::json run_sample(int64_t i, const LlamaModel& model, KvCache& cache) override;
 

@@ -44,7 +44,8 @@ std::string render_longbench_template(const std::string& tmpl, const std::string
   return out;
 }
 
-bool parse_longbench_template(const std::string& tmpl, const std::string& prompt, std::string* context, std::string* input) {
+bool parse_longbench_template(const std::string& tmpl, const std::string& prompt, std::string* context,
+                              std::string* input) {
   const size_t c = tmpl.find("{context}");
   if (c == std::string::npos || tmpl.find("{context}", c + 1) != std::string::npos) return false;
   const size_t in = tmpl.find("{input}");
@@ -81,9 +82,10 @@ LongBenchOptions LongBenchOptions::parse(const TaskOptions& o) {
   LongBenchOptions l;
   l.dataset = o.require_string("dataset");
   l.source = o.get_string("source", l.source);
-  if (l.source != "minilongbench" && l.source != "official") o.fail("source", "must be \"minilongbench\" or \"official\"");
+  if (l.source != "minilongbench" && l.source != "official")
+    o.fail("source", "must be \"minilongbench\" or \"official\"");
   l.path = o.get_string("path", l.source == "minilongbench" ? data_path("longbench/minilongbench_en.jsonl")
-                                                           : data_path("longbench/data"));
+                                                            : data_path("longbench/data"));
   l.config_dir = o.get_string("config_dir", data_path("longbench/config"));
   if (o.has("chat")) {
     const auto& c = o.json()["chat"];
@@ -148,7 +150,8 @@ LongBenchTask::LongBenchTask(LongBenchOptions o) : o_(std::move(o)) {
       }
     } else {
       if (!j.contains("context") || !j.contains("input") || !j.contains("answers"))
-        fail_file(file, "line " + std::to_string(lineno) + ": expected fields input, context, answers, all_classes, _id");
+        fail_file(file,
+                  "line " + std::to_string(lineno) + ": expected fields input, context, answers, all_classes, _id");
       r.id = j.value("_id", o_.dataset + "-" + std::to_string(rows_.size()));
       r.prompt = render_longbench_template(template_, j["context"].get<std::string>(), j["input"].get<std::string>());
     }
@@ -160,9 +163,10 @@ LongBenchTask::LongBenchTask(LongBenchOptions o) : o_(std::move(o)) {
 }
 
 nlohmann::json LongBenchTask::identity() const {
-  nlohmann::json id = {{"task", "longbench"},       {"dataset", o_.dataset},   {"source", o_.source},
-          {"rows", rows_.size()},      {"chat", o_.chat},         {"max_prompt_tokens", o_.max_prompt_tokens},
-          {"max_new_tokens", max_new_}};
+  nlohmann::json id = {{"task", "longbench"},       {"dataset", o_.dataset},
+                       {"source", o_.source},       {"rows", rows_.size()},
+                       {"chat", o_.chat},           {"max_prompt_tokens", o_.max_prompt_tokens},
+                       {"max_new_tokens", max_new_}};
   if (o_.dataset == "samsum") id["end_rule"] = "newline-token-after-first";
   if (rerendered_ > 0) id["rerendered_official_template"] = rerendered_;  // changed from a "\n" stop string
   return id;

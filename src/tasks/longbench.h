@@ -22,9 +22,9 @@ namespace cvq {
 struct LongBenchOptions {
   std::string dataset;
   std::string source = "minilongbench";  // or "official"
-  std::string path;        // minilongbench: the jsonl; official: the folder with <dataset>.jsonl
-  std::string config_dir;  // dataset2prompt.json and dataset2maxlen.json
-  std::string chat = "auto";  // auto (LongBench's rule) | true | false
+  std::string path;                      // minilongbench: the jsonl; official: the folder with <dataset>.jsonl
+  std::string config_dir;                // dataset2prompt.json and dataset2maxlen.json
+  std::string chat = "auto";             // auto (LongBench's rule) | true | false
   int max_prompt_tokens = 0;
   int max_new_tokens = 0;  // 0: dataset2maxlen
   static LongBenchOptions parse(const TaskOptions& o);
@@ -60,6 +60,7 @@ class LongBenchTask : public GenerationTask {
 std::string render_longbench_template(const std::string& tmpl, const std::string& context, const std::string& input);
 // The inverse: if prompt is tmpl rendered with some context and input ({context} before {input}, or
 // {context} alone), recover them. A trailing newline the template lacks is tolerated.
-bool parse_longbench_template(const std::string& tmpl, const std::string& prompt, std::string* context, std::string* input);
+bool parse_longbench_template(const std::string& tmpl, const std::string& prompt, std::string* context,
+                              std::string* input);
 
 }  // namespace cvq

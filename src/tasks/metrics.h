@@ -52,8 +52,8 @@ bool number_string_correct(std::string_view prediction, std::string_view label);
 bool kv_retrieval_correct(std::string_view prediction, std::string_view label);
 
 // ---- GSM8K (lm-eval-harness gsm8k.yaml: strict-match and flexible-extract) ----
-std::string gsm8k_gold(std::string_view answer);            // text after the last "#### ", normalized
-std::string gsm8k_extract_strict(std::string_view output);  // first "#### (-?[0-9.,]+)" or "[invalid]"
+std::string gsm8k_gold(std::string_view answer);              // text after the last "#### ", normalized
+std::string gsm8k_extract_strict(std::string_view output);    // first "#### (-?[0-9.,]+)" or "[invalid]"
 std::string gsm8k_extract_flexible(std::string_view output);  // last match of (-?[$0-9.,]{2,})|(-?[0-9]+)
 // exact_match with regexes_to_ignore [",", "\$", "(?s).*#### ", "\.$"], ignore_case.
 bool gsm8k_match(std::string_view extracted, std::string_view gold_answer);

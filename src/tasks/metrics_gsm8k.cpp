@@ -1,7 +1,6 @@
 // GSM8K as lm-eval-harness scores it (gsm8k.yaml): strict-match and flexible-extract filters, exact_match.
 #include "tasks/metrics.h"
 
-
 #include "core/error.h"
 #include "tasks/py_text.h"
 

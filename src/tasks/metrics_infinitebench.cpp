@@ -1,7 +1,6 @@
 // InfiniteBench's compute_scores.py (OpenBMB/InfiniteBench): passkey, number_string, kv_retrieval.
 #include "tasks/metrics.h"
 
-
 #include "core/error.h"
 #include "tasks/py_text.h"
 

@@ -142,7 +142,8 @@ double rouge_1(std::string_view prediction_in, std::string_view gold_in) {
   return 2.0 * ((precision * recall) / (precision + recall + 1e-8));
 }
 
-double classification(std::string_view prediction_in, std::string_view gold_in, const std::vector<std::string>& all_classes) {
+double classification(std::string_view prediction_in, std::string_view gold_in,
+                      const std::vector<std::string>& all_classes) {
   const std::string prediction = sanitize_utf8(prediction_in), gold = sanitize_utf8(gold_in);
   std::vector<std::string> matches;
   for (const auto& c : all_classes)
@@ -282,18 +283,24 @@ LongBenchMetric longbench_metric(const std::string& d) {
 
 const char* longbench_metric_name(LongBenchMetric m) {
   switch (m) {
-    case LongBenchMetric::QaF1: return "qa_f1";
-    case LongBenchMetric::RougeL: return "rouge_l";
-    case LongBenchMetric::Classification: return "classification";
-    case LongBenchMetric::Retrieval: return "retrieval";
-    case LongBenchMetric::Count: return "count";
-    case LongBenchMetric::CodeSim: return "code_sim";
+    case LongBenchMetric::QaF1:
+      return "qa_f1";
+    case LongBenchMetric::RougeL:
+      return "rouge_l";
+    case LongBenchMetric::Classification:
+      return "classification";
+    case LongBenchMetric::Retrieval:
+      return "retrieval";
+    case LongBenchMetric::Count:
+      return "count";
+    case LongBenchMetric::CodeSim:
+      return "code_sim";
   }
   return "?";
 }
 
-double longbench_score(const std::string& dataset, std::string_view prediction_in, const std::vector<std::string>& golds,
-                       const std::vector<std::string>& all_classes) {
+double longbench_score(const std::string& dataset, std::string_view prediction_in,
+                       const std::vector<std::string>& golds, const std::vector<std::string>& all_classes) {
   const LongBenchMetric metric = longbench_metric(dataset);
   std::string prediction = sanitize_utf8(prediction_in);
   if (dataset == "trec" || dataset == "triviaqa" || dataset == "samsum" || dataset == "lsht") {
@@ -303,12 +310,24 @@ double longbench_score(const std::string& dataset, std::string_view prediction_i
   for (const auto& gold : golds) {
     double s = 0.0;
     switch (metric) {
-      case LongBenchMetric::QaF1: s = qa_f1(prediction, gold); break;
-      case LongBenchMetric::RougeL: s = rouge_l(prediction, gold); break;
-      case LongBenchMetric::Classification: s = classification(prediction, gold, all_classes); break;
-      case LongBenchMetric::Retrieval: s = retrieval(prediction, gold); break;
-      case LongBenchMetric::Count: s = count(prediction, gold); break;
-      case LongBenchMetric::CodeSim: s = code_sim(prediction, gold); break;
+      case LongBenchMetric::QaF1:
+        s = qa_f1(prediction, gold);
+        break;
+      case LongBenchMetric::RougeL:
+        s = rouge_l(prediction, gold);
+        break;
+      case LongBenchMetric::Classification:
+        s = classification(prediction, gold, all_classes);
+        break;
+      case LongBenchMetric::Retrieval:
+        s = retrieval(prediction, gold);
+        break;
+      case LongBenchMetric::Count:
+        s = count(prediction, gold);
+        break;
+      case LongBenchMetric::CodeSim:
+        s = code_sim(prediction, gold);
+        break;
     }
     score = std::max(score, s);
   }

@@ -4,9 +4,9 @@
 #include <cstdio>
 
 #include "core/error.h"
-#include "tasks/data_paths.h"
-#include "model/llama_model.h"
 #include "core/text_source.h"
+#include "model/llama_model.h"
+#include "tasks/data_paths.h"
 
 namespace cvq {
 
@@ -58,9 +58,17 @@ std::string NiahTask::sample_id(int64_t i) const {
 nlohmann::json NiahTask::identity() const {
   nlohmann::json files = nlohmann::json::array();
   for (const auto& f : o_.haystack) files.push_back(f.substr(f.find_last_of('/') + 1));
-  return {{"task", "niah"},          {"lengths", o_.lengths}, {"depths", o_.depths},     {"haystack", files},
-          {"haystack_chars", haystack_.size()}, {"needle", o_.needle}, {"question", o_.question},
-          {"template", o_.template_text}, {"system", o_.system}, {"answer_prefix", o_.answer_prefix}, {"chat", o_.chat},
+  return {{"task", "niah"},
+          {"lengths", o_.lengths},
+          {"depths", o_.depths},
+          {"haystack", files},
+          {"haystack_chars", haystack_.size()},
+          {"needle", o_.needle},
+          {"question", o_.question},
+          {"template", o_.template_text},
+          {"system", o_.system},
+          {"answer_prefix", o_.answer_prefix},
+          {"chat", o_.chat},
           {"max_new_tokens", o_.max_new_tokens}};
 }
 

@@ -16,10 +16,12 @@ struct NiahOptions {
   std::vector<int64_t> lengths{1024, 2048};  // whole prompt tokens, at most
   int depths = 10;
   std::vector<std::string> haystack;  // text files, concatenated in this order
-  std::string needle = " The best thing to do in San Francisco is eat a sandwich and sit in Dolores Park on a sunny day.";
+  std::string needle =
+      " The best thing to do in San Francisco is eat a sandwich and sit in Dolores Park on a sunny day.";
   std::string question = "What is the best thing to do in San Francisco?";
   std::string answer = "eat a sandwich and sit in Dolores Park on a sunny day";
-  std::string template_text = "<document>\n{context}\n</document>\n\n{question} Answer with one sentence from the document.";
+  std::string template_text =
+      "<document>\n{context}\n</document>\n\n{question} Answer with one sentence from the document.";
   std::string system;
   std::string answer_prefix;
   bool chat = true;

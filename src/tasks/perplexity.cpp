@@ -5,6 +5,7 @@
 #include <cmath>
 #include <memory>
 
+#include "commvq/kv_methods.h"
 #include "core/error.h"
 #include "core/progress.h"
 #include "core/thread_pool.h"

@@ -17,7 +17,7 @@ struct PerplexityOptions {
   int64_t max_tokens = -1;  // use at most this many tokens of the text (-1: all)
   int chunk = 512;          // tokens per forward call
   std::string kv_spec = "fp16";
-  bool keep_top1 = false;   // record the argmax prediction at every scored position
+  bool keep_top1 = false;  // record the argmax prediction at every scored position
 };
 
 struct PerplexityResult {
@@ -33,7 +33,8 @@ struct PerplexityResult {
   std::vector<double> window_nll;
 };
 
-PerplexityResult run_perplexity(const LlamaModel& model, const std::vector<int32_t>& tokens, const PerplexityOptions& opt);
+PerplexityResult run_perplexity(const LlamaModel& model, const std::vector<int32_t>& tokens,
+                                const PerplexityOptions& opt);
 
 // The same windowing and scoring for any engine (e.g. the GPU model, src/gpu/gpu_perplexity.h):
 // reset() starts a window with an empty cache, forward() returns logits [n × n_vocab] for tokens at

@@ -3,9 +3,9 @@
 
 #include <pcre2.h>
 
+#include <locale.h>
 #include <clocale>
 #include <cwctype>
-#include <locale.h>
 
 #include "core/error.h"
 
@@ -126,7 +126,10 @@ std::string sanitize_utf8(std::string_view s) {
       // One U+FFFD per maximal invalid subpart: a valid lead byte swallows the continuation bytes
       // that follow it (a truncated sequence), a stray byte is replaced alone.
       const auto c0 = static_cast<unsigned char>(s[i]);
-      const size_t expect = (c0 >= 0xC2 && c0 <= 0xDF) ? 2 : (c0 >= 0xE0 && c0 <= 0xEF) ? 3 : (c0 >= 0xF0 && c0 <= 0xF4) ? 4 : 1;
+      const size_t expect = (c0 >= 0xC2 && c0 <= 0xDF)   ? 2
+                            : (c0 >= 0xE0 && c0 <= 0xEF) ? 3
+                            : (c0 >= 0xF0 && c0 <= 0xF4) ? 4
+                                                         : 1;
       ++i;
       for (size_t k = 1; k < expect && i < s.size() && (static_cast<unsigned char>(s[i]) & 0xC0) == 0x80; ++k) ++i;
     } else {
@@ -241,8 +244,8 @@ std::string py_strip(std::string_view s) {
 Regex::Regex(const char* pattern) {
   int err = 0;
   PCRE2_SIZE off = 0;
-  code_ = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern), PCRE2_ZERO_TERMINATED, PCRE2_UTF | PCRE2_UCP, &err,
-                        &off, nullptr);
+  code_ = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern), PCRE2_ZERO_TERMINATED, PCRE2_UTF | PCRE2_UCP, &err, &off,
+                        nullptr);
   if (!code_) throw Error(std::string("metrics: bad regex ") + pattern);
 }
 
@@ -253,8 +256,8 @@ std::vector<Regex::Match> Regex::find_all(std::string_view s) const {
   pcre2_match_data* md = pcre2_match_data_create_from_pattern(code_, nullptr);
   size_t start = 0;
   while (start <= s.size()) {
-    const int rc = pcre2_match(code_, reinterpret_cast<PCRE2_SPTR>(s.data()), s.size(), start, PCRE2_NO_UTF_CHECK, md,
-                               nullptr);
+    const int rc =
+        pcre2_match(code_, reinterpret_cast<PCRE2_SPTR>(s.data()), s.size(), start, PCRE2_NO_UTF_CHECK, md, nullptr);
     if (rc < 0) break;
     const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md);
     Match m{ov[0], ov[1], {}};

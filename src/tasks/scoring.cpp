@@ -68,9 +68,9 @@ SampleScore score_longbench(const std::string& prediction, const nlohmann::json&
     throw Error("longbench: the gold must be {\"dataset\", \"answers\", \"all_classes\"}");
   }
   SampleScore s;
-  s.score = metrics::longbench_score(gold["dataset"].get<std::string>(), prediction,
-                                     string_list(gold["answers"], "answers"),
-                                     string_list(gold.value("all_classes", nlohmann::json()), "all_classes"));
+  s.score =
+      metrics::longbench_score(gold["dataset"].get<std::string>(), prediction, string_list(gold["answers"], "answers"),
+                               string_list(gold.value("all_classes", nlohmann::json()), "all_classes"));
   return s;
 }
 

@@ -8,8 +8,8 @@
 namespace cvq {
 
 struct SampleScore {
-  double score = 0.0;                                    // in [0, 1]
-  nlohmann::json extra = nlohmann::json::object();       // secondary metrics, also in [0, 1]
+  double score = 0.0;                               // in [0, 1]
+  nlohmann::json extra = nlohmann::json::object();  // secondary metrics, also in [0, 1]
 };
 
 // gold: "label" or ["label", ...] (the first is used). InfiniteBench's rules (tasks/metrics.h).

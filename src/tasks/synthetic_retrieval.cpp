@@ -23,7 +23,8 @@ uint64_t splitmix64(uint64_t x) {
 
 // One generator per (seed, task kind, sample): samples do not depend on each other or on the length.
 std::mt19937_64 sample_rng(uint64_t seed, SyntheticKind kind, int64_t i) {
-  return std::mt19937_64(splitmix64(seed ^ splitmix64(static_cast<uint64_t>(kind) * 1000003ull + static_cast<uint64_t>(i))));
+  return std::mt19937_64(
+      splitmix64(seed ^ splitmix64(static_cast<uint64_t>(kind) * 1000003ull + static_cast<uint64_t>(i))));
 }
 
 std::string uuid4(std::mt19937_64& rng) {
@@ -34,26 +35,32 @@ std::string uuid4(std::mt19937_64& rng) {
   bytes[6] = static_cast<unsigned char>((bytes[6] & 0x0F) | 0x40);  // version 4
   bytes[8] = static_cast<unsigned char>((bytes[8] & 0x3F) | 0x80);  // RFC 4122 variant
   char buf[40];
-  std::snprintf(buf, sizeof buf, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", bytes[0], bytes[1],
-                bytes[2], bytes[3], bytes[4], bytes[5], bytes[6], bytes[7], bytes[8], bytes[9], bytes[10], bytes[11],
-                bytes[12], bytes[13], bytes[14], bytes[15]);
+  std::snprintf(buf, sizeof buf, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", bytes[0],
+                bytes[1], bytes[2], bytes[3], bytes[4], bytes[5], bytes[6], bytes[7], bytes[8], bytes[9], bytes[10],
+                bytes[11], bytes[12], bytes[13], bytes[14], bytes[15]);
   return buf;
 }
 
 const char* kind_name(SyntheticKind k) {
   switch (k) {
-    case SyntheticKind::Passkey: return "passkey";
-    case SyntheticKind::NumberString: return "number_string";
-    case SyntheticKind::KvRetrieval: return "kv_retrieval";
+    case SyntheticKind::Passkey:
+      return "passkey";
+    case SyntheticKind::NumberString:
+      return "number_string";
+    case SyntheticKind::KvRetrieval:
+      return "kv_retrieval";
   }
   return "?";
 }
 
 int default_max_new(SyntheticKind k) {
   switch (k) {
-    case SyntheticKind::Passkey: return 6;
-    case SyntheticKind::NumberString: return 12;
-    case SyntheticKind::KvRetrieval: return 50;
+    case SyntheticKind::Passkey:
+      return 6;
+    case SyntheticKind::NumberString:
+      return 12;
+    case SyntheticKind::KvRetrieval:
+      return 50;
   }
   return 16;
 }
@@ -107,9 +114,14 @@ std::string SyntheticRetrievalTask::sample_id(int64_t i) const {
 }
 
 nlohmann::json SyntheticRetrievalTask::identity() const {
-  return {{"task", family()},         {"context_tokens", o_.context_tokens}, {"depths", o_.depths},
-          {"per_depth", o_.per_depth}, {"seed", o_.seed},                      {"chat", o_.chat},
-          {"max_new_tokens", o_.max_new_tokens}, {"recipe", "infinitebench-v1"}};
+  return {{"task", family()},
+          {"context_tokens", o_.context_tokens},
+          {"depths", o_.depths},
+          {"per_depth", o_.per_depth},
+          {"seed", o_.seed},
+          {"chat", o_.chat},
+          {"max_new_tokens", o_.max_new_tokens},
+          {"recipe", "infinitebench-v1"}};
 }
 
 std::string SyntheticRetrievalTask::key_of(int64_t i) const {
@@ -155,7 +167,8 @@ TaskPrompt SyntheticRetrievalTask::build(int64_t i, int units) const {
     context += "}";
     const std::string input =
         "\nKey: \"" + kv.pairs[target].first + "\"\nThe value associated with the specified key is: ";
-    p.text = "Extract the value corresponding to the specified key in the JSON object below.\n\n" + context + "\n\n" + input;
+    p.text =
+        "Extract the value corresponding to the specified key in the JSON object below.\n\n" + context + "\n\n" + input;
     p.gold = kv.pairs[target].second;
     p.meta["pairs"] = units;
     p.meta["target_index"] = target;
@@ -178,9 +191,10 @@ TaskPrompt SyntheticRetrievalTask::build(int64_t i, int units) const {
   for (int k = 0; k < j; ++k) context += kInfiniteBenchFiller;
   context += needle;
   for (int k = j; k < units; ++k) context += kInfiniteBenchFiller;
-  p.text = "There is an important info hidden inside a lot of irrelevant text. Find it and memorize it. I will quiz you "
-           "about the important information.\n\n" +
-           context + "\n\n" + input + "\n\n" + tail;
+  p.text =
+      "There is an important info hidden inside a lot of irrelevant text. Find it and memorize it. I will quiz you "
+      "about the important information.\n\n" +
+      context + "\n\n" + input + "\n\n" + tail;
   p.gold = key;
   p.meta["filler_lines"] = units;
   return p;
@@ -194,7 +208,8 @@ int SyntheticRetrievalTask::units_for(const LlamaModel& model) const {
   const int limit = std::min(o_.context_tokens, model.config().n_ctx_train - o_.max_new_tokens) - 4;
   auto tokens_at = [&](int units) { return count_prompt_tokens(model, build(0, units)); };
   if (tokens_at(1) > limit) {
-    throw Error(family() + ": context_tokens " + std::to_string(o_.context_tokens) + " is too small for one unit of context");
+    throw Error(family() + ": context_tokens " + std::to_string(o_.context_tokens) +
+                " is too small for one unit of context");
   }
   int lo = 1, hi = 2;
   while (tokens_at(hi) <= limit) lo = hi, hi *= 2;

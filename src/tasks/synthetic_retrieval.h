@@ -22,8 +22,8 @@ struct SyntheticOptions {
   int depths = 5;
   int per_depth = 2;
   uint64_t seed = 1234;
-  bool chat = false;          // the InfiniteBench completion form ends in "The pass key is"
-  int max_new_tokens = 0;     // 0: the task's (6 / 12 / 50)
+  bool chat = false;       // the InfiniteBench completion form ends in "The pass key is"
+  int max_new_tokens = 0;  // 0: the task's (6 / 12 / 50)
   static SyntheticOptions parse(SyntheticKind kind, const TaskOptions& o);
 };
 

@@ -71,7 +71,8 @@ PreparedPrompt prepare_prompt(const LlamaModel& model, const TaskPrompt& p) {
   if (p.max_prompt_tokens > 0) limit = std::min(limit, p.max_prompt_tokens);
   if (limit < 8) {
     throw Error("sample '" + p.id + "': no room for a prompt (context " + std::to_string(n_ctx) + ", " +
-                std::to_string(p.max_new_tokens) + " new tokens, prompt limit " + std::to_string(p.max_prompt_tokens) + ")");
+                std::to_string(p.max_new_tokens) + " new tokens, prompt limit " + std::to_string(p.max_prompt_tokens) +
+                ")");
   }
   PreparedPrompt out;
   bool chat = false;
@@ -174,7 +175,8 @@ TaskGeneration generate_for_task(const LlamaModel& model, KvCache& cache, const 
   return task_generation(g, cache.n_tokens(0));
 }
 
-std::vector<nlohmann::json> EvalTask::run_samples(int64_t i, const LlamaModel& model, const std::vector<KvCache*>& caches) {
+std::vector<nlohmann::json> EvalTask::run_samples(int64_t i, const LlamaModel& model,
+                                                  const std::vector<KvCache*>& caches) {
   std::vector<nlohmann::json> out;
   for (KvCache* c : caches) {
     out.push_back(run_sample(i, model, *c));

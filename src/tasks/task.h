@@ -26,7 +26,8 @@ class EvalTask {
   // Sample i under several KV methods at once (all caches empty): record j is what run_sample(i,
   // model, *caches[j]) gives, plus "prefill": "own" or "shared" (and "prefill_group", how many of
   // the caches one prefill served). By default one run_sample per cache.
-  virtual std::vector<nlohmann::json> run_samples(int64_t i, const LlamaModel& model, const std::vector<KvCache*>& caches);
+  virtual std::vector<nlohmann::json> run_samples(int64_t i, const LlamaModel& model,
+                                                  const std::vector<KvCache*>& caches);
   // Everything that determines the samples (options, data files): results made under another
   // identity are not resumed into.
   virtual nlohmann::json identity() const = 0;
@@ -37,10 +38,10 @@ class EvalTask {
 
 struct TaskPrompt {
   std::string id;
-  std::string text;             // the prompt; the user turn's content when chat is set
-  bool chat = false;            // wrap in the model's chat template (ignored when it has none)
-  std::string system;           // optional system turn (chat only)
-  std::string answer_prefix;    // appended after the template's assistant opening (or the text)
+  std::string text;           // the prompt; the user turn's content when chat is set
+  bool chat = false;          // wrap in the model's chat template (ignored when it has none)
+  std::string system;         // optional system turn (chat only)
+  std::string answer_prefix;  // appended after the template's assistant opening (or the text)
   int max_new_tokens = 32;
   std::vector<std::string> stop;
   bool stop_after_content = false;  // stop strings count only after the first non-space character
@@ -49,17 +50,17 @@ struct TaskPrompt {
   // masked (HF's min_length). LongBench's samsum uses both (see tasks/longbench.cpp).
   std::vector<std::string> end_token_texts;
   int min_new_tokens = 0;
-  int max_prompt_tokens = 0;        // 0: the model's context minus max_new_tokens
-  nlohmann::json gold;              // what the scorer needs (kept in the record for re-scoring)
+  int max_prompt_tokens = 0;                       // 0: the model's context minus max_new_tokens
+  nlohmann::json gold;                             // what the scorer needs (kept in the record for re-scoring)
   nlohmann::json meta = nlohmann::json::object();  // e.g. depth, context length; "group" for breakdowns
 };
 
 struct PreparedPrompt {
   std::vector<int32_t> ids;
-  bool chat = false;              // the chat template was applied
+  bool chat = false;  // the chat template was applied
   bool truncated = false;
-  int64_t original_tokens = 0;    // the full prompt's tokens before truncation
-  std::string hash;               // FNV-1a 64 of the token ids (16 hex digits)
+  int64_t original_tokens = 0;  // the full prompt's tokens before truncation
+  std::string hash;             // FNV-1a 64 of the token ids (16 hex digits)
 };
 
 // Middle truncation as LongBench does it: tokenize the text; if it exceeds max_tokens, keep the first
@@ -78,13 +79,13 @@ int count_prompt_tokens(const LlamaModel& model, const TaskPrompt& p);
 std::string hash_tokens(const std::vector<int32_t>& ids);
 
 struct TaskGeneration {
-  std::string text;                // raw decoded output (before cutting at a stop string)
+  std::string text;  // raw decoded output (before cutting at a stop string)
   std::vector<int32_t> tokens;
   bool hit_stop = false;
   bool hit_eog = false;
   double prefill_seconds = 0.0, decode_seconds = 0.0;
-  size_t kv_bytes = 0;             // cache.bytes() at the end
-  int64_t context_tokens = 0;      // tokens appended to the cache
+  size_t kv_bytes = 0;         // cache.bytes() at the end
+  int64_t context_tokens = 0;  // tokens appended to the cache
 };
 
 // Greedy decoding with stop strings that may end inside a token (the whole new text is searched).
@@ -98,7 +99,8 @@ class GenerationTask : public EvalTask {
  public:
   nlohmann::json run_sample(int64_t i, const LlamaModel& model, KvCache& cache) override;
   // One prompt, one shared prefill per prefill signature, one batched decode (tasks/generation.h).
-  std::vector<nlohmann::json> run_samples(int64_t i, const LlamaModel& model, const std::vector<KvCache*>& caches) override;
+  std::vector<nlohmann::json> run_samples(int64_t i, const LlamaModel& model,
+                                          const std::vector<KvCache*>& caches) override;
   virtual TaskPrompt prompt(int64_t i, const LlamaModel& model) const = 0;
   // The family name given to score_sample (tasks/scoring.h); family() by default.
   virtual std::string scorer() const { return family(); }

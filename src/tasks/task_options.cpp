@@ -73,7 +73,8 @@ std::vector<int64_t> TaskOptions::get_int_list(const std::string& key, const std
   return out;
 }
 
-std::vector<std::string> TaskOptions::get_string_list(const std::string& key, const std::vector<std::string>& fallback) const {
+std::vector<std::string> TaskOptions::get_string_list(const std::string& key,
+                                                      const std::vector<std::string>& fallback) const {
   if (!j_.contains(key)) return fallback;
   const auto& v = j_[key];
   if (!v.is_array() || v.empty()) fail(key, "must be a non-empty list of strings (got " + v.dump() + ")");

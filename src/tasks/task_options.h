@@ -21,7 +21,8 @@ class TaskOptions {
   bool get_bool(const std::string& key, bool fallback) const;
   std::string get_string(const std::string& key, const std::string& fallback) const;
   std::string require_string(const std::string& key) const;
-  std::vector<int64_t> get_int_list(const std::string& key, const std::vector<int64_t>& fallback, int64_t min = 1) const;
+  std::vector<int64_t> get_int_list(const std::string& key, const std::vector<int64_t>& fallback,
+                                    int64_t min = 1) const;
   std::vector<std::string> get_string_list(const std::string& key, const std::vector<std::string>& fallback) const;
   const nlohmann::json& json() const { return j_; }
   const std::string& where() const { return where_; }

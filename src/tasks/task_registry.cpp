@@ -2,11 +2,11 @@
 
 #include "core/error.h"
 #include "tasks/aggregate.h"
+#include "tasks/fidelity.h"
 #include "tasks/gsm8k.h"
 #include "tasks/kv_footprint.h"
 #include "tasks/longbench.h"
 #include "tasks/niah.h"
-#include "tasks/fidelity.h"
 #include "tasks/synthetic_retrieval.h"
 
 namespace cvq {
@@ -17,33 +17,80 @@ std::function<std::string(const nlohmann::json&)> fixed_metric(const char* name)
 }
 
 std::function<std::unique_ptr<EvalTask>(const TaskOptions&)> synthetic(SyntheticKind kind) {
-  return [kind](const TaskOptions& o) { return std::make_unique<SyntheticRetrievalTask>(SyntheticOptions::parse(kind, o)); };
+  return [kind](const TaskOptions& o) {
+    return std::make_unique<SyntheticRetrievalTask>(SyntheticOptions::parse(kind, o));
+  };
 }
 
 std::vector<TaskFamily> make_families() {
   std::vector<TaskFamily> f;
   // Generation families (InfiniteBench-style retrieval, NIAH, LongBench, GSM8K).
-  f.push_back({"passkey", true, 2, false, synthetic(SyntheticKind::Passkey), score_passkey, fixed_metric("accuracy"), {}});
-  f.push_back({"number_string", true, 2, false, synthetic(SyntheticKind::NumberString), score_number_string,
-               fixed_metric("accuracy"), {}});
-  f.push_back({"kv_retrieval", true, 2, false, synthetic(SyntheticKind::KvRetrieval), score_kv_retrieval,
-               fixed_metric("accuracy"), {}});
-  f.push_back({"niah", true, 2, false, [](const TaskOptions& o) { return std::make_unique<NiahTask>(NiahOptions::parse(o)); },
-               score_niah, fixed_metric("rouge1_f"), {}});
-  f.push_back({"longbench", true, 2, false,
+  f.push_back(
+      {"passkey", true, 2, false, synthetic(SyntheticKind::Passkey), score_passkey, fixed_metric("accuracy"), {}});
+  f.push_back({"number_string",
+               true,
+               2,
+               false,
+               synthetic(SyntheticKind::NumberString),
+               score_number_string,
+               fixed_metric("accuracy"),
+               {}});
+  f.push_back({"kv_retrieval",
+               true,
+               2,
+               false,
+               synthetic(SyntheticKind::KvRetrieval),
+               score_kv_retrieval,
+               fixed_metric("accuracy"),
+               {}});
+  f.push_back({"niah",
+               true,
+               2,
+               false,
+               [](const TaskOptions& o) { return std::make_unique<NiahTask>(NiahOptions::parse(o)); },
+               score_niah,
+               fixed_metric("rouge1_f"),
+               {}});
+  f.push_back({"longbench",
+               true,
+               2,
+               false,
                [](const TaskOptions& o) { return std::make_unique<LongBenchTask>(LongBenchOptions::parse(o)); },
-               score_longbench, longbench_metric_of, {}});
-  f.push_back({"gsm8k", true, 2, false, [](const TaskOptions& o) { return std::make_unique<Gsm8kTask>(Gsm8kOptions::parse(o)); },
-               score_gsm8k, fixed_metric("strict_match"), {}});
+               score_longbench,
+               longbench_metric_of,
+               {}});
+  f.push_back({"gsm8k",
+               true,
+               2,
+               false,
+               [](const TaskOptions& o) { return std::make_unique<Gsm8kTask>(Gsm8kOptions::parse(o)); },
+               score_gsm8k,
+               fixed_metric("strict_match"),
+               {}});
   // Measurement families.
-  f.push_back({"perplexity", false, 3, false,
+  f.push_back({"perplexity",
+               false,
+               3,
+               false,
                [](const TaskOptions& o) { return std::make_unique<WindowTask>(WindowOptions::parse(o, false), false); },
-               {}, {}, aggregate_perplexity});
-  f.push_back({"agreement", false, 2, false,
+               {},
+               {},
+               aggregate_perplexity});
+  f.push_back({"agreement",
+               false,
+               2,
+               false,
                [](const TaskOptions& o) { return std::make_unique<WindowTask>(WindowOptions::parse(o, true), true); },
-               {}, {}, aggregate_agreement});
-  f.push_back({"memory", false, 2, true,
-               [](const TaskOptions& o) { return std::make_unique<KvFootprintTask>(FootprintOptions::parse(o)); }, {}, {},
+               {},
+               {},
+               aggregate_agreement});
+  f.push_back({"memory",
+               false,
+               2,
+               true,
+               [](const TaskOptions& o) { return std::make_unique<KvFootprintTask>(FootprintOptions::parse(o)); },
+               {},
+               {},
                aggregate_memory});
   return f;
 }

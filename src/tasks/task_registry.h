@@ -2,7 +2,7 @@
 // Every task family, registered once (task_registry.cpp): how a config entry becomes a task, how a
 // generated answer is scored, how a run's records aggregate into its score, its headline metric and
 // how tables print it. The grid, `eval --task`, `score` and `tables` look families up here, as KV
-// methods are looked up in kv/registry.cpp. Adding a task = its file(s) + one entry in the table.
+// methods are looked up in commvq/kv_methods.cpp. Adding a task = its file(s) + one entry in the table.
 #include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>

@@ -7,8 +7,8 @@
 #include <string>
 
 #include "core/error.h"
-#include "fuzz_input.h"
 #include "core/safetensors.h"
+#include "fuzz_input.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string path;

@@ -13,10 +13,10 @@
 #include "core/fp16.h"
 #include "device/device.h"
 
-#define CVQ_NEED_GPU()                                                                 \
-  do {                                                                                 \
-    const std::string why_ = ::cvq::cuda_unavailable_reason();                         \
-    if (!why_.empty()) GTEST_SKIP() << "GPU test skipped: " << why_;                   \
+#define CVQ_NEED_GPU()                                               \
+  do {                                                               \
+    const std::string why_ = ::cvq::cuda_unavailable_reason();       \
+    if (!why_.empty()) GTEST_SKIP() << "GPU test skipped: " << why_; \
   } while (0)
 
 namespace cvq::test {

@@ -11,12 +11,12 @@
 #include "kernels/cpu/attention.h"
 #include "kernels/cpu/commvq_scores.h"
 #include "kernels/cpu/commvq_values.h"
+#include "kernels/cpu/rope.h"
 #include "kernels/cuda/commvq_attention_gpu.h"
 #include "kernels/cuda/commvq_scores_gpu.h"
 #include "kernels/cuda/commvq_values_gpu.h"
 #include "kernels/cuda/device_memory.h"
 #include "kernels/cuda/norm_act_gpu.h"
-#include "model/rope.h"
 
 namespace cvq {
 namespace {
@@ -94,7 +94,8 @@ TEST(GpuCommvq, QueryTableAndScoresMatchCpu) {
   tab.fine = tables.fine.get();
   tab.first_position = 100000;
   cuda::commvq_scores_codes(table.get(), k.R, k.d, k.G, dcodes.get(), k.R, dnorms.get(), tab, k.n, s.get(), k.n);
-  test::expect_close(cuda::download(s.get(), want2.size()), want2, 1e-4 * test::max_abs(want2), 0, "scores (angle tables)");
+  test::expect_close(cuda::download(s.get(), want2.size()), want2, 1e-4 * test::max_abs(want2), 0,
+                     "scores (angle tables)");
 }
 
 TEST(GpuCommvq, DecodedKeysGiveTheReferenceScores) {
@@ -115,7 +116,8 @@ TEST(GpuCommvq, DecodedKeysGiveTheReferenceScores) {
   for (int g = 0; g < k.G; ++g)
     for (int64_t t = 0; t < k.n; ++t) {
       double s = 0;
-      for (int i = 0; i < k.d; ++i) s += double(k.q[static_cast<size_t>(g) * k.d + i]) * fp16_to_float(kh[static_cast<size_t>(t) * k.d + i]);
+      for (int i = 0; i < k.d; ++i)
+        s += double(k.q[static_cast<size_t>(g) * k.d + i]) * fp16_to_float(kh[static_cast<size_t>(t) * k.d + i]);
       got[static_cast<size_t>(g) * k.n + t] = static_cast<float>(s / std::sqrt(double(k.d)));
     }
   test::expect_close(got, want, 2e-3 * test::max_abs(want), 0, "decoded keys");
@@ -173,28 +175,34 @@ TEST(GpuCommvq, LayerDecodeAttentionMatchesCpuComposition) {
   std::vector<uint16_t> codes_g(static_cast<size_t>(n) * R);
   for (int g = 0; g < n_kv; ++g) {
     for (int64_t t = 0; t < n; ++t)
-      for (int j = 0; j < R; ++j) codes_g[static_cast<size_t>(t * R + j)] = key_codes[static_cast<size_t>((t * n_kv + g) * R + j)];
+      for (int j = 0; j < R; ++j)
+        codes_g[static_cast<size_t>(t * R + j)] = key_codes[static_cast<size_t>((t * n_kv + g) * R + j)];
     std::vector<float> table(commvq_query_table_floats(R, d, G));
-    commvq_query_table(xy.data() + static_cast<size_t>(g) * R * 2 * kSub * (d / 2), R, d, q.data() + static_cast<size_t>(g) * G * d, G, table.data());
+    commvq_query_table(xy.data() + static_cast<size_t>(g) * R * 2 * kSub * (d / 2), R, d,
+                       q.data() + static_cast<size_t>(g) * G * d, G, table.data());
     commvq_scores_codes(table.data(), R, d, G, codes_g.data(), R, norms_f.data(), cs.data(), n,
                         sc.data() + static_cast<size_t>(g) * G * ld, ld);
   }
   for (int h = 0; h < n_head; ++h)
     for (int64_t t = 0; t < nw; ++t) {
       double s = 0;
-      for (int i = 0; i < d; ++i) s += double(q[static_cast<size_t>(h) * d + i]) * wk[static_cast<size_t>(t * D + (h / G) * d + i)];
+      for (int i = 0; i < d; ++i)
+        s += double(q[static_cast<size_t>(h) * d + i]) * wk[static_cast<size_t>(t * D + (h / G) * d + i)];
       sc[static_cast<size_t>(h * ld + n + t)] = static_cast<float>(s / std::sqrt(double(d)));
     }
-  for (int h = 0; h < n_head; ++h) softmax_masked(sc.data() + static_cast<size_t>(h) * ld, static_cast<int>(ld), static_cast<int>(ld));
+  for (int h = 0; h < n_head; ++h)
+    softmax_masked(sc.data() + static_cast<size_t>(h) * ld, static_cast<int>(ld), static_cast<int>(ld));
   std::vector<float> want(static_cast<size_t>(n_head) * d);
   const auto p16 = test::to_fp16(p_f);
   for (int g = 0; g < n_kv; ++g)
-    commvq_values_attend(vcodes.data(), code_bits / 8, p16.data(), n, code_bits, sc.data() + static_cast<size_t>(g) * G * ld, ld, G,
-                         cb.data(), scale.data(), D, g, d, want.data() + static_cast<size_t>(g) * G * d, d);
+    commvq_values_attend(vcodes.data(), code_bits / 8, p16.data(), n, code_bits,
+                         sc.data() + static_cast<size_t>(g) * G * ld, ld, G, cb.data(), scale.data(), D, g, d,
+                         want.data() + static_cast<size_t>(g) * G * d, d);
   for (int h = 0; h < n_head; ++h)
     for (int i = 0; i < d; ++i)
       for (int64_t t = 0; t < nw; ++t)
-        want[static_cast<size_t>(h * d + i)] += sc[static_cast<size_t>(h * ld + n + t)] * wv[static_cast<size_t>(t * D + (h / G) * d + i)];
+        want[static_cast<size_t>(h * d + i)] +=
+            sc[static_cast<size_t>(h * ld + n + t)] * wv[static_cast<size_t>(t * D + (h / G) * d + i)];
 
   auto dxy = cuda::upload(xy);
   auto dcodes = cuda::upload(key_codes), dp = cuda::upload(p16);

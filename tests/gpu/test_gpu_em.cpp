@@ -38,7 +38,8 @@ TEST(GpuKeyEm, EStepAndMStepMatchCpu) {
   for (int64_t i = 0; i < n; ++i) {
     double s = 0;
     for (int k = 0; k < d; ++k) s += double(x[static_cast<size_t>(i * d + k)]) * x[static_cast<size_t>(i * d + k)];
-    for (int k = 0; k < d; ++k) x[static_cast<size_t>(i * d + k)] = static_cast<float>(x[static_cast<size_t>(i * d + k)] / std::sqrt(s));
+    for (int k = 0; k < d; ++k)
+      x[static_cast<size_t>(i * d + k)] = static_cast<float>(x[static_cast<size_t>(i * d + k)] / std::sqrt(s));
   }
   const auto lw = test::random_floats(static_cast<size_t>(n), 2, 0.5f, 4.0f);
   KeyStageEm cpu(x.data(), lw.data(), n, d, /*structured=*/true);

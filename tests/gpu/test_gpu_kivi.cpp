@@ -75,7 +75,8 @@ TEST_P(GpuKivi, ScoresAndValuesMatchCpu) {
   auto dout = cuda::upload(std::vector<float>(want_o.size(), 0.5f));  // accumulates onto existing output
   cuda::kivi_scores(view_k(dkc.get(), dks.get(), dkz.get()), dq.get(), rows, 0.125f, t0, t1, ds.get(), ld);
   cuda::kivi_values(view_v(dvc.get(), dvs.get(), dvz.get()), dp.get(), ld, rows, t0, t1, dout.get());
-  test::expect_close(cuda::download(ds.get(), want_s.size()), want_s, 1e-5 * test::max_abs(want_s), 1e-5, "kivi scores");
+  test::expect_close(cuda::download(ds.get(), want_s.size()), want_s, 1e-5 * test::max_abs(want_s), 1e-5,
+                     "kivi scores");
   test::expect_close(cuda::download(dout.get(), want_o.size()), want_o, 1e-5 * test::max_abs(want_o), 1e-5,
                      "kivi values");
 }

@@ -7,7 +7,8 @@
 #include <cmath>
 #include <filesystem>
 
-#include "tasks/data_paths.h"
+#include "commvq/kv_methods.h"
+#include "core/text_source.h"
 #include "gpu/gpu_kv_cache.h"
 #include "gpu/gpu_llama_model.h"
 #include "gpu/gpu_perplexity.h"
@@ -16,8 +17,8 @@
 #include "model/llama_model.h"
 #include "support/test_env.h"
 #include "support/tiny_model.h"
+#include "tasks/data_paths.h"
 #include "tasks/perplexity.h"
-#include "core/text_source.h"
 
 namespace cvq {
 namespace {

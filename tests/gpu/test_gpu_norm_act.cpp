@@ -4,14 +4,14 @@
 // fp32 accumulation in a different order).
 #include <cmath>
 
+#include "gpu/rope_tables.h"
 #include "gpu_test_util.h"
 #include "kernels/cpu/norm_act.h"
+#include "kernels/cpu/rope.h"
 #include "kernels/cuda/device_memory.h"
 #include "kernels/cuda/gemm_gpu.h"
 #include "kernels/cuda/norm_act_gpu.h"
 #include "kernels/cuda/rope_gpu.h"
-#include "gpu/rope_tables.h"
-#include "model/rope.h"
 
 namespace cvq {
 namespace {

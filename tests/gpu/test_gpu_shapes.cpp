@@ -5,7 +5,7 @@
 
 #include "gpu/gpu_commvq_cache.h"
 #include "gpu/rope_tables.h"
-#include "model/rope.h"
+#include "kernels/cpu/rope.h"
 
 namespace cvq {
 namespace {

@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include "commvq/kv_methods.h"
 #include "core/json_file.h"
 #include "core/progress.h"
 #include "kv/kv_cache.h"
@@ -28,8 +29,10 @@ using nlohmann::json;
 // kv: "fp16" (the engine's reference cache) or "fp32" (tests/support/fp32_reference_cache.h).
 std::vector<float> all_logits(const LlamaModel& m, const std::vector<int32_t>& tokens, const std::string& kv = "fp16") {
   std::unique_ptr<KvCache> cache;
-  if (kv == "fp32") cache = std::make_unique<test::Fp32ReferenceCache>(m.kv_geometry());
-  else cache = make_kv_cache(kv, m.kv_geometry());
+  if (kv == "fp32")
+    cache = std::make_unique<test::Fp32ReferenceCache>(m.kv_geometry());
+  else
+    cache = make_kv_cache(kv, m.kv_geometry());
   std::vector<int32_t> pos(tokens.size());
   for (size_t i = 0; i < pos.size(); ++i) pos[i] = static_cast<int32_t>(i);
   return m.forward(tokens.data(), pos.data(), static_cast<int>(tokens.size()), *cache, LlamaModel::Logits::All);
@@ -82,9 +85,10 @@ void expect_matches_transformers(const LlamaModel& m, const json& section) {
   }
   const double top1 = double(same_top1) / double(tokens.size());
   const double ours = perplexity(logits, tokens, vocab), theirs = w.at("perplexity").get<double>();
-  std::printf("transformers (K/V %s): %zu positions, top-1 agreement %.4f, max |dlogit|/max|logit| %.2e, "
-              "ppl %.5f vs %.5f\n",
-              kv.c_str(), tokens.size(), top1, worst, ours, theirs);
+  std::printf(
+      "transformers (K/V %s): %zu positions, top-1 agreement %.4f, max |dlogit|/max|logit| %.2e, "
+      "ppl %.5f vs %.5f\n",
+      kv.c_str(), tokens.size(), top1, worst, ours, theirs);
   EXPECT_GE(top1, 0.995);
   EXPECT_LE(worst, 1e-3);
   EXPECT_LT(std::fabs(ours - theirs) / theirs, 1e-3);
@@ -145,7 +149,9 @@ TEST_P(HfTransformers, TransformersOwnFolderWhereInstalled) {
 INSTANTIATE_TEST_SUITE_P(Model, HfTransformers,
                          ::testing::Values(HfCase{"smollm2-135m", StDtype::F32},
                                            HfCase{"qwen2.5-coder-0.5b", StDtype::BF16}),
-                         [](const auto& info) { return info.param.model == "smollm2-135m" ? "SmolLM2" : "Qwen05B"; });
+                         [](const auto& test_info) {
+                           return test_info.param.model == "smollm2-135m" ? "SmolLM2" : "Qwen05B";
+                         });
 
 }  // namespace
 }  // namespace cvq

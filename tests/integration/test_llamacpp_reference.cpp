@@ -49,7 +49,8 @@ TEST(LlamaCppReferenceQwen05B, WikiText8kTopOneAgreementAndPerplexity) {
   // activations to 8 bits (Q8_K blocks for its K-quant dot products) where this engine keeps fp32:
   // near-ties flip either way. llama.cpp agrees with itself (flash attention on vs off) on only
   // 97.37% of these positions, so the engine is held to that noise floor, not to 98%.
-  ASSERT_GT(a.llamacpp_self_top1, 0.9) << "fixture lacks flash_attn_top1_agreement (scripts/llamacpp-self-agreement.py)";
+  ASSERT_GT(a.llamacpp_self_top1, 0.9)
+      << "fixture lacks flash_attn_top1_agreement (scripts/llamacpp-self-agreement.py)";
   EXPECT_GE(a.top1, a.llamacpp_self_top1 - 0.002);
   EXPECT_LE(a.ppl_rel, 0.005);
 }

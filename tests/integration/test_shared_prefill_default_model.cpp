@@ -8,10 +8,10 @@
 #include <unistd.h>
 
 #include "core/progress.h"
+#include "core/text_source.h"
 #include "model/llama_model.h"
 #include "support/shared_prefill_check.h"
 #include "support/test_env.h"
-#include "core/text_source.h"
 
 namespace cvq {
 namespace {

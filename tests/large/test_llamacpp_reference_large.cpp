@@ -20,7 +20,8 @@ TEST(LlamaCppReferenceQwen15B, WikiText8kTopOneAgreementAndPerplexity) {
   CVQ_NEED_FILE(wiki, test::data_file("text/wikitext-2-raw/wiki.test.raw"));
   const auto a = test::wikitext_agreement(model_path, kFixture, false);
   // Held to llama.cpp's agreement with itself (flash attention on vs off), as for the 0.5B.
-  ASSERT_GT(a.llamacpp_self_top1, 0.9) << "fixture lacks flash_attn_top1_agreement (scripts/llamacpp-self-agreement.py)";
+  ASSERT_GT(a.llamacpp_self_top1, 0.9)
+      << "fixture lacks flash_attn_top1_agreement (scripts/llamacpp-self-agreement.py)";
   EXPECT_GE(a.top1, a.llamacpp_self_top1 - 0.002);
   EXPECT_LE(a.ppl_rel, 0.005);
 }

@@ -32,7 +32,8 @@ void GgufWriter::add_i32_array(const std::string& key, const std::vector<int32_t
   add_raw(key, 9, p);
 }
 
-void GgufWriter::add_tensor(const std::string& name, std::vector<int64_t> dims, GgmlType type, const std::string& data) {
+void GgufWriter::add_tensor(const std::string& name, std::vector<int64_t> dims, GgmlType type,
+                            const std::string& data) {
   tensors_.push_back({name, std::move(dims), static_cast<uint32_t>(type), data});
 }
 
@@ -44,7 +45,8 @@ void GgufWriter::add_f32_tensor(const std::string& name, std::vector<int64_t> di
 std::string GgufWriter::build() const {
   std::string out = "GGUF" + encode_pod<uint32_t>(version_) + encode_pod<uint64_t>(tensors_.size()) +
                     encode_pod<uint64_t>(n_kv_ + (alignment_ != 32 ? 1 : 0)) + kv_;
-  if (alignment_ != 32) out += encode_string("general.alignment") + encode_pod<uint32_t>(4) + encode_pod<uint32_t>(alignment_);
+  if (alignment_ != 32)
+    out += encode_string("general.alignment") + encode_pod<uint32_t>(4) + encode_pod<uint32_t>(alignment_);
   std::vector<uint64_t> offsets;
   uint64_t off = 0;
   for (const auto& t : tensors_) {

@@ -6,10 +6,10 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "core/text_source.h"
 #include "model/llama_model.h"
 #include "support/test_env.h"
 #include "tasks/perplexity.h"
-#include "core/text_source.h"
 
 namespace cvq::test {
 namespace {
@@ -75,10 +75,11 @@ LlamaCppAgreement wikitext_agreement(const std::string& model_path, const std::s
   a.ours = ours.perplexity;
   a.ppl_rel = std::abs(a.ours - a.reference) / a.reference;
   a.llamacpp_self_top1 = ref.value("flash_attn_top1_agreement", 0.0);
-  std::printf("%s: top-1 agreement %.4f (%lld/%zu; llama.cpp vs itself with flash attention: %.4f); perplexity ours %.4f "
-              "llama.cpp %.4f (rel diff %.5f)\n",
-              fixture_name.c_str(), a.top1, static_cast<long long>(agree), n, a.llamacpp_self_top1, a.ours, a.reference,
-              a.ppl_rel);
+  std::printf(
+      "%s: top-1 agreement %.4f (%lld/%zu; llama.cpp vs itself with flash attention: %.4f); perplexity ours %.4f "
+      "llama.cpp %.4f (rel diff %.5f)\n",
+      fixture_name.c_str(), a.top1, static_cast<long long>(agree), n, a.llamacpp_self_top1, a.ours, a.reference,
+      a.ppl_rel);
   return a;
 }
 

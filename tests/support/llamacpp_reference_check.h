@@ -7,8 +7,8 @@
 namespace cvq::test {
 
 struct LlamaCppAgreement {
-  double top1 = 0.0;       // fraction of positions with the same argmax
-  double ppl_rel = 0.0;    // |ours - llama.cpp| / llama.cpp
+  double top1 = 0.0;     // fraction of positions with the same argmax
+  double ppl_rel = 0.0;  // |ours - llama.cpp| / llama.cpp
   double ours = 0.0, reference = 0.0;
   // llama.cpp against itself (flash attention on vs the fixture's off), when the fixture has it
   // (scripts/llamacpp-self-agreement.py): the noise floor of top-1 agreement; 0 when absent.

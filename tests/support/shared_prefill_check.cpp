@@ -6,6 +6,7 @@
 #include <memory>
 
 #include "commvq/commvq_codebook.h"
+#include "commvq/kv_methods.h"
 #include "kv/kv_cache.h"
 #include "kv/kvquant_calib.h"
 #include "kv/shared_prefill_cache.h"

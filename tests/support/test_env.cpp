@@ -5,9 +5,9 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "tasks/data_paths.h"
 #include "model/known_models.h"
 #include "model/model_paths.h"
+#include "tasks/data_paths.h"
 
 namespace cvq::test {
 
@@ -30,6 +30,7 @@ std::string known_model_path(const std::string& name) {
   return m ? model_cache_dir() + "/" + m->file : name;
 }
 std::string data_file(const std::string& relative) { return data_path(relative); }
-std::string fixture_path(const std::string& name) { return project_source_dir() + "/tests/fixtures/" + name; }
+std::string fixture_path(const std::string& name) { return test_source_dir() + "/tests/fixtures/" + name; }
+std::string test_source_dir() { return COMMVQ_TEST_SOURCE_DIR; }
 
 }  // namespace cvq::test

@@ -27,7 +27,8 @@ std::string byte_token(int b) {
     cp = 256 + n;
   }
   std::string s;
-  if (cp < 0x80) s += static_cast<char>(cp);
+  if (cp < 0x80)
+    s += static_cast<char>(cp);
   else {
     s += static_cast<char>(0xC0 | (cp >> 6));
     s += static_cast<char>(0x80 | (cp & 0x3F));

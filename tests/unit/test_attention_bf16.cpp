@@ -7,6 +7,7 @@
 #include <random>
 #include <vector>
 
+#include "commvq/kv_methods.h"
 #include "core/fp16.h"
 #include "kernels/cpu/attention_bf16.h"
 #include "kv/kv_cache.h"
@@ -20,8 +21,10 @@ TEST(AttentionBf16, ScoresAndValuesMatchTheRoundedProducts) {
   const int H = 2, d = 64, N = 150, rows = 7;
   std::mt19937 rng(3);
   std::normal_distribution<float> nd(0.0f, 1.0f);
-  std::vector<float> k(static_cast<size_t>(H) * N * d), v(k.size()), q(static_cast<size_t>(rows) * d), p(static_cast<size_t>(rows) * N);
-  for (auto* vec : {&k, &v, &q}) for (auto& x : *vec) x = nd(rng);
+  std::vector<float> k(static_cast<size_t>(H) * N * d), v(k.size()), q(static_cast<size_t>(rows) * d),
+      p(static_cast<size_t>(rows) * N);
+  for (auto* vec : {&k, &v, &q})
+    for (auto& x : *vec) x = nd(rng);
   for (auto& x : p) x = std::abs(nd(rng)) * 0.1f;
   PackedKvBf16 packed;
   packed.pack(k.data(), N * d, d, N, v.data(), N * d, d, N, H, d);
@@ -71,7 +74,8 @@ TEST(AttentionBf16, CachePrefillInBf16IsCloseToFp32) {
   std::mt19937 rng(9);
   std::normal_distribution<float> nd(0.0f, 1.0f);
   std::vector<float> k(static_cast<size_t>(n) * D), v(k.size()), q(static_cast<size_t>(n) * Q);
-  for (auto* vec : {&k, &v, &q}) for (auto& x : *vec) x = nd(rng);
+  for (auto* vec : {&k, &v, &q})
+    for (auto& x : *vec) x = nd(rng);
   std::vector<int32_t> pos(n);
   for (int i = 0; i < n; ++i) pos[i] = i;
   for (const char* spec : {"fp16", "kivi:k=2,v=2", "kvquant:bits=2,calib=none"}) {

@@ -39,8 +39,7 @@ TEST(ChatTemplate, Llama3HeadersAndTrimmedContent) {
 }
 
 TEST(ChatTemplate, Llama2Variants) {
-  const std::vector<ChatMessage> msgs = {
-      {"system", "S"}, {"user", "U1"}, {"assistant", " A1 "}, {"user", "U2"}};
+  const std::vector<ChatMessage> msgs = {{"system", "S"}, {"user", "U1"}, {"assistant", " A1 "}, {"user", "U2"}};
   // Plain "llama2": no <<SYS>> block, no generation prompt.
   EXPECT_EQ(render_chat(ChatTemplate::Llama2, msgs, true), "[INST] S\nU1 [/INST] A1 </s>[INST] U2 [/INST]");
   EXPECT_EQ(render_chat_from_source("{{ '<<SYS>>' }}[INST]", msgs, true),
@@ -66,11 +65,11 @@ TEST(ChatTemplate, Detection) {
   EXPECT_EQ(detect_chat_template("llama3"), ChatTemplate::Llama3);
   EXPECT_EQ(detect_chat_template("llama2"), ChatTemplate::Llama2);
   // Formats llama.cpp renders differently are not passed off as ours.
-  EXPECT_EQ(detect_chat_template("<|im_start|>{{ role }}<|im_sep|>"), ChatTemplate::None);           // Phi-4
-  EXPECT_EQ(detect_chat_template("<|im_start|>User:<end_of_utterance>"), ChatTemplate::None);       // SmolVLM
-  EXPECT_EQ(detect_chat_template("[INST] [SYSTEM_PROMPT]"), ChatTemplate::None);                    // Mistral v7
-  EXPECT_EQ(detect_chat_template("<|user|>\n{{ m }}<|end|>\n<|assistant|>"), ChatTemplate::None);   // Phi-3
-  EXPECT_EQ(detect_chat_template("<start_of_turn>user"), ChatTemplate::None);                       // Gemma
+  EXPECT_EQ(detect_chat_template("<|im_start|>{{ role }}<|im_sep|>"), ChatTemplate::None);         // Phi-4
+  EXPECT_EQ(detect_chat_template("<|im_start|>User:<end_of_utterance>"), ChatTemplate::None);      // SmolVLM
+  EXPECT_EQ(detect_chat_template("[INST] [SYSTEM_PROMPT]"), ChatTemplate::None);                   // Mistral v7
+  EXPECT_EQ(detect_chat_template("<|user|>\n{{ m }}<|end|>\n<|assistant|>"), ChatTemplate::None);  // Phi-3
+  EXPECT_EQ(detect_chat_template("<start_of_turn>user"), ChatTemplate::None);                      // Gemma
   EXPECT_EQ(detect_chat_template(""), ChatTemplate::None);
   EXPECT_STREQ(chat_template_name(ChatTemplate::ChatML), "chatml");
 }

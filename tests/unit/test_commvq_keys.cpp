@@ -16,7 +16,7 @@
 #include "core/thread_pool.h"
 #include "kernels/cpu/commvq_assign.h"
 #include "kernels/cpu/commvq_scores.h"
-#include "model/rope.h"
+#include "kernels/cpu/rope.h"
 
 namespace cvq {
 namespace {
@@ -92,8 +92,10 @@ TEST(CommvqKeys, CodewordsCommuteWithRope) {
         const int a = c >> 6, b = c & 63;
         for (int f = 0; f < h; ++f) {
           // M(X_A, Y_A)·(cos, sin) + M(X_B, Y_B)·(−sin, cos)
-          const double ex = x[a * h + f] * cs[f] - y[a * h + f] * sn[f] + (x[b * h + f] * -sn[f] - y[b * h + f] * cs[f]);
-          const double ey = y[a * h + f] * cs[f] + x[a * h + f] * sn[f] + (y[b * h + f] * -sn[f] + x[b * h + f] * cs[f]);
+          const double ex =
+              x[a * h + f] * cs[f] - y[a * h + f] * sn[f] + (x[b * h + f] * -sn[f] - y[b * h + f] * cs[f]);
+          const double ey =
+              y[a * h + f] * cs[f] + x[a * h + f] * sn[f] + (y[b * h + f] * -sn[f] + x[b * h + f] * cs[f]);
           EXPECT_NEAR(cw[rope.pair_x(f)], ex, 1e-6);
           EXPECT_NEAR(cw[rope.pair_y(f)], ey, 1e-6);
         }
@@ -217,7 +219,8 @@ TEST(CommvqKeys, ScoresOnCodesEqualDecodeRopeDot) {
       const KeyCodebook cb = random_codebook(d, layout, stages, 31 + d);
       const Rope rope(d, d == 64 ? 10000.0 : 500000.0, layout);
       std::mt19937 rng(41 + d);
-      const std::vector<int32_t> positions = {0, 1, 2, 63, 127, 128, 1000, 4097, 8191, 20000, 30000, 32767, 65535, 131071};
+      const std::vector<int32_t> positions = {0,    1,    2,     63,    127,   128,   1000,
+                                              4097, 8191, 20000, 30000, 32767, 65535, 131071};
       const int n = static_cast<int>(positions.size()) + 50;
       std::vector<int32_t> pos(positions);
       std::uniform_int_distribution<int32_t> upos(0, 40000);
@@ -258,10 +261,11 @@ TEST(CommvqKeys, ScoresOnCodesEqualDecodeRopeDot) {
           for (int t = 0; t < n; ++t) {
             const double e = std::abs(s[g * n + t] - ref[g * n + t]);
             worst = std::max(worst, e / bound[g * n + t]);
-            if (std::abs(ref[g * n + t]) > 0.05 * bound[g * n + t]) worst_rel = std::max(worst_rel, e / std::abs(ref[g * n + t]));
+            if (std::abs(ref[g * n + t]) > 0.05 * bound[g * n + t])
+              worst_rel = std::max(worst_rel, e / std::abs(ref[g * n + t]));
           }
         }
-        EXPECT_LE(worst, 1e-5) << what << " d=" << d;   // relative to |q|·|k̂|/√d
+        EXPECT_LE(worst, 1e-5) << what << " d=" << d;      // relative to |q|·|k̂|/√d
         EXPECT_LE(worst_rel, 1e-4) << what << " d=" << d;  // relative to the score
       };
       std::vector<float> s(static_cast<size_t>(G) * n);
@@ -270,8 +274,8 @@ TEST(CommvqKeys, ScoresOnCodesEqualDecodeRopeDot) {
       check(s, "reference");
       for (SimdLevel level : levels()) {
         std::fill(s.begin(), s.end(), 0.0f);
-        commvq_scores_codes_at(level, table.data(), stages, d, G, codes.data(), stages, norms.data(), cos_sin.data(),
-                               n, s.data(), n);
+        commvq_scores_codes_at(level, table.data(), stages, d, G, codes.data(), stages, norms.data(), cos_sin.data(), n,
+                               s.data(), n);
         check(s, simd_level_name(level));
         std::fill(s.begin(), s.end(), 0.0f);
         commvq_scores_decode_at(level, cb.params(), stages, d, q_pairs.data(), G, codes.data(), stages, norms.data(),
@@ -308,7 +312,8 @@ TEST(CommvqKeys, SoftAssignmentPrunesOnlyNegligibleWeights) {
     std::vector<float> dense_ref(kCodes);
     double z = 0.0;
     for (int c = 0; c < kCodes; ++c) z += std::exp(-(std::sqrt(dist2[c]) - std::sqrt(dmin2)) / tau);
-    for (int c = 0; c < kCodes; ++c) dense_ref[c] = static_cast<float>(std::exp(-(std::sqrt(dist2[c]) - std::sqrt(dmin2)) / tau) / z);
+    for (int c = 0; c < kCodes; ++c)
+      dense_ref[c] = static_cast<float>(std::exp(-(std::sqrt(dist2[c]) - std::sqrt(dmin2)) / tau) / z);
     for (SimdLevel level : levels()) {
       for (float cutoff : {30.0f, INFINITY}) {
         std::vector<float> counts(kCodes, 0.0f), wa(kSub, 0.0f), wb(kSub, 0.0f), dense(kCodes);
@@ -348,7 +353,8 @@ TEST(CommvqKeys, FusedSoftAssignMatchesTwoStepComposition) {
     }
     std::vector<float> g(cb.gfull(0), cb.gfull(0) + kCodes);
     if (trial % 3 == 0) {  // exact ties: the first index must win everywhere
-      const CommvqArgmin am = commvq_pair_sum_argmin_at(SimdLevel::Scalar, g.data(), pq.data(), pq.data() + kSub, 0.0f, nullptr);
+      const CommvqArgmin am =
+          commvq_pair_sum_argmin_at(SimdLevel::Scalar, g.data(), pq.data(), pq.data() + kSub, 0.0f, nullptr);
       const int a = am.index >> 6, b = am.index & 63;
       if (b + 1 < kSub) g[a * kSub + b + 1] = g[a * kSub + b] + pq[kSub + b] - pq[kSub + b + 1];
       if (a + 1 < kSub) g[(a + 1) * kSub + b] = g[a * kSub + b] + pq[a] - pq[a + 1];
@@ -365,8 +371,10 @@ TEST(CommvqKeys, FusedSoftAssignMatchesTwoStepComposition) {
         ams.push_back(commvq_pair_soft_assign_at(level, g.data(), pq.data(), pq.data() + kSub, xx, tau, 30.0f,
                                                  counts.back().data(), wa.back().data(), wb.back().data(), scratch));
         std::vector<float> out(kCodes);
-        const CommvqArgmin with_out = commvq_pair_sum_argmin_at(level, g.data(), pq.data(), pq.data() + kSub, xx, out.data());
-        const CommvqArgmin without = commvq_pair_sum_argmin_at(level, g.data(), pq.data(), pq.data() + kSub, xx, nullptr);
+        const CommvqArgmin with_out =
+            commvq_pair_sum_argmin_at(level, g.data(), pq.data(), pq.data() + kSub, xx, out.data());
+        const CommvqArgmin without =
+            commvq_pair_sum_argmin_at(level, g.data(), pq.data(), pq.data() + kSub, xx, nullptr);
         EXPECT_EQ(with_out.index, ams.back().index);
         EXPECT_EQ(without.index, ams.back().index);
         EXPECT_EQ(with_out.value, ams.back().value);
@@ -375,11 +383,11 @@ TEST(CommvqKeys, FusedSoftAssignMatchesTwoStepComposition) {
         std::vector<float> bound(kCommvqBoundFloats);
         commvq_row_bounds(g.data(), bound.data());
         std::vector<float> pc(kCodes, 0.0f), pwa(kSub, 0.0f), pwb(kSub, 0.0f);
-        const CommvqArgmin pruned = commvq_pair_soft_assign_at(level, g.data(), pq.data(), pq.data() + kSub, xx, tau,
-                                                               30.0f, pc.data(), pwa.data(), pwb.data(), scratch,
-                                                               bound.data());
-        const CommvqArgmin pruned_min = commvq_pair_sum_argmin_at(level, g.data(), pq.data(), pq.data() + kSub, xx,
-                                                                  nullptr, bound.data());
+        const CommvqArgmin pruned =
+            commvq_pair_soft_assign_at(level, g.data(), pq.data(), pq.data() + kSub, xx, tau, 30.0f, pc.data(),
+                                       pwa.data(), pwb.data(), scratch, bound.data());
+        const CommvqArgmin pruned_min =
+            commvq_pair_sum_argmin_at(level, g.data(), pq.data(), pq.data() + kSub, xx, nullptr, bound.data());
         EXPECT_EQ(pruned.index, ams.back().index);
         EXPECT_EQ(pruned.value, ams.back().value);
         EXPECT_EQ(pruned_min.index, ams.back().index);
@@ -618,7 +626,8 @@ TEST(CommvqKeys, LayerEncodeDecodeAndFileRoundTrip) {
   std::vector<float> norms(n);
   std::vector<uint16_t> codes(static_cast<size_t>(n) * n_kv * 3);
   layer.encode(k.data(), n, norms.data(), codes.data());
-  for (int t = 0; t < n; ++t) EXPECT_NEAR(norms[t], std::sqrt(norm2(k.data() + t * n_kv * d, n_kv * d)), 1e-4 * norms[t]);
+  for (int t = 0; t < n; ++t)
+    EXPECT_NEAR(norms[t], std::sqrt(norm2(k.data() + t * n_kv * d, n_kv * d)), 1e-4 * norms[t]);
   // Head h of token t uses codes (t, h, ·) and equals that head's own encoding of u's slice.
   std::vector<float> u(k.size());
   key_norms(k.data(), n, n_kv * d, norms.data(), u.data());

@@ -44,7 +44,8 @@ Encoded encode_with(const ValueCodec& c, const std::vector<float>& v, int n) {
   const int D = c.dim();
   e.xbar.resize(static_cast<size_t>(n) * D);
   std::vector<float> rho(n);
-  for (int t = 0; t < n; ++t) c.normalize(v.data() + static_cast<size_t>(t) * D, e.xbar.data() + static_cast<size_t>(t) * D, &rho[t]);
+  for (int t = 0; t < n; ++t)
+    c.normalize(v.data() + static_cast<size_t>(t) * D, e.xbar.data() + static_cast<size_t>(t) * D, &rho[t]);
   e.codes.resize(static_cast<size_t>(n) * c.shape().code_bytes());
   std::vector<uint16_t> p(n);
   c.encode(v.data(), n, e.codes.data(), p.data());
@@ -118,7 +119,8 @@ TEST(ValueRefine, RefitSolvesTheRidgeNormalEquations) {
     for (int i = 0; i < D; ++i) {
       double g = lambda * c.codebook[static_cast<size_t>(j) * D + i];
       for (int t = 0; t < n; ++t)
-        if (value_code_bit(e.codes.data() + static_cast<size_t>(t) * CB, j)) g += y[static_cast<size_t>(t) * D + i] - x[static_cast<size_t>(t) * D + i];
+        if (value_code_bit(e.codes.data() + static_cast<size_t>(t) * CB, j))
+          g += y[static_cast<size_t>(t) * D + i] - x[static_cast<size_t>(t) * D + i];
       EXPECT_NEAR(g, 0.0, 2e-3) << "row " << j << " col " << i;
     }
 }
@@ -134,7 +136,8 @@ TEST(ValueRefine, RowWeightsPullTheFitTowardsHeavyRows) {
     std::vector<float> y(D);
     cc.code_vectors(e.codes.data() + static_cast<size_t>(t) * c.shape().code_bytes(), 1, y.data());
     double s = 0;
-    for (int i = 0; i < D; ++i) s += (y[i] - x[static_cast<size_t>(t) * D + i]) * (y[i] - x[static_cast<size_t>(t) * D + i]);
+    for (int i = 0; i < D; ++i)
+      s += (y[i] - x[static_cast<size_t>(t) * D + i]) * (y[i] - x[static_cast<size_t>(t) * D + i]);
     return s;
   };
   ValueCodec plain = c, heavy = c;

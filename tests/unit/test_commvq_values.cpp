@@ -12,7 +12,10 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
+#include "collect/collect.h"
+#include "commvq/kv_methods.h"
 #include "commvq/value_codec.h"
+#include "commvq/value_loss.h"
 #include "commvq/value_rng.h"
 #include "commvq/value_trainer.h"
 #include "core/atomic_file.h"
@@ -21,7 +24,6 @@
 #include "core/safetensors.h"
 #include "core/thread_pool.h"
 #include "kernels/cpu/commvq_values.h"
-#include "kv/collect.h"
 #include "model/llama_model.h"
 #include "support/tiny_model.h"
 

@@ -9,12 +9,14 @@
 #include <random>
 
 #include "commvq/commvq_codebook.h"
+#include "commvq/kv_methods.h"
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/file_hash_cache.h"
 #include "core/json_file.h"
-#include "core/sha256.h"
 #include "core/progress.h"
+#include "core/sha256.h"
+#include "core/text_source.h"
 #include "eval/experiment_config.h"
 #include "eval/grid_runner.h"
 #include "eval/results_store.h"
@@ -27,10 +29,9 @@
 #include "support/tiny_model.h"
 #include "tasks/fidelity.h"
 #include "tasks/gsm8k.h"
-#include "tasks/perplexity.h"
-#include "core/text_source.h"
 #include "tasks/longbench.h"
 #include "tasks/niah.h"
+#include "tasks/perplexity.h"
 #include "tasks/synthetic_retrieval.h"
 #include "tasks/task.h"
 
@@ -60,8 +61,9 @@ class EvalGrid : public ::testing::Test {
     write_file_atomic((root_ / "text.txt").string(), text);
     fs::create_directories(root_ / "lb" / "config");
     fs::create_directories(root_ / "lb" / "data");
-    write_file_atomic((root_ / "lb" / "config" / "dataset2prompt.json").string(),
-                      R"({"trec": "Classify.\n\n{context}\n{input}", "qasper": "Read.\n\n{context}\n\nQ: {input}\nA:"})");
+    write_file_atomic(
+        (root_ / "lb" / "config" / "dataset2prompt.json").string(),
+        R"({"trec": "Classify.\n\n{context}\n{input}", "qasper": "Read.\n\n{context}\n\nQ: {input}\nA:"})");
     write_file_atomic((root_ / "lb" / "config" / "dataset2maxlen.json").string(), R"({"trec": 8, "qasper": 6})");
     std::string rows;
     for (int i = 0; i < 3; ++i) {
@@ -78,9 +80,10 @@ class EvalGrid : public ::testing::Test {
     write_file_atomic((root_ / "lb" / "data" / "trec.jsonl").string(), rows);
     std::string gsm;
     for (int i = 0; i < 6; ++i)
-      gsm += nlohmann::json({{"question", "What is " + std::to_string(i) + " + 1?"},
-                             {"answer", std::to_string(i) + " + 1 = <<" + std::to_string(i) + "+1=" + std::to_string(i + 1) +
-                                            ">>" + std::to_string(i + 1) + "\n#### " + std::to_string(i + 1)}})
+      gsm += nlohmann::json(
+                 {{"question", "What is " + std::to_string(i) + " + 1?"},
+                  {"answer", std::to_string(i) + " + 1 = <<" + std::to_string(i) + "+1=" + std::to_string(i + 1) +
+                                 ">>" + std::to_string(i + 1) + "\n#### " + std::to_string(i + 1)}})
                  .dump() +
              "\n";
     write_file_atomic((root_ / "gsm_train.jsonl").string(), gsm);
@@ -101,14 +104,19 @@ class EvalGrid : public ::testing::Test {
       "tasks": [
         {"name": "passkey", "task": "passkey", "sweep": {"context_tokens": [400, 600]}, "depths": 3, "per_depth": 1},
         {"name": "kv", "task": "kv_retrieval", "context_tokens": 700, "depths": 2, "per_depth": 1, "max_new_tokens": 8},
-        {"name": "niah", "task": "niah", "lengths": [300, 500], "depths": 2, "haystack": [")" + r + R"(/text.txt"],
+        {"name": "niah", "task": "niah", "lengths": [300, 500], "depths": 2, "haystack": [")" +
+                                 r + R"(/text.txt"],
          "max_new_tokens": 6},
-        {"name": "lb", "task": "longbench", "dataset": "trec", "source": "official", "path": ")" + r + R"(/lb/data",
+        {"name": "lb", "task": "longbench", "dataset": "trec", "source": "official", "path": ")" +
+                                 r + R"(/lb/data",
          "config_dir": ")" + r + R"(/lb/config", "max_prompt_tokens": 400},
-        {"name": "gsm", "task": "gsm8k", "n_shot": 2, "max_new_tokens": 8, "limit": 4, "train": ")" + r + R"(/gsm_train.jsonl",
+        {"name": "gsm", "task": "gsm8k", "n_shot": 2, "max_new_tokens": 8, "limit": 4, "train": ")" +
+                                 r + R"(/gsm_train.jsonl",
          "test": ")" + r + R"(/gsm_test.jsonl"},
-        {"name": "ppl", "task": "perplexity", "data": ")" + r + R"(/text.txt", "ctx": 128, "chunk": 48, "windows": 3},
-        {"name": "agree", "task": "agreement", "data": ")" + r + R"(/text.txt", "ctx": 96, "chunk": 40, "windows": 2},
+        {"name": "ppl", "task": "perplexity", "data": ")" +
+                                 r + R"(/text.txt", "ctx": 128, "chunk": 48, "windows": 3},
+        {"name": "agree", "task": "agreement", "data": ")" +
+                                 r + R"(/text.txt", "ctx": 96, "chunk": 40, "windows": 2},
         {"name": "memory", "task": "memory", "lengths": [64, 200, 4096], "measure_up_to": 200, "chunk": 50}
       ]})");
   }
@@ -252,8 +260,10 @@ TEST_F(EvalGrid, ResumeOnlyFromTheSameInputs) {
   fs::copy_file(root_ / "text.txt", text, fs::copy_options::overwrite_existing);
   auto config = [&](const std::string& text_path) {
     return ExperimentConfig::parse(nlohmann::json::parse(R"({"name": "identity", "methods": [
-        {"label": "fp16", "kv": "fp16"}, {"label": "cvq", "kv": "commvq:bits=2,codebook=)" + cb + R"("}],
-        "tasks": [{"name": "ppl", "task": "perplexity", "data": ")" + text_path + R"(", "ctx": 96, "chunk": 48, "windows": 2}]})"),
+        {"label": "fp16", "kv": "fp16"}, {"label": "cvq", "kv": "commvq:bits=2,codebook=)" +
+                                                         cb + R"("}],
+        "tasks": [{"name": "ppl", "task": "perplexity", "data": ")" +
+                                                         text_path + R"(", "ctx": 96, "chunk": 48, "windows": 2}]})"),
                                    "identity.json");
   };
   GridOptions o;
@@ -381,7 +391,8 @@ TEST(RunIdentity, NamesWhatChanged) {
   harness["harness"] = "h/3";
   EXPECT_NE(identity_change(id, harness).find("harness differs (h/2 then, h/3 now)"), std::string::npos);
   EXPECT_NE(identity_change({{"harness", "h/1"}}, id).find("no input digests"), std::string::npos);
-  EXPECT_EQ(kv_spec_without_paths("commvq:bits=2,codebook=a/b.safetensors,window=64"), "commvq:bits=2,codebook=<file>,window=64");
+  EXPECT_EQ(kv_spec_without_paths("commvq:bits=2,codebook=a/b.safetensors,window=64"),
+            "commvq:bits=2,codebook=<file>,window=64");
   EXPECT_EQ(kv_spec_inputs("kvquant:bits=4,calib=c.safetensors").at(0).path, "c.safetensors");
   EXPECT_TRUE(kv_spec_inputs("kivi:k=2,v=2").empty());
 }
@@ -498,28 +509,34 @@ TEST(EvalConfig, ClearErrors) {
   EXPECT_NE(err(R"({"name": "a", )" + ok_methods + R"(, "tasks": [{"name": "p", "task": "passkey"}], "extra": 1})")
                 .find("x.json: unknown key 'extra'"),
             std::string::npos);
-  EXPECT_NE(err(R"({"name": "a", "methods": ["fp16", {"label": "fp16", "kv": "bf16"}], "tasks": [{"name": "p", "task": "passkey"}]})")
-                .find("duplicate method label 'fp16'"),
-            std::string::npos);
+  EXPECT_NE(
+      err(R"({"name": "a", "methods": ["fp16", {"label": "fp16", "kv": "bf16"}], "tasks": [{"name": "p", "task": "passkey"}]})")
+          .find("duplicate method label 'fp16'"),
+      std::string::npos);
   EXPECT_NE(err(R"({"name": "a", )" + ok_methods + R"(, "tasks": [{"name": "p", "task": "paskey"}]})")
                 .find("task 'p': unknown task 'paskey'"),
             std::string::npos);
-  EXPECT_NE(err(R"({"name": "a", )" + ok_methods + R"(, "tasks": [{"name": "p", "task": "passkey"}, {"name": "p", "task": "passkey"}]})")
+  EXPECT_NE(err(R"({"name": "a", )" + ok_methods +
+                R"(, "tasks": [{"name": "p", "task": "passkey"}, {"name": "p", "task": "passkey"}]})")
                 .find("duplicate task name"),
             std::string::npos);
-  EXPECT_NE(err(R"({"name": "a", )" + ok_methods + R"(, "tasks": [{"name": "p", "task": "passkey", "context_tokens": 1, "sweep": {"context_tokens": [2]}}]})")
-                .find("both set and swept"),
-            std::string::npos);
+  EXPECT_NE(
+      err(R"({"name": "a", )" + ok_methods +
+          R"(, "tasks": [{"name": "p", "task": "passkey", "context_tokens": 1, "sweep": {"context_tokens": [2]}}]})")
+          .find("both set and swept"),
+      std::string::npos);
   EXPECT_NE(err(R"({"name": "a", )" + ok_methods + R"(, "tasks": []})").find("'tasks' must be a non-empty list"),
             std::string::npos);
   EXPECT_NE(err(R"({"methods": ["fp16"], "tasks": [{"name": "p", "task": "passkey"}]})").find("'name' is required"),
             std::string::npos);
-  EXPECT_NE(err(R"({"name": "a", "methods": ["commvq:codebook=${NO_SUCH_VAR_X}"], "tasks": [{"name": "p", "task": "passkey"}]})")
-                .find("'${NO_SUCH_VAR_X}' is not set"),
-            std::string::npos);
+  EXPECT_NE(
+      err(R"({"name": "a", "methods": ["commvq:codebook=${NO_SUCH_VAR_X}"], "tasks": [{"name": "p", "task": "passkey"}]})")
+          .find("'${NO_SUCH_VAR_X}' is not set"),
+      std::string::npos);
   // Variables from "vars".
   const ExperimentConfig c = ExperimentConfig::parse(
-      nlohmann::json::parse(R"({"name": "a", "vars": {"CB": "dir"}, "methods": [{"label": "c", "kv": "commvq:codebook=${CB}/x"}],
+      nlohmann::json::parse(
+          R"({"name": "a", "vars": {"CB": "dir"}, "methods": [{"label": "c", "kv": "commvq:codebook=${CB}/x"}],
                                "tasks": [{"name": "p", "task": "passkey", "sweep": {"context_tokens": [2048, 4096]}}]})"),
       "x.json");
   EXPECT_EQ(c.methods[0].kv, "commvq:codebook=dir/x");
@@ -563,7 +580,7 @@ TEST(EvalConfig, ShippedExperimentsParseAndBuild) {
   // Every experiments/*.json parses; its tasks build (data read, options checked) when the data is here.
   CVQ_NEED_FILE(data, test::data_file("longbench/minilongbench_en.jsonl"));
   int n = 0;
-  for (const auto& e : fs::directory_iterator(project_source_dir() + "/experiments")) {
+  for (const auto& e : fs::directory_iterator(test::test_source_dir() + "/experiments")) {
     if (e.path().extension() != ".json" || e.path().filename() == "paper.json") continue;
     SCOPED_TRACE(e.path().string());
     const ExperimentConfig c = ExperimentConfig::load(e.path().string());
@@ -573,7 +590,7 @@ TEST(EvalConfig, ShippedExperimentsParseAndBuild) {
   }
   EXPECT_GE(n, 7);
   // paper.json: every entry has values keyed by method label.
-  const nlohmann::json paper = read_json_file(project_source_dir() + "/experiments/paper.json");
+  const nlohmann::json paper = read_json_file(test::test_source_dir() + "/experiments/paper.json");
   for (const auto& [k, v] : paper["entries"].items()) EXPECT_TRUE(v["values"].is_object()) << k;
 }
 

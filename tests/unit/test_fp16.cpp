@@ -23,7 +23,7 @@ TEST(Fp16, KnownValuesAndRounding) {
   EXPECT_EQ(fp16_to_float(0xc000), -2.0f);
   EXPECT_EQ(fp16_to_float(0x0001), std::ldexp(1.0f, -24));  // smallest subnormal
   EXPECT_EQ(fp16_to_float(0x7bff), 65504.0f);
-  EXPECT_EQ(float_to_fp16(1e6f), 0x7c00);                    // overflow to inf
+  EXPECT_EQ(float_to_fp16(1e6f), 0x7c00);                          // overflow to inf
   EXPECT_EQ(float_to_fp16(1.0f + std::ldexp(1.0f, -11)), 0x3c00);  // tie rounds to even
   EXPECT_EQ(float_to_fp16(1.0f + 3 * std::ldexp(1.0f, -11)), 0x3c02);
 }

@@ -3,8 +3,8 @@
 // with the byte-level tokenizer of the tiny test model (token b = byte b, eos = 2).
 #include <gtest/gtest.h>
 
-#include <filesystem>
 #include <unistd.h>
+#include <filesystem>
 
 #include "model/llama_model.h"
 #include "model/tokenizer.h"
@@ -17,7 +17,8 @@ namespace {
 class GenerationRules : public ::testing::Test {
  protected:
   void SetUp() override {
-    path_ = (std::filesystem::temp_directory_path() / ("cvq_gen_rules_" + std::to_string(::getpid()) + ".gguf")).string();
+    path_ =
+        (std::filesystem::temp_directory_path() / ("cvq_gen_rules_" + std::to_string(::getpid()) + ".gguf")).string();
     test::write_tiny_model(path_, test::TinyModelSpec{});
     model_ = LlamaModel::load(path_);
   }

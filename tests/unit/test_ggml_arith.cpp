@@ -9,6 +9,7 @@
 #include <random>
 #include <vector>
 
+#include "commvq/kv_methods.h"
 #include "core/error.h"
 #include "core/fp16.h"
 #include "kernels/cpu/cpu_features.h"
@@ -89,8 +90,9 @@ TEST(GgmlArith, MatmulsAreTheDequantizedProductUpToRounding) {
           std::memcpy(&dh, p, 2);
           if (q41) std::memcpy(&mh, p + 2, 2);
           for (int i = 0; i < 32; ++i) {
-            const double wq = q41 ? fp16_to_float(dh) * ((i < 16 ? p[4 + i] & 15 : p[4 + i - 16] >> 4)) + fp16_to_float(mh)
-                                  : fp16_to_float(dh) * static_cast<int8_t>(p[2 + i]);
+            const double wq =
+                q41 ? fp16_to_float(dh) * ((i < 16 ? p[4 + i] & 15 : p[4 + i - 16] >> 4)) + fp16_to_float(mh)
+                    : fp16_to_float(dh) * static_cast<int8_t>(p[2 + i]);
             const double aq = static_cast<double>(a.d[t * blocks + b]) * a.q[(t * blocks + b) * 32 + i];
             ref += wq * aq;
             mag += std::fabs(wq * aq);
@@ -114,8 +116,10 @@ TEST(GgmlArith, Avx512EqualsPortableBitForBit) {
       const std::vector<uint8_t> w = random_blocks(rows, blocks, q41, rng);
       const size_t rb = static_cast<size_t>(blocks) * (q41 ? 20 : 34);
       std::vector<float> ys(tokens * rows), yv(tokens * rows);
-      (q41 ? detail::ggml_matmul_q4_1_scalar : detail::ggml_matmul_q8_0_scalar)(w.data(), rb, 2, rows, a, ys.data(), rows);
-      (q41 ? detail::ggml_matmul_q4_1_avx512 : detail::ggml_matmul_q8_0_avx512)(w.data(), rb, 2, rows, a, yv.data(), rows);
+      (q41 ? detail::ggml_matmul_q4_1_scalar : detail::ggml_matmul_q8_0_scalar)(w.data(), rb, 2, rows, a, ys.data(),
+                                                                                rows);
+      (q41 ? detail::ggml_matmul_q4_1_avx512 : detail::ggml_matmul_q8_0_avx512)(w.data(), rb, 2, rows, a, yv.data(),
+                                                                                rows);
       for (int64_t t = 0; t < tokens; ++t) {
         for (int64_t r = 2; r < rows; ++r) EXPECT_EQ(ys[t * rows + r], yv[t * rows + r]) << t << " " << r;
       }

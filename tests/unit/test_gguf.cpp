@@ -63,7 +63,8 @@ TEST_F(GgufTest, ReadsEveryMetadataType) {
   w.add_f32_array("floats", {0.5f, -1.0f});
   w.add_i32_array("ints", {1, -2, 3});
   // Nested array: array of 2 arrays of u8.
-  std::string inner = encode_pod<uint32_t>(0) + encode_pod<uint64_t>(2) + encode_pod<uint8_t>(7) + encode_pod<uint8_t>(8);
+  std::string inner =
+      encode_pod<uint32_t>(0) + encode_pod<uint64_t>(2) + encode_pod<uint8_t>(7) + encode_pod<uint8_t>(8);
   w.add_raw("nested", 9, encode_pod<uint32_t>(9) + encode_pod<uint64_t>(2) + inner + inner);
   w.write(path_);
 
@@ -154,7 +155,7 @@ TEST_F(GgufTest, EveryTruncationIsAClearErrorNeverACrash) {
   GgufWriter w;
   w.add_string("general.architecture", "llama");
   w.add_f32_tensor("a", {4, 2}, {1, 2, 3, 4, 5, 6, 7, 8});  // 32 bytes: the file ends with tensor data,
-  const std::string bytes = w.build();                       // so every cut removes something needed
+  const std::string bytes = w.build();                      // so every cut removes something needed
   for (size_t cut = 0; cut < bytes.size(); ++cut) {
     std::string e = error_of(bytes.substr(0, cut));
     EXPECT_FALSE(e.empty()) << "truncated at " << cut << " was accepted";
@@ -182,8 +183,8 @@ TEST_F(GgufTest, RejectsUnknownTensorType) {
 
 TEST_F(GgufTest, RejectsAbsurdSizes) {
   // Absurd string length in a key.
-  std::string bytes = std::string("GGUF") + encode_pod<uint32_t>(3) + encode_pod<uint64_t>(0) + encode_pod<uint64_t>(1) +
-                      encode_pod<uint64_t>(1ull << 62);
+  std::string bytes = std::string("GGUF") + encode_pod<uint32_t>(3) + encode_pod<uint64_t>(0) +
+                      encode_pod<uint64_t>(1) + encode_pod<uint64_t>(1ull << 62);
   EXPECT_NE(error_of(bytes).find("absurd"), std::string::npos);
   // Absurd tensor count.
   bytes = std::string("GGUF") + encode_pod<uint32_t>(3) + encode_pod<uint64_t>(1ull << 50) + encode_pod<uint64_t>(0);

@@ -5,12 +5,13 @@
 
 #include <algorithm>
 #include <cmath>
-#include <filesystem>
-#include <nlohmann/json.hpp>
 #include <cstring>
+#include <filesystem>
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <random>
 
+#include "commvq/kv_methods.h"
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/json_file.h"
@@ -107,11 +108,11 @@ TEST_P(HfRoundTrip, ConvertedFolderGivesTheSameModel) {
   EXPECT_GT(max_abs_diff(la, lc), 0.0);  // really rounded
 
   EXPECT_NE(model_sha256(dir), model_sha256(dir16));
-  EXPECT_EQ(model_bytes(dir), static_cast<int64_t>(fs::file_size(dir + "/model.safetensors") +
-                                                   fs::file_size(dir + "/config.json") +
-                                                   fs::file_size(dir + "/tokenizer.json") +
-                                                   fs::file_size(dir + "/tokenizer_config.json") +
-                                                   fs::file_size(dir + "/generation_config.json")));
+  EXPECT_EQ(
+      model_bytes(dir),
+      static_cast<int64_t>(fs::file_size(dir + "/model.safetensors") + fs::file_size(dir + "/config.json") +
+                           fs::file_size(dir + "/tokenizer.json") + fs::file_size(dir + "/tokenizer_config.json") +
+                           fs::file_size(dir + "/generation_config.json")));
   expect_error_naming([&] { export_hf_checkpoint(*a, dir, StDtype::F32); }, dir, "already exists");
   for (const auto& p : {gguf, dir, dir16}) fs::remove_all(p);
 }

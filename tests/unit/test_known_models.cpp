@@ -10,12 +10,13 @@
 #include "core/error.h"
 #include "model/known_models.h"
 #include "model/model_paths.h"
+#include "support/test_env.h"
 
 namespace cvq {
 namespace {
 
 std::vector<std::vector<std::string>> manifest_rows() {
-  std::ifstream in(project_source_dir() + "/datasets/models.tsv");
+  std::ifstream in(test::test_source_dir() + "/datasets/models.tsv");
   EXPECT_TRUE(in.good());
   std::vector<std::vector<std::string>> rows;
   std::string line;
@@ -61,7 +62,8 @@ TEST(KnownModels, NamesResolveIntoTheModelCache) {
   EXPECT_EQ(resolve_model_path("some/other.gguf"), "some/other.gguf");  // anything else is a path
   unsetenv("COMMVQ_HOME");
   std::filesystem::remove_all(dir);
-  EXPECT_EQ(default_codebook_path("qwen2.5-coder-1.5b", 2), "results/codebooks/qwen2.5-coder-1.5b-commvq-2bit.safetensors");
+  EXPECT_EQ(default_codebook_path("qwen2.5-coder-1.5b", 2),
+            "results/codebooks/qwen2.5-coder-1.5b-commvq-2bit.safetensors");
 }
 
 }  // namespace

@@ -2,12 +2,13 @@
 // path, memory is counted exactly, and a codebook for another model is refused.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
 #include <cmath>
 #include <filesystem>
 #include <random>
-#include <unistd.h>
 
 #include "commvq/commvq_codebook.h"
+#include "commvq/kv_methods.h"
 #include "core/error.h"
 #include "kv/kv_cache.h"
 #include "kv/windowed_cache.h"
@@ -20,7 +21,8 @@ namespace {
 // ctest runs tests as parallel processes: every file name carries the test's name and the pid.
 std::string tmp(const std::string& name) {
   const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  std::string unique = std::string(info->test_suite_name()) + "_" + info->name() + "_" + std::to_string(::getpid()) + "_" + name;
+  std::string unique =
+      std::string(info->test_suite_name()) + "_" + info->name() + "_" + std::to_string(::getpid()) + "_" + name;
   for (char& c : unique)
     if (c == '/') c = '_';
   return (std::filesystem::temp_directory_path() / unique).string();
@@ -108,7 +110,8 @@ TEST_P(CommvqCacheTest, CenteredKeysNativeEqualsSimulated) {
   const std::string spec = ",window=32";
   auto native = centered.run("commvq:bits=2,codebook=" + centered.cb_path + spec + ",mode=native", 200, 16);
   auto simulated = centered.run("commvq:bits=2,codebook=" + centered.cb_path + spec + ",mode=simulated", 200, 16);
-  auto tables = centered.run("commvq:bits=2,codebook=" + centered.cb_path + spec + ",mode=native,scores=table", 200, 16);
+  auto tables =
+      centered.run("commvq:bits=2,codebook=" + centered.cb_path + spec + ",mode=native,scores=table", 200, 16);
   auto uncentered = plain.run("commvq:bits=2,codebook=" + plain.cb_path + spec + ",mode=native", 200, 16);
   EXPECT_LT(rel_diff(native, simulated), 1e-4);
   EXPECT_LT(rel_diff(tables, simulated), 1e-4);
@@ -203,7 +206,8 @@ TEST(CommvqCache, AccountingWithoutCodebookMatchesThePaperBudget) {
   const double elems = 2.0 * n * g.n_layers * g.kv_dim();
   auto two = make_kv_cache("commvq:bits=2", g);
   auto one = make_kv_cache("commvq:bits=1", g);
-  EXPECT_NEAR(8.0 * static_cast<double>(two->projected_bytes(n)) / elems, 2.0, 0.02);   // 21 stages: 2016 + 16 key bits, 2048 + 16 value bits per 2048 elements = 2.000
+  EXPECT_NEAR(8.0 * static_cast<double>(two->projected_bytes(n)) / elems, 2.0,
+              0.02);  // 21 stages: 2016 + 16 key bits, 2048 + 16 value bits per 2048 elements = 2.000
   EXPECT_NEAR(8.0 * static_cast<double>(one->projected_bytes(n)) / elems, 1.03, 0.01);  // 11 stages
 }
 

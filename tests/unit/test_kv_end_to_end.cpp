@@ -12,11 +12,12 @@
 #include <unistd.h>
 
 #include "commvq/commvq_codebook.h"
+#include "commvq/kv_methods.h"
+#include "core/progress.h"
+#include "core/thread_pool.h"
 #include "kv/kv_cache.h"
 #include "model/llama_model.h"
 #include "support/tiny_model.h"
-#include "core/progress.h"
-#include "core/thread_pool.h"
 #include "tasks/perplexity.h"
 
 namespace cvq {
@@ -26,7 +27,9 @@ TEST(KvEndToEnd, PerplexityThroughEveryMethod) {
   Progress::set_quiet(true);
   for (const char* arch : {"llama", "qwen2"}) {
     const test::TinyModelSpec spec = test::kv_test_spec(arch);
-    const std::string path = (std::filesystem::temp_directory_path() / (std::string("kv_e2e_") + arch + "_" + std::to_string(::getpid()) + ".gguf")).string();
+    const std::string path = (std::filesystem::temp_directory_path() /
+                              (std::string("kv_e2e_") + arch + "_" + std::to_string(::getpid()) + ".gguf"))
+                                 .string();
     test::write_tiny_model(path, spec);
     auto model = LlamaModel::load(path);
     std::vector<int32_t> tokens(384);
@@ -34,7 +37,8 @@ TEST(KvEndToEnd, PerplexityThroughEveryMethod) {
     // Some structure so attention matters: a repeated random phrase with noise.
     std::vector<int32_t> phrase(40);
     for (auto& t : phrase) t = static_cast<int32_t>(rng() % 256);
-    for (size_t i = 0; i < tokens.size(); ++i) tokens[i] = rng() % 4 == 0 ? static_cast<int32_t>(rng() % 256) : phrase[i % phrase.size()];
+    for (size_t i = 0; i < tokens.size(); ++i)
+      tokens[i] = rng() % 4 == 0 ? static_cast<int32_t>(rng() % 256) : phrase[i % phrase.size()];
 
     auto ppl = [&](const std::string& kv) {
       PerplexityOptions o;
@@ -57,7 +61,8 @@ TEST(KvEndToEnd, PerplexityThroughEveryMethod) {
     EXPECT_NEAR(ppl("kivi:k=4,v=4,group=32,window=64,mode=simulated"), k4, 1e-3 * k4) << arch;
     EXPECT_NEAR(ppl("kivi:k=1,v=1,group=32,window=64,mode=simulated"), k1, 1e-3 * k1) << arch;
     EXPECT_NEAR(ppl("q4_0:mode=simulated"), q4, 1e-3 * q4) << arch;
-    EXPECT_LT(std::fabs(k4 - fp16), std::fabs(k1 - fp16)) << arch << ": fp16 " << fp16 << " kivi4 " << k4 << " kivi1 " << k1;
+    EXPECT_LT(std::fabs(k4 - fp16), std::fabs(k1 - fp16))
+        << arch << ": fp16 " << fp16 << " kivi4 " << k4 << " kivi1 " << k1;
     for (const char* s : {"kivi:k=2,v=2,group=32,window=64", "kivi:k=2,v=1,group=16,window=32"}) ppl(s);
     std::filesystem::remove(path);
   }
@@ -96,8 +101,8 @@ TEST(KvEndToEnd, LogitsDoNotDependOnTheThreadCount) {
   };
   const std::string cb = path + ".cb.safetensors";
   random_commvq_codebook(model->kv_geometry(), 2, true, 7).save(cb);
-  for (const std::string& kv : {std::string("fp16"), std::string("kivi:k=2,v=2,group=16,window=128"),
-                               "commvq:bits=2,codebook=" + cb}) {
+  for (const std::string& kv :
+       {std::string("fp16"), std::string("kivi:k=2,v=2,group=16,window=128"), "commvq:bits=2,codebook=" + cb}) {
     const auto one = run(kv, 1), two = run(kv, 2), three = run(kv, 3);
     ASSERT_EQ(one.size(), two.size());
     EXPECT_TRUE(one == two) << kv << ": 1 vs 2 threads";

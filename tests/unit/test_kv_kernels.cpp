@@ -10,8 +10,8 @@
 #include "kernels/cpu/kivi_attention.h"
 #include "kernels/cpu/kv_attention.h"
 #include "kernels/cpu/qblock_attention.h"
-#include "kv/minmax_quant.h"
 #include "kernels/cpu/quant_blocks.h"
+#include "kv/minmax_quant.h"
 
 namespace cvq {
 namespace {
@@ -44,10 +44,12 @@ TEST(KvKernels, HalfScoresAndValues) {
           const int64_t n = 37, stride = d * 3 + 8, ld = n + 5;
           auto kf = randn(size_t(n) * stride, 1);
           std::vector<uint16_t> k(kf.size());
-          for (size_t i = 0; i < k.size(); ++i) k[i] = kind == HalfKind::F16 ? float_to_fp16(kf[i]) : float_to_bf16(kf[i]);
+          for (size_t i = 0; i < k.size(); ++i)
+            k[i] = kind == HalfKind::F16 ? float_to_fp16(kf[i]) : float_to_bf16(kf[i]);
           auto q = randn(size_t(rows) * d, 2);
           std::vector<float> s_ref(rows * ld, -7.0f), s_simd(rows * ld, -7.0f);
-          kv_scores_half_at(SimdLevel::Scalar, kind, q.data(), rows, d, k.data() + 3, stride, n, 0.125f, s_ref.data(), ld);
+          kv_scores_half_at(SimdLevel::Scalar, kind, q.data(), rows, d, k.data() + 3, stride, n, 0.125f, s_ref.data(),
+                            ld);
           kv_scores_half_at(lvl, kind, q.data(), rows, d, k.data() + 3, stride, n, 0.125f, s_simd.data(), ld);
           expect_close(s_simd, s_ref, 1e-5f, "scores d=" + std::to_string(d));
           auto p = randn(size_t(rows) * ld, 3);
@@ -89,19 +91,29 @@ TEST(KvKernels, KiviMatchesReferenceOnUnalignedRanges) {
           std::vector<uint16_t> ks(size_t(n_groups) * D), kz(ks.size());
           for (int g = 0; g < n_groups; ++g)
             for (int c = 0; c < D; ++c)
-              minmax_quantize_pack(kx.data() + size_t(g) * G * D + c, D, G, bits, kc.data() + (size_t(g) * D + c) * words,
-                                   &ks[size_t(g) * D + c], &kz[size_t(g) * D + c]);
+              minmax_quantize_pack(kx.data() + size_t(g) * G * D + c, D, G, bits,
+                                   kc.data() + (size_t(g) * D + c) * words, &ks[size_t(g) * D + c],
+                                   &kz[size_t(g) * D + c]);
           const int ng = D / G;
           std::vector<uint32_t> vc(size_t(T) * ng * words);
           std::vector<uint16_t> vs(size_t(T) * ng), vz(vs.size());
           for (int t = 0; t < T; ++t)
             for (int j = 0; j < ng; ++j)
-              minmax_quantize_pack(kx.data() + size_t(t) * D + j * G, 1, G, bits, vc.data() + (size_t(t) * ng + j) * words,
-                                   &vs[size_t(t) * ng + j], &vz[size_t(t) * ng + j]);
+              minmax_quantize_pack(kx.data() + size_t(t) * D + j * G, 1, G, bits,
+                                   vc.data() + (size_t(t) * ng + j) * words, &vs[size_t(t) * ng + j],
+                                   &vz[size_t(t) * ng + j]);
           for (int head = 0; head < heads; ++head) {
-            KiviKeyView kv{bits, G, words, d, kc.data() + size_t(head) * d * words, ks.data() + head * d, kz.data() + head * d, D};
-            KiviValueView vv{bits, G, words, d, vc.data() + size_t(head) * (d / G) * words, vs.data() + head * (d / G),
-                             vz.data() + head * (d / G), int64_t(ng) * words, ng};
+            KiviKeyView kv{
+                bits, G, words, d, kc.data() + size_t(head) * d * words, ks.data() + head * d, kz.data() + head * d, D};
+            KiviValueView vv{bits,
+                             G,
+                             words,
+                             d,
+                             vc.data() + size_t(head) * (d / G) * words,
+                             vs.data() + head * (d / G),
+                             vz.data() + head * (d / G),
+                             int64_t(ng) * words,
+                             ng};
             for (int rows : {1, 3, 4, 6}) {
               for (auto [t0, t1] : {std::pair<int64_t, int64_t>{0, T}, {3, T - 5}, {G + 1, G + 2}, {7, 7 + 2 * G}}) {
                 const int64_t ld = t1 - t0 + 3;

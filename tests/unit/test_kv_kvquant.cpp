@@ -6,15 +6,15 @@
 
 #include <unistd.h>
 
-#include <cmath>
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <functional>
 #include <limits>
 #include <random>
 #include <vector>
 
-#include "support/kv_test_geometry.h"
+#include "commvq/kv_methods.h"
 #include "core/error.h"
 #include "core/fp16.h"
 #include "core/safetensors.h"
@@ -22,6 +22,7 @@
 #include "kv/kvquant_cache.h"
 #include "kv/kvquant_calib.h"
 #include "kv/nuq.h"
+#include "support/kv_test_geometry.h"
 
 namespace cvq {
 namespace {
@@ -80,9 +81,9 @@ std::string calib_file(const KvGeometry& g, double outliers = 0.01) {
 
 // Exposes the protected decode hooks for direct checks.
 struct OpenKvQuant : KvQuantCache {
-  using KvQuantCache::KvQuantCache;
   using KvQuantCache::decode_keys;
   using KvQuantCache::decode_values;
+  using KvQuantCache::KvQuantCache;
 };
 
 float max_abs(const std::vector<float>& x) {
@@ -141,7 +142,8 @@ TEST(KvQuantNuq, KMeansHandCase) {
   // Weights pull centroids: {0 (w=3), 1 (w=1)} -> 0.25; {10} alone.
   EXPECT_EQ(kmeans_1d({0, 1, 10}, {3, 1, 1}, 2), (std::vector<double>{0.25, 10.0}));
   // k = 3 on three well separated pairs.
-  EXPECT_EQ(kmeans_1d({-1, -0.5, 0, 0.5, 3, 4}, std::vector<double>(6, 1.0), 3), (std::vector<double>{-0.75, 0.25, 3.5}));
+  EXPECT_EQ(kmeans_1d({-1, -0.5, 0, 0.5, 3, 4}, std::vector<double>(6, 1.0), 3),
+            (std::vector<double>{-0.75, 0.25, 3.5}));
   // Fewer distinct points than clusters; no points at all.
   EXPECT_EQ(kmeans_1d({0.5, 0.5, 0.7}, {1, 1, 1}, 4), (std::vector<double>{0.5, 0.7, 0.7, 0.7}));
   EXPECT_EQ(kmeans_1d({}, {}, 4), (std::vector<double>{-0.75, -0.25, 0.25, 0.75}));
@@ -221,7 +223,8 @@ TEST(KvQuantNuq, PackUnpackRoundTrip) {
       for (int first : {0, 1, n / 3, n - 1}) {
         const int m = n - first;
         nuq_unpack(row.data(), first, m, bits, back.data());
-        for (int i = 0; i < m; ++i) ASSERT_EQ(back[i], codes[first + i]) << bits << " bits, n " << n << ", first " << first;
+        for (int i = 0; i < m; ++i)
+          ASSERT_EQ(back[i], codes[first + i]) << bits << " bits, n " << n << ", first " << first;
       }
     }
   }
@@ -272,7 +275,8 @@ TEST(KvQuantCache, OutliersAreStoredExactly) {
   // Every token's extreme values are exact (1 per side for kv_dim 192), and the dense part is close.
   for (int t = 0; t < n; ++t) {
     const float* x = a.v.data() + size_t(t) * D;
-    const int imax = static_cast<int>(std::max_element(x, x + D) - x), imin = static_cast<int>(std::min_element(x, x + D) - x);
+    const int imax = static_cast<int>(std::max_element(x, x + D) - x),
+              imin = static_cast<int>(std::min_element(x, x + D) - x);
     EXPECT_EQ(v[size_t(t) * D + imax], fp16_to_float(float_to_fp16(x[imax])));
     EXPECT_EQ(v[size_t(t) * D + imin], fp16_to_float(float_to_fp16(x[imin])));
   }
@@ -332,7 +336,7 @@ TEST(KvQuantCache, KeyoutAllStoresExactlyTheValuesOutsideTheThresholds) {
           }
         }
       const size_t want = size_t(n) * (nuq_row_bytes(D, 3) + 2) + 3 * 4 + size_t(st.key_stored) * 4;  // keys
-      const size_t v = size_t(n) * (nuq_row_bytes(D, 3) + 4 + 2 * 4);                              // values
+      const size_t v = size_t(n) * (nuq_row_bytes(D, 3) + 4 + 2 * 4);                                 // values
       EXPECT_EQ(cache.bytes(), want + v + D * 4 + 15 * 4 + 15 * 4);
     } else {
       EXPECT_EQ(cache.bytes(), cache.projected_bytes(n));
@@ -375,7 +379,8 @@ TEST(KvQuantCache, ReconstructionErrorShrinksWithBits) {
 }
 
 // Feeds the same activations to both caches in calls of the given sizes, comparing every attend.
-void expect_same_attention(KvCache& a, KvCache& b, const std::vector<int>& calls, float rel_tol, const std::string& what) {
+void expect_same_attention(KvCache& a, KvCache& b, const std::vector<int>& calls, float rel_tol,
+                           const std::string& what) {
   const KvGeometry& g = a.geometry();
   int32_t pos = 0;
   for (size_t ci = 0; ci < calls.size(); ++ci) {
@@ -409,8 +414,14 @@ TEST(KvQuantCache, NativeMatchesSimulated) {
                                                   {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1},
                                                   {64, 64, 64, 64, 64, 64, 1, 1, 1},
                                                   {129, 50, 70, 1, 1}};
-  const std::vector<std::string> all_opts = {"bits=2", "bits=3", "bits=4", "bits=2,window=16,sink=3", "bits=4,window=5,qnorm=1",
-                                             "bits=3,sink=1,window=32", "bits=2,keyout=all", "bits=4,keyout=all,window=16,sink=2"};
+  const std::vector<std::string> all_opts = {"bits=2",
+                                             "bits=3",
+                                             "bits=4",
+                                             "bits=2,window=16,sink=3",
+                                             "bits=4,window=5,qnorm=1",
+                                             "bits=3,sink=1,window=32",
+                                             "bits=2,keyout=all",
+                                             "bits=4,keyout=all,window=16,sink=2"};
   for (size_t gi = 0; gi < geos.size(); ++gi) {
     const KvGeometry& g = geos[gi];
     const std::string calib = calib_file(g);
@@ -423,7 +434,8 @@ TEST(KvQuantCache, NativeMatchesSimulated) {
       for (size_t p = 0; p < patterns.size(); ++p) {
         nat->clear();
         sim->clear();
-        expect_same_attention(*nat, *sim, patterns[p], 1e-5f, opts + " kv_dim " + std::to_string(g.kv_dim()) + ", pattern " + std::to_string(p));
+        expect_same_attention(*nat, *sim, patterns[p], 1e-5f,
+                              opts + " kv_dim " + std::to_string(g.kv_dim()) + ", pattern " + std::to_string(p));
       }
     }
   }
@@ -473,8 +485,7 @@ TEST(KvQuantCache, BitsPerElementOfThePresets) {
     EXPECT_NEAR(bpe, 0.5 * (want_k + want_v), 1e-3) << bits;
     EXPECT_NEAR(bpe, bits + 0.33, 0.02) << bits;
     // At 32K tokens (all compressed, no window) the whole cache agrees.
-    EXPECT_NEAR(8.0 * c->projected_bytes(32768 + 128) / (2.0 * 32 * D * (32768 + 128)),
-                bits + 0.33, 0.02);
+    EXPECT_NEAR(8.0 * c->projected_bytes(32768 + 128) / (2.0 * 32 * D * (32768 + 128)), bits + 0.33, 0.02);
   }
   // calib=none accounts memory only.
   auto c = make_kv_cache("kvquant:bits=2,calib=none", make_geo(1, 4, 2, 64, RopeLayout::Adjacent));
@@ -514,8 +525,9 @@ TEST(KvQuantCalib, FileRoundTripAndRefusalForAnotherModel) {
   for (size_t i = 0; i < c.key_lo.size(); ++i) ASSERT_LT(c.key_lo[i], c.key_hi[i]);
   EXPECT_NO_THROW(r.check_model(g, p, "synthetic"));
   // Another model: different layers, KV heads, head dim, RoPE theta, or name.
-  for (const KvGeometry& other : {make_geo(3, 4, 2, 64, RopeLayout::Adjacent), make_geo(2, 4, 1, 64, RopeLayout::Adjacent),
-                                  make_geo(2, 4, 4, 32, RopeLayout::Adjacent), make_geo(2, 4, 2, 64, RopeLayout::Adjacent, 500000.0)}) {
+  for (const KvGeometry& other :
+       {make_geo(3, 4, 2, 64, RopeLayout::Adjacent), make_geo(2, 4, 1, 64, RopeLayout::Adjacent),
+        make_geo(2, 4, 4, 32, RopeLayout::Adjacent), make_geo(2, 4, 2, 64, RopeLayout::Adjacent, 500000.0)}) {
     try {
       make_kv_cache("kvquant:bits=2,calib=" + p, other);
       FAIL() << "accepted a calibration for another model";
@@ -604,7 +616,8 @@ TEST(KvQuantCache, BadSpecsAreRejected) {
     EXPECT_THROW(make_kv_cache("kvquant:" + bad + ",calib=" + calib, g), Error) << bad;
   }
   EXPECT_THROW(make_kv_cache("kvquant:bits=2,calib=", g), Error);
-  EXPECT_EQ(make_kv_cache("kvquant:bits=3,calib=" + calib, g)->spec(), "kvquant:bits=3,outliers=0.01,sink=0,window=128,calib=" + calib);
+  EXPECT_EQ(make_kv_cache("kvquant:bits=3,calib=" + calib, g)->spec(),
+            "kvquant:bits=3,outliers=0.01,sink=0,window=128,calib=" + calib);
   EXPECT_EQ(make_kv_cache("kvquant:bits=2,qnorm=0,calib=" + calib + ",mode=simulated", g)->spec(),
             "kvquant:bits=2,outliers=0.01,sink=0,window=128,qnorm=0,calib=" + calib + ",mode=simulated");
 }

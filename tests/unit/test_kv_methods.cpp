@@ -8,12 +8,13 @@
 #include <random>
 #include <vector>
 
-#include "support/kv_test_geometry.h"
+#include "commvq/kv_methods.h"
 #include "core/error.h"
 #include "core/fp16.h"
 #include "kv/kivi_cache.h"
 #include "kv/kv_cache.h"
 #include "kv/windowed_cache.h"
+#include "support/kv_test_geometry.h"
 
 namespace cvq {
 namespace {
@@ -55,7 +56,8 @@ float max_abs(const std::vector<float>& x) {
 }
 
 // Feeds the same activations to both caches in calls of the given sizes, comparing every attend.
-void expect_same_attention(KvCache& a, KvCache& b, const std::vector<int>& calls, float rel_tol, const std::string& what) {
+void expect_same_attention(KvCache& a, KvCache& b, const std::vector<int>& calls, float rel_tol,
+                           const std::string& what) {
   const KvGeometry& g = a.geometry();
   int32_t pos = 0;
   for (size_t ci = 0; ci < calls.size(); ++ci) {
@@ -81,9 +83,17 @@ void expect_same_attention(KvCache& a, KvCache& b, const std::vector<int>& calls
   }
 }
 
-const std::vector<std::string> kAllSpecs = {
-    "fp16", "bf16", "q8_0", "q4_0", "kivi:k=4,v=4", "kivi:k=2,v=2", "kivi:k=2,v=1", "kivi:k=1,v=1",
-    "kivi:k=2,v=2,group=16,window=48", "kivi:k=4,v=1,group=8,window=24", "kivi:k=1,v=4,group=64,window=64"};
+const std::vector<std::string> kAllSpecs = {"fp16",
+                                            "bf16",
+                                            "q8_0",
+                                            "q4_0",
+                                            "kivi:k=4,v=4",
+                                            "kivi:k=2,v=2",
+                                            "kivi:k=2,v=1",
+                                            "kivi:k=1,v=1",
+                                            "kivi:k=2,v=2,group=16,window=48",
+                                            "kivi:k=4,v=1,group=8,window=24",
+                                            "kivi:k=1,v=4,group=64,window=64"};
 
 struct GeoCase {
   const char* name;
@@ -113,7 +123,8 @@ TEST(KvMethods, NativeMatchesSimulated) {
       for (size_t p = 0; p < patterns.size(); ++p) {
         nat->clear();
         sim->clear();
-        expect_same_attention(*nat, *sim, patterns[p], 2e-5f, spec + " on " + gc.name + ", pattern " + std::to_string(p));
+        expect_same_attention(*nat, *sim, patterns[p], 2e-5f,
+                              spec + " on " + gc.name + ", pattern " + std::to_string(p));
       }
     }
   }
@@ -142,14 +153,16 @@ std::vector<double> naive_attention(const KvGeometry& g, const std::vector<float
       double mx = -1e300;
       for (int t = 0; t < visible[i]; ++t) {
         double dot = 0;
-        for (int c = 0; c < d; ++c) dot += double(q[size_t(i) * g.q_dim() + h * d + c]) * K[size_t(t) * D + kvh * d + c];
+        for (int c = 0; c < d; ++c)
+          dot += double(q[size_t(i) * g.q_dim() + h * d + c]) * K[size_t(t) * D + kvh * d + c];
         s[t] = dot / std::sqrt(double(d));
         mx = std::max(mx, s[t]);
       }
       double sum = 0;
       for (auto& z : s) sum += (z = std::exp(z - mx));
       for (int t = 0; t < visible[i]; ++t)
-        for (int c = 0; c < d; ++c) out[size_t(i) * g.q_dim() + h * d + c] += s[t] / sum * V[size_t(t) * D + kvh * d + c];
+        for (int c = 0; c < d; ++c)
+          out[size_t(i) * g.q_dim() + h * d + c] += s[t] / sum * V[size_t(t) * D + kvh * d + c];
     }
   return out;
 }
@@ -181,7 +194,8 @@ TEST(KvMethods, Fp16NativeMatchesNaiveReference) {
         std::vector<int32_t> vis(n);
         for (int i = 0; i < n; ++i) vis[i] = positions[i] + 1;
         auto ref = naive_attention(g, K, V, x.q, vis);
-        for (size_t i = 0; i < out.size(); ++i) ASSERT_NEAR(out[i], ref[i], 2e-5 * (1.0 + std::fabs(ref[i]))) << gc.name;
+        for (size_t i = 0; i < out.size(); ++i)
+          ASSERT_NEAR(out[i], ref[i], 2e-5 * (1.0 + std::fabs(ref[i]))) << gc.name;
       }
       pos += n;
     }
@@ -192,7 +206,8 @@ TEST(KvMethods, Fp16NativeMatchesNaiveReference) {
 // bookkeeping — sink, pre-RoPE windows, both rules — with trivially correct native kernels.
 class IdentityCache : public WindowedCache {
  public:
-  IdentityCache(KvGeometry g, WindowPolicy p, KvExecMode m) : WindowedCache(std::move(g), p, m), k_(geo_.n_layers), v_(geo_.n_layers), k_in_(geo_.n_layers) {}
+  IdentityCache(KvGeometry g, WindowPolicy p, KvExecMode m)
+      : WindowedCache(std::move(g), p, m), k_(geo_.n_layers), v_(geo_.n_layers), k_in_(geo_.n_layers) {}
   std::string spec() const override { return "identity"; }
 
  protected:
@@ -217,7 +232,8 @@ class IdentityCache : public WindowedCache {
   void decode_keys(int layer, int64_t first, int n, float* out) const override {
     const int D = geo_.kv_dim();
     for (int t = 0; t < n; ++t) {
-      std::copy(k_in_[layer].begin() + (first + t) * D, k_in_[layer].begin() + (first + t + 1) * D, out + int64_t(t) * D);
+      std::copy(k_in_[layer].begin() + (first + t) * D, k_in_[layer].begin() + (first + t + 1) * D,
+                out + int64_t(t) * D);
     }
   }
   void decode_values(int layer, int64_t first, int n, float* out) const override {
@@ -267,8 +283,9 @@ TEST(KvWindowedBase, IdentityCompressionBookkeeping) {
             p.sink = sink;
             p.keys_pre_rope = pre;
             p.value_rule = vr;
-            const std::string what = std::string(gc.name) + " sink " + std::to_string(sink) + (pre ? " pre-RoPE" : " post-RoPE") +
-                                     (vr == WindowRule::KeepLast ? " keep-last" : " blocks") + " window " + std::to_string(window);
+            const std::string what =
+                std::string(gc.name) + " sink " + std::to_string(sink) + (pre ? " pre-RoPE" : " post-RoPE") +
+                (vr == WindowRule::KeepLast ? " keep-last" : " blocks") + " window " + std::to_string(window);
             for (const auto& pat : patterns) {
               IdentityCache nat(gc.geo, p, KvExecMode::Native), sim(gc.geo, p, KvExecMode::Simulated);
               expect_same_attention(nat, sim, pat, 2e-5f, what);
@@ -396,7 +413,8 @@ TEST(KvMethods, ProjectedBytesEqualBytes) {
   EXPECT_EQ(make_kv_cache("q8_0", g)->projected_bytes(1000), size_t(1000 * D / 32 * 34 * 2 * Lr));
   EXPECT_EQ(make_kv_cache("q4_0", g)->projected_bytes(1000), size_t(1000 * D / 32 * 18 * 2 * Lr));
   // KIVI-2, G=32, R=128 at 1024 tokens: all keys and 896 values at 3 bits, 128 values at 16 bits.
-  EXPECT_EQ(make_kv_cache("kivi:k=2,v=2", g)->projected_bytes(1024), size_t((1024 * D * 3 + 896 * D * 3 + 128 * D * 16) / 8 * Lr));
+  EXPECT_EQ(make_kv_cache("kivi:k=2,v=2", g)->projected_bytes(1024),
+            size_t((1024 * D * 3 + 896 * D * 3 + 128 * D * 16) / 8 * Lr));
 }
 
 TEST(KvMethods, ConstantInputsGiveNoNaN) {
@@ -431,9 +449,9 @@ TEST(KvMethods, ConstantInputsGiveNoNaN) {
 
 TEST(KvMethods, BadSpecsAreRejected) {
   const KvGeometry g = make_geo(1, 4, 2, 64, RopeLayout::Adjacent);
-  for (const char* bad : {"kivi:k=3", "kivi:v=8", "kivi:foo=1", "kivi:group=48", "kivi:group=32,window=100",
-                          "kivi:window=0", "kivi:k=two", "q8_0:window=5", "q4_0:k=4", "fp16:mode=fast",
-                          "kivi:mode=exact", "nosuch"}) {
+  for (const char* bad :
+       {"kivi:k=3", "kivi:v=8", "kivi:foo=1", "kivi:group=48", "kivi:group=32,window=100", "kivi:window=0",
+        "kivi:k=two", "q8_0:window=5", "q4_0:k=4", "fp16:mode=fast", "kivi:mode=exact", "nosuch"}) {
     EXPECT_THROW(make_kv_cache(bad, g), Error) << bad;
   }
   try {

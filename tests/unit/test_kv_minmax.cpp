@@ -62,7 +62,8 @@ TEST(KvMinMax, RoundTripWithinHalfAStep) {
         mx = std::max(mx, x[i * 3]);
       }
       const float step = fp16_to_float(s);
-      const float bound = 0.5f * step + std::ldexp(1.0f, -11) * (std::fabs(mn) + (mx - mn)) + 1e-6f * std::fabs(mx) + 1e-7f;
+      const float bound =
+          0.5f * step + std::ldexp(1.0f, -11) * (std::fabs(mn) + (mx - mn)) + 1e-6f * std::fabs(mx) + 1e-7f;
       for (int i = 0; i < n; ++i) {
         ASSERT_LE(std::fabs(y[i * 3] - x[i * 3]), bound) << "bits " << bits << " trial " << trial << " i " << i;
         ASSERT_EQ(y[i * 3 + 1], 0.0f);  // stride respected

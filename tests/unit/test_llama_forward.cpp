@@ -2,10 +2,11 @@
 // random models of both RoPE layouts; plus batch invariance (prefill == token-by-token decode).
 #include <gtest/gtest.h>
 
+#include <unistd.h>
 #include <cmath>
 #include <filesystem>
-#include <unistd.h>
 
+#include "commvq/kv_methods.h"
 #include "core/error.h"
 #include "kv/kv_cache.h"
 #include "model/llama_model.h"
@@ -18,8 +19,10 @@ using test::TinyModelSpec;
 using test::TinyModelWeights;
 
 // Straightforward float64 implementation: no caches, full causal attention recomputed.
-std::vector<double> reference_logits(const TinyModelWeights& w, const TinyModelSpec& s, const std::vector<int32_t>& toks) {
-  const int E = s.n_embd, H = s.n_head, Hkv = s.n_head_kv, d = E / H, F = s.n_ff, V = 256, T = static_cast<int>(toks.size());
+std::vector<double> reference_logits(const TinyModelWeights& w, const TinyModelSpec& s,
+                                     const std::vector<int32_t>& toks) {
+  const int E = s.n_embd, H = s.n_head, Hkv = s.n_head_kv, d = E / H, F = s.n_ff, V = 256,
+            T = static_cast<int>(toks.size());
   const bool neox = s.arch == "qwen2";
   auto matvec = [](const std::vector<float>& W, int rows, int cols, const std::vector<double>& x) {
     std::vector<double> y(rows, 0.0);
@@ -104,9 +107,10 @@ std::vector<double> reference_logits(const TinyModelWeights& w, const TinyModelS
 
 class ForwardTest : public ::testing::TestWithParam<std::tuple<std::string, GgmlType, bool>> {
  protected:
-  std::string path_ = (std::filesystem::temp_directory_path() /
-                       ("tiny_forward_" + std::to_string(::getpid()) + "_" + std::to_string(reinterpret_cast<uintptr_t>(this)) + ".gguf"))
-                          .string();
+  std::string path_ =
+      (std::filesystem::temp_directory_path() / ("tiny_forward_" + std::to_string(::getpid()) + "_" +
+                                                 std::to_string(reinterpret_cast<uintptr_t>(this)) + ".gguf"))
+          .string();
   void TearDown() override { std::filesystem::remove(path_); }
 };
 
@@ -127,7 +131,8 @@ TEST_P(ForwardTest, MatchesNaiveReferenceAndDecodeMatchesPrefill) {
   const std::vector<double> ref = reference_logits(w, spec, toks);
 
   auto cache = make_kv_cache("fp16", model->kv_geometry());
-  std::vector<float> prefill = model->forward(toks.data(), pos.data(), static_cast<int>(toks.size()), *cache, LlamaModel::Logits::All);
+  std::vector<float> prefill =
+      model->forward(toks.data(), pos.data(), static_cast<int>(toks.size()), *cache, LlamaModel::Logits::All);
   ASSERT_EQ(prefill.size(), ref.size());
   // fp16 KV storage bounds the agreement: relative error ~1e-3 of the logit scale.
   double max_err = 0, max_ref = 0;
@@ -177,8 +182,9 @@ TEST(ForwardErrors, TokenOutsideVocabularyIsAnError) {
 // difference of substance), prefill and token-by-token decode equal bit for bit, and what the mode
 // cannot reproduce is refused.
 TEST(ForwardLlamaCppArithmetic, CloseToNativeAndBatchIndependent) {
-  const std::string path = (std::filesystem::temp_directory_path() /
-                            ("tiny_forward_llamacpp_" + std::to_string(::getpid()) + ".gguf")).string();
+  const std::string path =
+      (std::filesystem::temp_directory_path() / ("tiny_forward_llamacpp_" + std::to_string(::getpid()) + ".gguf"))
+          .string();
   TinyModelSpec spec;
   spec.weight_type = GgmlType::Q8_0;
   write_tiny_model(path, spec);

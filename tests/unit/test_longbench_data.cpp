@@ -18,7 +18,8 @@ namespace cvq {
 namespace {
 
 std::unique_ptr<LongBenchTask> mini(const std::string& dataset) {
-  return std::make_unique<LongBenchTask>(LongBenchOptions::parse(TaskOptions({{"dataset", dataset}}, "test: " + dataset)));
+  return std::make_unique<LongBenchTask>(
+      LongBenchOptions::parse(TaskOptions({{"dataset", dataset}}, "test: " + dataset)));
 }
 
 TEST(LongBenchData, MiniLongBenchRowsUseTheOfficialTemplates) {

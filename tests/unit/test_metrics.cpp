@@ -106,7 +106,8 @@ TEST(MetricsRougeL, FailuresScoreZero) {
 
 TEST(MetricsClassification, HandWorked) {
   // matches [Date, Individual]; gold in list -> 1/2
-  EXPECT_DOUBLE_EQ(classification("Individual or Date", "Individual", {"Date", "Individual", "Title of a person"}), 0.5);
+  EXPECT_DOUBLE_EQ(classification("Individual or Date", "Individual", {"Date", "Individual", "Title of a person"}),
+                   0.5);
   // "Other" is a substring of the gold but not equal: dropped -> [Other location] -> 1
   EXPECT_DOUBLE_EQ(classification("Other location", "Other location", {"Other", "Other location", "City"}), 1.0);
   // Python removes while iterating: dropping "Ot" skips "Oth", which stays -> 1/2 (as LongBench does)
@@ -128,8 +129,8 @@ TEST(MetricsRetrievalCount, HandWorked) {
 // ---- code_sim: fuzz.ratio over difflib.SequenceMatcher --------------------------------------
 
 TEST(MetricsCodeSim, FuzzRatio) {
-  EXPECT_EQ(fuzz_ratio("abcd", "bcde"), 75);       // M = 3 ("bcd"), T = 8 -> 75
-  EXPECT_EQ(fuzz_ratio("", ""), 100);              // equivalence is checked before emptiness
+  EXPECT_EQ(fuzz_ratio("abcd", "bcde"), 75);  // M = 3 ("bcd"), T = 8 -> 75
+  EXPECT_EQ(fuzz_ratio("", ""), 100);         // equivalence is checked before emptiness
   EXPECT_EQ(fuzz_ratio("", "x"), 0);
   EXPECT_EQ(fuzz_ratio("abcdefgh", "azzzzzzz"), 12);  // 2·1/16 = 0.125 -> 12.5 -> 12 (half to even)
   EXPECT_EQ(fuzz_ratio("abcdefgh", "abczzzzz"), 38);  // 2·3/16 -> 37.5 -> 38
@@ -209,9 +210,11 @@ TEST(MetricsGsm8k, ScoreSampleStrictAndFlexible) {
 TEST(MetricsNiah, Rouge1AndContainment) {
   // p: [the best thing is to eat a sandwich] (8), r: [the best thing is eat a sandwich] (7),
   // overlap 7: P = 7/8, R = 1, F = 14/15
-  EXPECT_DOUBLE_EQ(niah_rouge1("The best thing is to eat a sandwich.", "the best thing is eat a sandwich"), 14.0 / 15.0);
+  EXPECT_DOUBLE_EQ(niah_rouge1("The best thing is to eat a sandwich.", "the best thing is eat a sandwich"),
+                   14.0 / 15.0);
   EXPECT_EQ(niah_rouge1("", "x"), 0.0);
-  EXPECT_TRUE(contains_normalized("So: eat a sandwich and sit in Dolores Park!", "eat a sandwich and sit in Dolores Park"));
+  EXPECT_TRUE(
+      contains_normalized("So: eat a sandwich and sit in Dolores Park!", "eat a sandwich and sit in Dolores Park"));
   EXPECT_FALSE(contains_normalized("eat a sandwich", "eat a sandwich and sit"));
 }
 
@@ -262,8 +265,8 @@ TEST(MetricsAggregate, SamplingIntervals) {
   EXPECT_EQ(z["interval"][0].get<double>(), 0.0);
   EXPECT_EQ(z["interval"][1].get<double>(), 43.45);
   // Graded scores 0.2, 0.4, 0.6: mean 0.4, s 0.2, t(2) 4.303: 0.4 ± 0.4969 clipped at 0.
-  const auto g = aggregate_records("longbench", {{{"id", "a"}, {"score", 0.2}}, {{"id", "b"}, {"score", 0.4}},
-                                                 {{"id", "c"}, {"score", 0.6}}});
+  const auto g = aggregate_records(
+      "longbench", {{{"id", "a"}, {"score", 0.2}}, {{"id", "b"}, {"score", 0.4}}, {{"id", "c"}, {"score", 0.6}}});
   EXPECT_EQ(g["interval"][0].get<double>(), 0.0);
   EXPECT_EQ(g["interval"][1].get<double>(), round2(100.0 * (0.4 + 4.303 * 0.2 / std::sqrt(3.0))));
   // One sample: no interval.

@@ -12,16 +12,17 @@
 #include <vector>
 
 #include "core/error.h"
-#include "model/model_paths.h"
 #include "core/fp16.h"
 #include "kernels/cpu/ggml_type.h"
 #include "kernels/cpu/quant_blocks.h"
+#include "model/model_paths.h"
+#include "support/test_env.h"
 
 namespace cvq {
 namespace {
 
 nlohmann::json load_fixture() {
-  const std::string path = project_source_dir() + "/tests/fixtures/quant_blocks.json";
+  const std::string path = test::test_source_dir() + "/tests/fixtures/quant_blocks.json";
   std::ifstream in(path);
   if (!in) throw Error(path + ": cannot open");
   return nlohmann::json::parse(in);
@@ -51,7 +52,8 @@ TEST(QuantBlocks, DequantizeMatchesGgufPy) {
     int64_t exact = 0;
     for (int64_t b = 0; b < n; b += block) {
       float block_max = 0.0f;
-      for (int64_t i = b; i < b + block; ++i) block_max = std::fmax(block_max, std::fabs(expected[static_cast<size_t>(i)]));
+      for (int64_t i = b; i < b + block; ++i)
+        block_max = std::fmax(block_max, std::fabs(expected[static_cast<size_t>(i)]));
       for (int64_t i = b; i < b + block; ++i) {
         const float e = expected[static_cast<size_t>(i)], g = got[static_cast<size_t>(i)];
         // Bit-exact unless the compiler contracted d*q+m into an FMA (e.g. -march=native builds).

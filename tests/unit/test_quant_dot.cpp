@@ -12,9 +12,9 @@
 #include "core/error.h"
 #include "core/fp16.h"
 #include "kernels/cpu/cpu_features.h"
-#include "kernels/cpu/quant_dot.h"
 #include "kernels/cpu/ggml_type.h"
 #include "kernels/cpu/quant_blocks.h"
+#include "kernels/cpu/quant_dot.h"
 
 namespace cvq {
 namespace {
@@ -67,13 +67,23 @@ void fill_row(std::mt19937& rng, GgmlType t, int64_t n, uint8_t* row) {
   for (int64_t b = 0; b < n / info.block_elems; ++b) {
     uint8_t* blk = row + b * static_cast<int64_t>(info.block_bytes);
     switch (t) {
-      case GgmlType::Q4_0: case GgmlType::Q5_0: case GgmlType::Q8_0: put_half(blk, scale()); break;
-      case GgmlType::Q4_1: case GgmlType::Q5_1: case GgmlType::Q4_K: case GgmlType::Q5_K:
+      case GgmlType::Q4_0:
+      case GgmlType::Q5_0:
+      case GgmlType::Q8_0:
+        put_half(blk, scale());
+        break;
+      case GgmlType::Q4_1:
+      case GgmlType::Q5_1:
+      case GgmlType::Q4_K:
+      case GgmlType::Q5_K:
         put_half(blk, scale());
         put_half(blk + 2, scale());
         break;
-      case GgmlType::Q6_K: put_half(blk + 208, scale()); break;
-      default: break;
+      case GgmlType::Q6_K:
+        put_half(blk + 208, scale());
+        break;
+      default:
+        break;
     }
   }
 }
@@ -88,7 +98,7 @@ std::vector<float> random_x(std::mt19937& rng, int64_t n) {
   }
   if (n >= 128) {
     std::fill(x.begin() + 64, x.begin() + 96, 0.0f);  // a zero block
-    x[100] = 50.0f;                                    // an outlier
+    x[100] = 50.0f;                                   // an outlier
   }
   return x;
 }
@@ -217,9 +227,9 @@ TEST(QuantDot, InvalidArgumentsThrow) {
     EXPECT_NE(std::string(e.what()).find("q2_K"), std::string::npos) << e.what();
   }
   EXPECT_THROW(dot_row(GgmlType::IQ4_XS, w.data(), x.data(), 256), Error);
-  EXPECT_THROW(gemv_rows(GgmlType::Q4_0, w.data(), 18, 1, x.data(), 40, y), Error);   // not whole blocks
+  EXPECT_THROW(gemv_rows(GgmlType::Q4_0, w.data(), 18, 1, x.data(), 40, y), Error);  // not whole blocks
   EXPECT_THROW(gemv_rows(GgmlType::Q4_K, w.data(), 144, 1, x.data(), 288, y), Error);
-  EXPECT_THROW(gemv_rows(GgmlType::Q4_0, w.data(), 10, 2, x.data(), 32, y), Error);   // stride < row
+  EXPECT_THROW(gemv_rows(GgmlType::Q4_0, w.data(), 10, 2, x.data(), 32, y), Error);  // stride < row
   EXPECT_THROW(dot_row_reference(GgmlType::Q3_K, w.data(), x.data(), 256), Error);
 }
 
@@ -276,8 +286,10 @@ TEST(QuantDot, GemvTokensEqualsOneTokenAtATime) {
         gemv_tokens(t, w.data(), row_bytes, n_rows, x.data(), n_tokens, n, y.data(), ld);
         for (int64_t k = 0; k < n_tokens; ++k) {
           gemv_rows(t, w.data(), row_bytes, n_rows, x.data() + k * n, n, one.data());
-          for (int64_t r = 0; r < n_rows; ++r) ASSERT_EQ(y[static_cast<size_t>(k * ld + r)], one[static_cast<size_t>(r)]) << "token " << k << " row " << r;
-          for (int64_t r = n_rows; r < ld && k + 1 < n_tokens; ++r) EXPECT_EQ(y[static_cast<size_t>(k * ld + r)], -1.0f);
+          for (int64_t r = 0; r < n_rows; ++r)
+            ASSERT_EQ(y[static_cast<size_t>(k * ld + r)], one[static_cast<size_t>(r)]) << "token " << k << " row " << r;
+          for (int64_t r = n_rows; r < ld && k + 1 < n_tokens; ++r)
+            EXPECT_EQ(y[static_cast<size_t>(k * ld + r)], -1.0f);
         }
       }
     }

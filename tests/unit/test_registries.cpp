@@ -1,10 +1,11 @@
-// The registries a newcomer extends: KV methods (kv/registry.cpp) and task families
+// The registries a newcomer extends: KV methods (commvq/kv_methods.cpp) and task families
 // (tasks/task_registry.cpp). Adding one is one new file plus one entry; this test lists what is
 // registered and checks each entry is complete, so a half-registered family fails here.
 #include <gtest/gtest.h>
 
 #include <cmath>
 
+#include "commvq/kv_methods.h"
 #include "core/error.h"
 #include "eval/experiment_config.h"
 #include "kv/kv_cache.h"
@@ -27,8 +28,8 @@ TEST(Registries, TaskFamiliesAreCompleteAndLookedUpByName) {
   for (const TaskFamily& f : task_families()) {
     SCOPED_TRACE(f.name);
     EXPECT_TRUE(static_cast<bool>(f.make));
-    EXPECT_EQ(static_cast<bool>(f.score), f.generates);     // generation: a scorer ...
-    EXPECT_EQ(static_cast<bool>(f.metric), f.generates);    // ... and a metric name
+    EXPECT_EQ(static_cast<bool>(f.score), f.generates);       // generation: a scorer ...
+    EXPECT_EQ(static_cast<bool>(f.metric), f.generates);      // ... and a metric name
     EXPECT_EQ(static_cast<bool>(f.aggregate), !f.generates);  // measurement: its own aggregator
     EXPECT_EQ(&task_family(f.name), &f);
   }
@@ -38,7 +39,8 @@ TEST(Registries, TaskFamiliesAreCompleteAndLookedUpByName) {
     task_family("paskey");
     FAIL() << "unknown family accepted";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("unknown task type 'paskey' (known: passkey, number_string"), std::string::npos);
+    EXPECT_NE(std::string(e.what()).find("unknown task type 'paskey' (known: passkey, number_string"),
+              std::string::npos);
   }
 }
 

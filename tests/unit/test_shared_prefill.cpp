@@ -9,6 +9,7 @@
 
 #include <unistd.h>
 
+#include "commvq/kv_methods.h"
 #include "core/error.h"
 #include "core/progress.h"
 #include "kv/kv_cache.h"
@@ -24,9 +25,9 @@ TEST(SharedPrefill, EveryMethodAsIfAloneOnATinyModel) {
   Progress::set_quiet(true);
   for (const char* arch : {"llama", "qwen2"}) {
     const test::TinyModelSpec spec = test::kv_test_spec(arch);
-    const std::string prefix =
-        (std::filesystem::temp_directory_path() / ("shared_prefill_" + std::string(arch) + "_" + std::to_string(::getpid())))
-            .string();
+    const std::string prefix = (std::filesystem::temp_directory_path() /
+                                ("shared_prefill_" + std::string(arch) + "_" + std::to_string(::getpid())))
+                                   .string();
     test::write_tiny_model(prefix + ".gguf", spec);
     auto model = LlamaModel::load(prefix + ".gguf");
     std::mt19937 rng(3);
@@ -45,7 +46,8 @@ TEST(SharedPrefill, EveryMethodAsIfAloneOnATinyModel) {
 
 TEST(SharedPrefill, RefusesCachesThatWouldNotAttendAlike) {
   test::TinyModelSpec spec;
-  const std::string path = (std::filesystem::temp_directory_path() / ("shared_refuse_" + std::to_string(::getpid()) + ".gguf")).string();
+  const std::string path =
+      (std::filesystem::temp_directory_path() / ("shared_refuse_" + std::to_string(::getpid()) + ".gguf")).string();
   test::write_tiny_model(path, spec);
   auto model = LlamaModel::load(path);
   auto fp16 = make_kv_cache("fp16", model->kv_geometry());

@@ -29,11 +29,13 @@ TEST(ThreadPool, CoversEveryIndexOnceWithFixedParts) {
               seen.emplace(b, e, part);
             },
             grain);
-        for (int64_t i = 0; i < n; ++i) ASSERT_EQ(hits[i].load(), 1) << "threads " << threads << " n " << n << " i " << i;
+        for (int64_t i = 0; i < n; ++i)
+          ASSERT_EQ(hits[i].load(), 1) << "threads " << threads << " n " << n << " i " << i;
         const int64_t parts = std::min<int64_t>(threads, std::max<int64_t>(1, n / grain));
         std::set<std::tuple<int64_t, int64_t, int>> expected;
         for (int64_t p = 0; p < parts; ++p)
-          if (n * p / parts < n * (p + 1) / parts) expected.emplace(n * p / parts, n * (p + 1) / parts, static_cast<int>(p));
+          if (n * p / parts < n * (p + 1) / parts)
+            expected.emplace(n * p / parts, n * (p + 1) / parts, static_cast<int>(p));
         EXPECT_EQ(seen, expected) << "threads " << threads << " n " << n << " grain " << grain;
       }
     }

@@ -41,10 +41,10 @@ std::vector<std::string> split(const std::string& pre, const std::string& text) 
 
 TEST(TokenizerUtf8, SanitizeFollowsLlamaCpp) {
   EXPECT_EQ(sanitize_utf8("héllo 日本 🎉"), "héllo 日本 🎉");
-  EXPECT_EQ(sanitize_utf8("\xff"), "\xEF\xBF\xBD");                 // stray byte -> U+FFFD
-  EXPECT_EQ(sanitize_utf8("a\xC3"), "a\xEF\xBF\xBD");               // truncated sequence
+  EXPECT_EQ(sanitize_utf8("\xff"), "\xEF\xBF\xBD");                    // stray byte -> U+FFFD
+  EXPECT_EQ(sanitize_utf8("a\xC3"), "a\xEF\xBF\xBD");                  // truncated sequence
   EXPECT_EQ(sanitize_utf8("\xE2\x82z"), "\xEF\xBF\xBD\xEF\xBF\xBDz");  // one U+FFFD per bad byte
-  EXPECT_EQ(sanitize_utf8("\xC0\x80"), std::string("\0", 1));       // overlong NUL is re-encoded short
+  EXPECT_EQ(sanitize_utf8("\xC0\x80"), std::string("\0", 1));          // overlong NUL is re-encoded short
   EXPECT_EQ(decode_utf8_lenient("a€"), (std::vector<uint32_t>{'a', 0x20AC}));
 }
 
@@ -95,9 +95,7 @@ TEST(Pretokenizer, Llama3AndQwen2) {
   EXPECT_EQ(split("qwen2", "12345"), (Pieces{"1", "2", "3", "4", "5"}));
 }
 
-TEST(Pretokenizer, UnknownPreIsAnError) {
-  EXPECT_THROW(pretokenizer_config_for("no-such-pre"), Error);
-}
+TEST(Pretokenizer, UnknownPreIsAnError) { EXPECT_THROW(pretokenizer_config_for("no-such-pre"), Error); }
 
 TEST(Pretokenizer, RegexTranslation) {
   const std::string t = Pretokenizer::translate_regex("\\s+(?!\\S)|[^\\s\\p{Lu}]");
@@ -193,7 +191,8 @@ TEST(TokenizerBpe, EndOfGenerationAndLookups) {
 TEST(TokenizerBpe, ByteRoundTripsIncludingInvalidUtf8) {
   const TinyBpe t = tiny_bpe();
   const Tokenizer tok(t.data);
-  for (const std::string& s : std::vector<std::string>{"héllo wörld", "日本語 🎉", "tab\there\r\n", std::string("nul\0byte", 8), "  x  "}) {
+  for (const std::string& s :
+       std::vector<std::string>{"héllo wörld", "日本語 🎉", "tab\there\r\n", std::string("nul\0byte", 8), "  x  "}) {
     EXPECT_EQ(tok.decode(tok.encode(s, false, false)), s);
   }
   // Malformed UTF-8 is tokenized as U+FFFD, exactly as llama.cpp does.
@@ -225,8 +224,8 @@ TEST(TokenizerBpe, BadVocabulariesAreErrors) {
 
 // 0 <unk>, 1 <s>, 2 </s>, 3..258 <0x00>..<0xFF>, then pieces with scores.
 constexpr int32_t kByte0 = 3;
-constexpr int32_t kSpace = 259, kA = 260, kB = 261, kC = 262, kAB = 263, kBC = 264, kSpA = 265, kABC = 266,
-                  kSpAB = 267, kSpABC = 268, kAA = 269;
+constexpr int32_t kSpace = 259, kA = 260, kB = 261, kC = 262, kAB = 263, kBC = 264, kSpA = 265, kABC = 266, kSpAB = 267,
+                  kSpABC = 268, kAA = 269;
 
 TokenizerData tiny_spm() {
   TokenizerData d;
@@ -242,7 +241,7 @@ TokenizerData tiny_spm() {
     d.scores.push_back(0);
   }
   const std::vector<std::pair<std::string, float>> pieces = {
-      {"▁", -1.0f},  {"a", -1.0f},  {"b", -1.0f},   {"c", -1.0f},    {"ab", -1.0f},  {"bc", -0.5f},
+      {"▁", -1.0f},  {"a", -1.0f},   {"b", -1.0f},   {"c", -1.0f},    {"ab", -1.0f}, {"bc", -0.5f},
       {"▁a", -2.0f}, {"abc", -0.1f}, {"▁ab", -3.0f}, {"▁abc", -0.2f}, {"aa", -1.0f}};
   for (const auto& [text, score] : pieces) {
     d.tokens.push_back(text);
@@ -288,8 +287,7 @@ TEST(TokenizerSpm, SpecialTokensAndSpacePrefix) {
   // Text after a special token gets the space prefix again (llama.cpp is_prev_special).
   EXPECT_EQ(tok.encode("<s>ab", false, true), (Ids{1, kSpAB}));
   // Unparsed, "<s>" is text: '<' 's' '>' fall back to bytes.
-  EXPECT_EQ(tok.encode("<s>ab", false, false),
-            (Ids{kSpace, kByte0 + '<', kByte0 + 's', kByte0 + '>', kAB}));
+  EXPECT_EQ(tok.encode("<s>ab", false, false), (Ids{kSpace, kByte0 + '<', kByte0 + 's', kByte0 + '>', kAB}));
   TokenizerData d = tiny_spm();
   d.add_space_prefix = false;
   const Tokenizer no_prefix(d);
@@ -311,7 +309,8 @@ TEST(TokenizerSpm, UnknownTokenWithoutByteFallback) {
 
 TEST(TokenizerSpm, RoundTrips) {
   const Tokenizer tok(tiny_spm());
-  for (const std::string s : {"abc", "a b  c", " leading", "trailing ", "héllo wörld", "日本語 🎉 ok", "tab\tnew\nline"}) {
+  for (const std::string s :
+       {"abc", "a b  c", " leading", "trailing ", "héllo wörld", "日本語 🎉 ok", "tab\tnew\nline"}) {
     EXPECT_EQ(tok.decode(tok.encode(s, false, false)), s) << s;
   }
   // With BOS the leading space is kept, as llama_detokenize does when the BOS is not removed.
@@ -358,8 +357,9 @@ TEST_F(SmolTokenizer, Basics) {
 
 TEST_F(SmolTokenizer, RoundTripsUnicode) {
   CVQ_NEED_FILE(model, test::model_path());
-  for (const std::string& s : std::vector<std::string>{"héllo wörld ñ", "日本語のテキスト", "👍🏽 🎉", "Привет, мир!", "مرحبا", "e\u0301",
-                              "a\u3000b\u00A0c", "  \n\n\t x  ", std::string("nul\0byte", 8)}) {
+  for (const std::string& s :
+       std::vector<std::string>{"héllo wörld ñ", "日本語のテキスト", "👍🏽 🎉", "Привет, мир!", "مرحبا",
+                                "e\u0301", "a\u3000b\u00A0c", "  \n\n\t x  ", std::string("nul\0byte", 8)}) {
     EXPECT_EQ(tok().decode(tok().encode(s, false, false)), s) << s;
   }
 }

@@ -9,8 +9,10 @@
 #include <filesystem>
 
 #include "cli/commands/common.h"
+#include "commvq/kv_methods.h"
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/resource_paths.h"
 #include "core/thread_pool.h"
 #include "model/llama_model.h"
 #include "model/model_paths.h"
@@ -57,20 +59,22 @@ EngineSpeed bench_ours_cuda(gpu::GpuLlamaModel& model, const Tokenizer& tok, con
 // Returns false (with the reason) when llama-cpp-python is not available.
 bool bench_llamacpp(const std::string& model_path, const std::string& text_path, int prompt_tokens, int decode_tokens,
                     int threads, EngineSpeed* out, std::string* why) {
-  const std::string script = project_source_dir() + "/scripts/llamacpp-bench.py";
+  const std::string script = share_dir() + "/scripts/llamacpp-bench.py";
   if (!std::filesystem::exists(script)) {
     *why = script + " not found";
     return false;
   }
-  const std::string json_path = (std::filesystem::temp_directory_path() / ("commvq-llamacpp-" + std::to_string(::getpid()) + ".json")).string();
+  const std::string json_path =
+      (std::filesystem::temp_directory_path() / ("commvq-llamacpp-" + std::to_string(::getpid()) + ".json")).string();
   const std::string cmd = "python3 '" + script + "' --model '" + model_path + "' --text '" + text_path +
                           "' --prompt-tokens " + std::to_string(prompt_tokens) + " --decode-tokens " +
                           std::to_string(decode_tokens) + " --threads " + std::to_string(threads) + " --json '" +
                           json_path + "' > /dev/null";
   int rc = std::system(cmd.c_str());
   if (rc != 0 || !std::filesystem::exists(json_path)) {
-    *why = WIFEXITED(rc) && WEXITSTATUS(rc) == 3 ? "llama-cpp-python is not installed (pip install llama-cpp-python)"
-                                                  : "the llama.cpp benchmark script failed (exit " + std::to_string(rc) + ")";
+    *why = WIFEXITED(rc) && WEXITSTATUS(rc) == 3
+               ? "llama-cpp-python is not installed (pip install llama-cpp-python)"
+               : "the llama.cpp benchmark script failed (exit " + std::to_string(rc) + ")";
     return false;
   }
   auto j = nlohmann::json::parse(read_file(json_path));
@@ -119,15 +123,20 @@ void register_bench_engine(CLI::App& bench) {
       ours = bench_ours(*model, tokens, o->decode_tokens, o->reps);
     }
     EngineSpeed ref;
-    std::string why = cuda ? "skipped: ours ran on cuda, the llama.cpp script runs on the CPU" : "skipped (--no-llamacpp)";
+    std::string why =
+        cuda ? "skipped: ours ran on cuda, the llama.cpp script runs on the CPU" : "skipped (--no-llamacpp)";
     bool have_ref = !o->skip_llamacpp && !cuda &&
                     bench_llamacpp(model_path, text_path, o->prompt_tokens, o->decode_tokens, threads, &ref, &why);
     std::printf("engine speed, %s, %d threads, prompt %d tokens, decode %d tokens (best of %d), ours on %s\n",
                 model->config().name.c_str(), threads, o->prompt_tokens, o->decode_tokens, o->reps, o->device.c_str());
     std::printf("%-14s %16s %16s\n", "", "prefill tok/s", "decode tok/s");
     std::printf("%-14s %16.1f %16.1f\n", "commvq-bench", ours.prefill, ours.decode);
-    nlohmann::json j = {{"model", model_path}, {"threads", threads}, {"device", o->device}, {"prompt_tokens", o->prompt_tokens},
-                        {"decode_tokens", o->decode_tokens}, {"ours", {{"prefill_tokens_per_s", ours.prefill}, {"decode_tokens_per_s", ours.decode}}}};
+    nlohmann::json j = {{"model", model_path},
+                        {"threads", threads},
+                        {"device", o->device},
+                        {"prompt_tokens", o->prompt_tokens},
+                        {"decode_tokens", o->decode_tokens},
+                        {"ours", {{"prefill_tokens_per_s", ours.prefill}, {"decode_tokens_per_s", ours.decode}}}};
     if (have_ref) {
       std::printf("%-14s %16.1f %16.1f\n", "llama.cpp", ref.prefill, ref.decode);
       std::printf("%-14s %15.2fx %15.2fx\n", "ratio", ours.prefill / ref.prefill, ours.decode / ref.decode);

@@ -7,6 +7,7 @@
 #include <cstdio>
 
 #include "cli/commands/common.h"
+#include "commvq/kv_methods.h"
 #include "core/error.h"
 #include "core/thread_pool.h"
 #include "kv/shared_prefill_cache.h"
@@ -78,8 +79,11 @@ void register_bench_batch(CLI::App& bench) {
       const double secs = now_s() - t0, tps = static_cast<double>(B) * o->decode_tokens / secs;
       if (base == 0.0) base = tps;
       std::printf("%6d %12.4f %14.1f %11.2fx  %s\n", B, secs / o->decode_tokens, tps, tps / base, methods.c_str());
-      runs.push_back({{"batch", B}, {"seconds_per_step", secs / o->decode_tokens}, {"tokens_per_s", tps},
-                      {"ratio_vs_first", tps / base}, {"kv", methods}});
+      runs.push_back({{"batch", B},
+                      {"seconds_per_step", secs / o->decode_tokens},
+                      {"tokens_per_s", tps},
+                      {"ratio_vs_first", tps / base},
+                      {"kv", methods}});
     }
     write_json(o->json_path, {{"model", model_path},
                               {"prompt_tokens", n},

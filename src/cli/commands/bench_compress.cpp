@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "cli/commands/common.h"
+#include "commvq/kv_methods.h"
 #include "core/error.h"
 #include "core/thread_pool.h"
 #include "kv/windowed_cache.h"
@@ -58,18 +59,22 @@ void register_bench_compress(CLI::App& bench) {
     const double prefill_s = now_s() - t0;
 
     std::printf("compression of a %d-token prompt, %s, %d threads, matmul %s (prefill %.2f s, %.1f tok/s)\n", n,
-                model->config().name.c_str(), ThreadPool::global().size(), matmul_mode_name(model->matmul_mode()), prefill_s,
-                n / prefill_s);
+                model->config().name.c_str(), ThreadPool::global().size(), matmul_mode_name(model->matmul_mode()),
+                prefill_s, n / prefill_s);
     std::printf("%-58s %12s %14s %14s\n", "kv method", "seconds", "tokens/s", "vs prefill");
     nlohmann::json runs = nlohmann::json::array();
     for (const auto& spec : o->kv) {
       auto cache = make_kv_cache(spec, geo);
       const double c0 = now_s();
-      for (int l = 0; l < geo.n_layers; ++l) cache->append(l, rec.k[l].data(), rec.v[l].data(), rec.positions.data(), n);
+      for (int l = 0; l < geo.n_layers; ++l)
+        cache->append(l, rec.k[l].data(), rec.v[l].data(), rec.positions.data(), n);
       if (auto* w = dynamic_cast<WindowedCache*>(cache.get())) w->settle();
       const double s = now_s() - c0;
       std::printf("%-58s %12.3f %14.1f %13.1f%%\n", spec.c_str(), s, n / s, 100.0 * s / prefill_s);
-      runs.push_back({{"kv", spec}, {"seconds", s}, {"tokens_per_s", n / s}, {"share_of_prefill", s / prefill_s},
+      runs.push_back({{"kv", spec},
+                      {"seconds", s},
+                      {"tokens_per_s", n / s},
+                      {"share_of_prefill", s / prefill_s},
                       {"kv_bytes", cache->bytes()}});
     }
     write_json(o->json_path, {{"model", model_path},

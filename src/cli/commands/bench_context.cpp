@@ -8,13 +8,14 @@
 #include <fstream>
 
 #include "cli/commands/common.h"
+#include "commvq/kv_methods.h"
 #include "core/error.h"
+#include "core/text_source.h"
 #include "core/thread_pool.h"
 #include "kv/timed_cache.h"
 #include "model/llama_model.h"
 #include "model/model_paths.h"
 #include "tasks/generation.h"
-#include "core/text_source.h"
 
 namespace cvq {
 namespace {
@@ -72,11 +73,15 @@ void register_bench_context(CLI::App& bench) {
     std::string text;
   };
   auto o = std::make_shared<Opts>();
-  auto* cmd = bench.add_subcommand("context", "prefill / decode speed at long context per KV method, with attention's share and peak RSS");
+  auto* cmd = bench.add_subcommand(
+      "context", "prefill / decode speed at long context per KV method, with attention's share and peak RSS");
   add_common_options(*cmd, *o);
-  cmd->add_option("--prompt-tokens", o->prompt_tokens, "prompt lengths (comma list)")->delimiter(',')->check(CLI::Range(16, 1 << 20));
+  cmd->add_option("--prompt-tokens", o->prompt_tokens, "prompt lengths (comma list)")
+      ->delimiter(',')
+      ->check(CLI::Range(16, 1 << 20));
   cmd->add_option("--kv", o->kv, "KV method spec(s)")->delimiter(';');
-  cmd->add_option("--decode-tokens", o->decode_tokens, "steady decode steps timed after the first")->check(CLI::Range(1, 4096));
+  cmd->add_option("--decode-tokens", o->decode_tokens, "steady decode steps timed after the first")
+      ->check(CLI::Range(1, 4096));
   cmd->add_option("--text", o->text, "text the prompt is cut from, repeated as needed (default: WikiText-2 test)");
   cmd->callback([o] {
     apply_common_options(*o);

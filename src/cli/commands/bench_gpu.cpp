@@ -82,19 +82,22 @@ void register_gpu_memory(CLI::App& bench) {
   auto o = std::make_shared<Opts>();
   auto* cmd = bench.add_subcommand("gpu-memory", "CUDA peak memory and decode speed at long context (random weights)");
   add_common_options(*cmd, *o, false);
-  cmd->add_option("--arch", o->arch, "model shapes: " + [] {
-    std::string k;
-    for (const auto& n : LlamaConfig::preset_names()) k += (k.empty() ? "" : ", ") + n;
-    return k;
-  }());
+  cmd->add_option(
+      "--arch", o->arch, "model shapes: " + [] {
+        std::string k;
+        for (const auto& n : LlamaConfig::preset_names()) k += (k.empty() ? "" : ", ") + n;
+        return k;
+      }());
   cmd->add_flag("--random-weights", o->random_weights, "use pseudo-random weights of --arch's shapes (required)");
   cmd->add_option("--kv", o->kv, "fp16, commvq-1 or commvq-2")->check(CLI::IsMember({"fp16", "commvq-1", "commvq-2"}));
-  cmd->add_option("--context", o->context, "tokens in the cache before decoding")->check(CLI::Range(int64_t{1}, int64_t{1} << 24));
+  cmd->add_option("--context", o->context, "tokens in the cache before decoding")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 24));
   cmd->add_option("--decode-steps", o->decode_steps, "tokens decoded (timed)")->check(CLI::Range(1, 128));
   cmd->callback([o] {
     apply_common_options(*o);
     if (!o->random_weights)
-      throw Error("bench gpu-memory: pass --random-weights (the study uses " + o->arch + "'s shapes without its weights)");
+      throw Error("bench gpu-memory: pass --random-weights (the study uses " + o->arch +
+                  "'s shapes without its weights)");
     const LlamaConfig cfg = LlamaConfig::preset(o->arch);
     require_cuda("bench gpu-memory");
 #ifdef COMMVQ_HAVE_CUDA
@@ -106,8 +109,8 @@ void register_gpu_memory(CLI::App& bench) {
                 format_bytes(double(r.cache_bytes)).c_str(), format_bytes(double(r.codebook_bytes)).c_str(),
                 format_bytes(double(r.analytic_total)).c_str());
     std::printf("  measured:   allocator peak %s, driver used +%s; decode %.3f ms/token\n",
-                format_bytes(double(r.allocator_peak_bytes)).c_str(), format_bytes(double(r.driver_used_delta_bytes)).c_str(),
-                r.decode_ms_per_token);
+                format_bytes(double(r.allocator_peak_bytes)).c_str(),
+                format_bytes(double(r.driver_used_delta_bytes)).c_str(), r.decode_ms_per_token);
     write_json(o->json_path, {{"bench", "gpu-memory"},
                               {"arch", o->arch},
                               {"kv", r.kv},
@@ -133,7 +136,8 @@ void register_gpu_em(CLI::App& bench) {
     double tau = 1e-3;
   };
   auto o = std::make_shared<Opts>();
-  auto* cmd = bench.add_subcommand("gpu-em", "CommVQ key EM iteration (E + M step): CUDA vs CPU on random unit vectors");
+  auto* cmd =
+      bench.add_subcommand("gpu-em", "CommVQ key EM iteration (E + M step): CUDA vs CPU on random unit vectors");
   add_common_options(*cmd, *o, false);
   cmd->add_option("--tokens", o->tokens, "training vectors")->check(CLI::Range(int64_t{1}, int64_t{1} << 24));
   cmd->add_option("--head-dim", o->head_dim, "head dim (even)")->check(CLI::Range(2, 256));

@@ -44,8 +44,9 @@ void register_bench_grid(CLI::App& bench) {
   };
   auto o = std::make_shared<Opts>();
   auto* cmd = bench.add_subcommand(
-      "grid", "grid wall time: every method with one shared prefill + batched decode, and each on its own, vs the "
-              "first method alone (same run)");
+      "grid",
+      "grid wall time: every method with one shared prefill + batched decode, and each on its own, vs the "
+      "first method alone (same run)");
   add_common_options(*cmd, *o);
   cmd->add_option("--config", o->config, "experiment config (its methods; the first is the baseline)")->required();
   cmd->add_option("--tasks", o->tasks, "only these tasks (entry or instance names)")->delimiter(',');
@@ -63,8 +64,8 @@ void register_bench_grid(CLI::App& bench) {
       double seconds = 0.0;
       int errors = 0;
     };
-    std::vector<Variant> variants = {{"first method alone", false, true}, {"all, shared prefill", true, true},
-                                     {"all, own prefills", true, false}};
+    std::vector<Variant> variants = {
+        {"first method alone", false, true}, {"all, shared prefill", true, true}, {"all, own prefills", true, false}};
     for (Variant& v : variants) {
       ExperimentConfig c = cfg;
       if (!v.all_methods) c.methods.resize(1);
@@ -97,12 +98,18 @@ void register_bench_grid(CLI::App& bench) {
     for (const Variant& v : variants) {
       std::printf("%-22s %10.1f %15.2fx%s\n", v.name, v.seconds, v.seconds / variants[0].seconds,
                   v.errors ? "  (runs failed or missing)" : "");
-      runs.push_back({{"run", v.name}, {"seconds", v.seconds}, {"ratio", v.seconds / variants[0].seconds},
+      runs.push_back({{"run", v.name},
+                      {"seconds", v.seconds},
+                      {"ratio", v.seconds / variants[0].seconds},
                       {"failed_or_missing", v.errors}});
     }
     std::printf("shared-prefill records equal own-prefill records: %s\n", same ? "yes" : "NO");
-    write_json(o->json_path, {{"config", o->config}, {"model", model_path}, {"methods", cfg.methods.size()},
-                              {"limit", o->limit}, {"threads", ThreadPool::global().size()}, {"runs", runs},
+    write_json(o->json_path, {{"config", o->config},
+                              {"model", model_path},
+                              {"methods", cfg.methods.size()},
+                              {"limit", o->limit},
+                              {"threads", ThreadPool::global().size()},
+                              {"runs", runs},
                               {"records_equal", same}});
     if (!same) throw Error("shared-prefill records differ from own-prefill records");
   });

@@ -4,15 +4,16 @@
 #include <cstdio>
 
 #include "cli/commands/common.h"
+#include "collect/collect.h"
+#include "commvq/kv_methods.h"
 #include "core/error.h"
 #include "core/progress.h"
-#include "tasks/data_paths.h"
+#include "core/text_source.h"
 #include "kv/kvquant_calib.h"
-#include "kv/collect.h"
 #include "model/llama_model.h"
 #include "model/model_identity.h"
 #include "model/model_paths.h"
-#include "core/text_source.h"
+#include "tasks/data_paths.h"
 
 namespace cvq {
 
@@ -26,13 +27,17 @@ void register_calibrate_kvquant(CLI::App& app) {
     double outliers = 0.01;
   };
   auto o = std::make_shared<Opts>();
-  auto* cmd = app.add_subcommand("calibrate-kvquant",
-                                 "KVQuant calibration: per-channel key thresholds and nuq lookup tables (k-means) per layer");
+  auto* cmd = app.add_subcommand(
+      "calibrate-kvquant", "KVQuant calibration: per-channel key thresholds and nuq lookup tables (k-means) per layer");
   add_common_options(*cmd, *o);
   cmd->add_option("--text", o->text, "text file(s) (default: the Jane Austen novels in the data folder)");
-  cmd->add_option("--tokens", o->tokens, "calibration tokens in total")->check(CLI::Range(int64_t{2}, int64_t{1} << 40));
-  cmd->add_option("--ctx", o->ctx, "max tokens per sequence (fresh KV cache per sequence)")->check(CLI::Range(2, 1 << 20));
-  cmd->add_option("--out", o->out, "output file (default: <model>.kvquant.safetensors next to the model, where kvquant looks without calib=)");
+  cmd->add_option("--tokens", o->tokens, "calibration tokens in total")
+      ->check(CLI::Range(int64_t{2}, int64_t{1} << 40));
+  cmd->add_option("--ctx", o->ctx, "max tokens per sequence (fresh KV cache per sequence)")
+      ->check(CLI::Range(2, 1 << 20));
+  cmd->add_option(
+      "--out", o->out,
+      "output file (default: <model>.kvquant.safetensors next to the model, where kvquant looks without calib=)");
   cmd->add_option("--bits", o->bits, "bit widths to build lookup tables for (comma-separated)")
       ->delimiter(',')
       ->check(CLI::Range(2, 4));
@@ -43,7 +48,8 @@ void register_calibrate_kvquant(CLI::App& app) {
     const auto t_start = std::chrono::steady_clock::now();
     std::vector<std::string> sources = o->text;
     if (sources.empty()) {
-      for (const char* b : {"emma", "prideprejudice", "sensesensibility", "mansfieldpark", "persuasion", "northangerabbey"}) {
+      for (const char* b :
+           {"emma", "prideprejudice", "sensesensibility", "mansfieldpark", "persuasion", "northangerabbey"}) {
         sources.push_back(data_path(std::string("text/jane_austen/") + b + ".txt"));
       }
     }
@@ -62,9 +68,8 @@ void register_calibrate_kvquant(CLI::App& app) {
 
     const KvGeometry geo = model->kv_geometry();
     KvQuantCalibrator cal(geo, o->outliers);
-    const LayerObserver observer = [&cal](int layer, const float*, const float* k, const float* v, const int32_t*, int n) {
-      cal.add(layer, k, v, n);
-    };
+    const LayerObserver observer = [&cal](int layer, const float*, const float* k, const float* v, const int32_t*,
+                                          int n) { cal.add(layer, k, v, n); };
     auto cache = make_kv_cache("fp16", geo);
     Progress prog("calibrate-kvquant", total, "tok");
     int64_t done = 0;
@@ -89,7 +94,8 @@ void register_calibrate_kvquant(CLI::App& app) {
 
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
     std::printf("KVQuant calibration of %s on %lld tokens (%zu sequences), outliers=%g -> %s (%.1fs)\n",
-                c.model.describe().c_str(), static_cast<long long>(c.n_tokens), seqs.size(), c.outliers, out.c_str(), secs);
+                c.model.describe().c_str(), static_cast<long long>(c.n_tokens), seqs.size(), c.outliers, out.c_str(),
+                secs);
     for (const auto& [b, t] : c.luts) {
       const int K = 1 << b;
       for (int which = 0; which < 2; ++which) {
@@ -100,7 +106,8 @@ void register_calibrate_kvquant(CLI::App& app) {
       }
     }
     nlohmann::json luts = nlohmann::json::object();
-    for (const auto& [b, t] : c.luts) luts[std::to_string(b)] = {{"key_centroids", t.key_centroids}, {"value_centroids", t.value_centroids}};
+    for (const auto& [b, t] : c.luts)
+      luts[std::to_string(b)] = {{"key_centroids", t.key_centroids}, {"value_centroids", t.value_centroids}};
     write_json(o->json_path, {{"out", out},
                               {"model", model_path},
                               {"n_tokens", c.n_tokens},

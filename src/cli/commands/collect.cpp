@@ -2,11 +2,11 @@
 #include <cstdio>
 
 #include "cli/commands/common.h"
+#include "collect/collect.h"
 #include "core/error.h"
-#include "tasks/data_paths.h"
-#include "kv/collect.h"
 #include "model/llama_model.h"
 #include "model/model_paths.h"
+#include "tasks/data_paths.h"
 
 namespace cvq {
 

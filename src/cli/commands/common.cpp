@@ -7,16 +7,19 @@
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/progress.h"
+#include "core/text_source.h"
 #include "core/thread_pool.h"
 #include "device/device.h"
-#include "tasks/data_paths.h"
 #include "model/llama_model.h"
-#include "core/text_source.h"
+#include "tasks/data_paths.h"
 
 namespace cvq {
 
 void add_common_options(CLI::App& cmd, CommonOptions& o, bool with_model) {
-  if (with_model) cmd.add_option("--model,-m", o.model_path, "GGUF file, Hugging Face checkpoint folder, or a known model: smollm2-135m (default), qwen2.5-coder-0.5b, qwen2.5-coder-1.5b (scripts/get-model.sh NAME installs it)");
+  if (with_model)
+    cmd.add_option("--model,-m", o.model_path,
+                   "GGUF file, Hugging Face checkpoint folder, or a known model: smollm2-135m (default), "
+                   "qwen2.5-coder-0.5b, qwen2.5-coder-1.5b (scripts/get-model.sh NAME installs it)");
   cmd.add_option("--threads,-t", o.threads, "worker threads (default: all cores)")->check(CLI::NonNegativeNumber);
   cmd.add_flag("--quiet,-q", o.quiet, "no progress output");
   cmd.add_option("--json", o.json_path, "also write the results to this JSON file");
@@ -33,7 +36,8 @@ void add_common_options(CLI::App& cmd, CommonOptions& o, bool with_model) {
 }
 
 void add_device_option(CLI::App& cmd, std::string& device) {
-  cmd.add_option("--device", device, "where the model runs: cpu (default) or cuda")->check(CLI::IsMember({"cpu", "cuda"}));
+  cmd.add_option("--device", device, "where the model runs: cpu (default) or cuda")
+      ->check(CLI::IsMember({"cpu", "cuda"}));
 }
 
 void add_arith_option(CLI::App& cmd, std::string& arith) {

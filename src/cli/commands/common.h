@@ -10,7 +10,7 @@ struct CommonOptions {
   std::string model_path;  // empty: the default model
   int threads = 0;         // 0: all hardware threads
   bool quiet = false;
-  std::string json_path;   // write results here as JSON when set
+  std::string json_path;        // write results here as JSON when set
   std::string matmul = "fp32";  // prefill matmul arithmetic for every model loaded (fp32 | bf16)
   std::string chat_template;    // "" = each model's own; chatml | llama3 | llama2
 };

@@ -9,18 +9,18 @@
 
 #include "cli/commands/common.h"
 #include "core/error.h"
-#include "tasks/data_paths.h"
 #include "eval/grid_runner.h"
 #include "eval/tables.h"
+#include "tasks/data_paths.h"
 #ifdef COMMVQ_HAVE_CUDA
 #include "gpu/gpu_llama_model.h"
 #include "gpu/gpu_perplexity.h"
 #include "kernels/cuda/device_memory.h"
 #endif
+#include "core/text_source.h"
 #include "model/llama_model.h"
 #include "model/model_paths.h"
 #include "tasks/perplexity.h"
-#include "core/text_source.h"
 
 namespace cvq {
 namespace {
@@ -101,11 +101,11 @@ void register_eval(CLI::App& app) {
   cmd->add_option("--tasks", o->tasks, "--config: only these tasks (entry or instance names)")->delimiter(',');
   cmd->add_option("--shard", o->shard, "--config: run slice i of n (sample index mod n == i), e.g. 0/4");
   cmd->add_flag("--new-run", o->new_run,
-               "--config: if --out holds results made from other inputs (model, codebook, data), start a fresh "
-               "run beside it (<out>-2, ...) instead of stopping");
+                "--config: if --out holds results made from other inputs (model, codebook, data), start a fresh "
+                "run beside it (<out>-2, ...) instead of stopping");
   cmd->add_flag("--own-prefill", o->own_prefill,
-               "--config / grid --task: prefill every method's prompt separately instead of once for all the "
-               "methods that attend alike over a prefill (same outputs, more time; for checking and timing)");
+                "--config / grid --task: prefill every method's prompt separately instead of once for all the "
+                "methods that attend alike over a prefill (same outputs, more time; for checking and timing)");
   cmd->add_option("--data", o->data, "text file (default: WikiText-2 test from the data folder)");
   cmd->add_option("--kv", o->kv, "KV-cache method spec(s); several give one table")->delimiter(';');
   cmd->add_option("--ctx", o->ctx, "perplexity window in tokens")->check(CLI::Range(2, 1 << 20));
@@ -144,15 +144,19 @@ void register_eval(CLI::App& app) {
     }
     if (o->task != "perplexity") {
       for (const char* opt : {"--data", "--ctx", "--max-tokens", "--chunk"})
-        if (cmd->count(opt) > 0) throw Error(std::string(opt) + " goes with --task perplexity (grid tasks take --name value options)");
-      if (cuda) throw Error("--device cuda: grid tasks (--task " + o->task + ") run on the CPU; use it with --task perplexity");
+        if (cmd->count(opt) > 0)
+          throw Error(std::string(opt) + " goes with --task perplexity (grid tasks take --name value options)");
+      if (cuda)
+        throw Error("--device cuda: grid tasks (--task " + o->task + ") run on the CPU; use it with --task perplexity");
       if (!o->tasks.empty()) throw Error("--tasks goes with --config");
       std::vector<MethodConfig> methods;
       for (const auto& k : o->kv) methods.push_back(method_from_cli(k));
       const ExperimentConfig cfg = config_from_cli(o->task, extras, methods);
       const bool temporary = o->out.empty();
       if (temporary) {
-        call.out_dir = (std::filesystem::temp_directory_path() / ("commvq-eval-" + o->task + "-" + std::to_string(::getpid()))).string();
+        call.out_dir =
+            (std::filesystem::temp_directory_path() / ("commvq-eval-" + o->task + "-" + std::to_string(::getpid())))
+                .string();
         std::filesystem::remove_all(call.out_dir);
       }
       try {
@@ -216,12 +220,13 @@ void register_eval(CLI::App& app) {
                 static_cast<long long>(results.front().n_tokens), o->ctx, o->chunk);
     std::printf("%-36s %12s %14s %10s\n", "kv method", "perplexity", "KV at ctx", "seconds");
     for (const auto& r : results) {
-      std::printf("%-36s %12.4f %14s %10.1f\n", r.kv_spec.c_str(), r.perplexity, format_bytes(double(r.kv_bytes_at_ctx)).c_str(),
-                  r.seconds);
+      std::printf("%-36s %12.4f %14s %10.1f\n", r.kv_spec.c_str(), r.perplexity,
+                  format_bytes(double(r.kv_bytes_at_ctx)).c_str(), r.seconds);
     }
 #ifdef COMMVQ_HAVE_CUDA
     if (cuda)
-      std::printf("device memory: weights %s, peak %s (allocator)\n", format_bytes(double(gpu_model->weight_bytes())).c_str(),
+      std::printf("device memory: weights %s, peak %s (allocator)\n",
+                  format_bytes(double(gpu_model->weight_bytes())).c_str(),
                   format_bytes(double(cuda::allocator_stats().peak_bytes)).c_str());
 #endif
     write_json(o->json_path, {{"task", "perplexity"},

@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include "cli/commands/common.h"
+#include "commvq/kv_methods.h"
 #include "core/error.h"
 #include "model/chat_template.h"
 #include "model/llama_model.h"
@@ -34,8 +35,9 @@ void register_generate(CLI::App& app) {
     if (o->chat) {
       const std::string source = model->chat_template();
       if (source.empty()) {
-        throw Error(model->gguf().path() + ": the model has no chat template (tokenizer.chat_template); name the "
-                                           "format with --chat-template chatml|llama3|llama2");
+        throw Error(model->gguf().path() +
+                    ": the model has no chat template (tokenizer.chat_template); name the "
+                    "format with --chat-template chatml|llama3|llama2");
       }
       text = render_chat_from_source(source, {{"user", o->prompt}}, true);
     }

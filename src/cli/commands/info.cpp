@@ -20,7 +20,8 @@ void register_info(CLI::App& app) {
     const GgufFile& f = model->gguf();
     std::printf("model        %s\n", path.c_str());
     const std::string format = f.version() ? "GGUF v" + std::to_string(f.version()) : std::string("HF checkpoint");
-    std::printf("name         %s (%s, %s)\n", c.name.c_str(), format.c_str(), format_bytes(double(f.file_size())).c_str());
+    std::printf("name         %s (%s, %s)\n", c.name.c_str(), format.c_str(),
+                format_bytes(double(f.file_size())).c_str());
     std::printf("architecture %s: %d layers, hidden %d, FFN %d, %d heads / %d KV heads, head dim %d\n", c.arch.c_str(),
                 c.n_layers, c.n_embd, c.n_ff, c.n_head, c.n_head_kv, c.head_dim);
     std::printf("rope         theta %.0f, %s pairs%s\n", c.rope_theta,
@@ -35,16 +36,27 @@ void register_info(CLI::App& app) {
       e.first++;
       e.second += t.n_bytes;
     }
-    std::printf("tensors      %zu, %s of weights\n", f.tensors().size(), format_bytes(double(model->weight_bytes())).c_str());
-    for (const auto& [type, e] : by_type) std::printf("  %-6s %4d tensors  %s\n", type.c_str(), e.first, format_bytes(double(e.second)).c_str());
+    std::printf("tensors      %zu, %s of weights\n", f.tensors().size(),
+                format_bytes(double(model->weight_bytes())).c_str());
+    for (const auto& [type, e] : by_type)
+      std::printf("  %-6s %4d tensors  %s\n", type.c_str(), e.first, format_bytes(double(e.second)).c_str());
     const int64_t kv = c.kv_bytes_per_token_fp16();
     std::printf("KV cache     %lld bytes/token at fp16 (%s at %d tokens)\n", static_cast<long long>(kv),
                 format_bytes(double(kv) * c.n_ctx_train).c_str(), c.n_ctx_train);
-    nlohmann::json j = {{"model", path},       {"name", c.name},         {"arch", c.arch},
-                        {"n_layers", c.n_layers}, {"n_embd", c.n_embd},  {"n_ff", c.n_ff},
-                        {"n_head", c.n_head},   {"n_head_kv", c.n_head_kv}, {"head_dim", c.head_dim},
-                        {"n_vocab", c.n_vocab}, {"n_ctx_train", c.n_ctx_train}, {"rope_theta", c.rope_theta},
-                        {"weight_bytes", model->weight_bytes()}, {"kv_bytes_per_token_fp16", kv}};
+    nlohmann::json j = {{"model", path},
+                        {"name", c.name},
+                        {"arch", c.arch},
+                        {"n_layers", c.n_layers},
+                        {"n_embd", c.n_embd},
+                        {"n_ff", c.n_ff},
+                        {"n_head", c.n_head},
+                        {"n_head_kv", c.n_head_kv},
+                        {"head_dim", c.head_dim},
+                        {"n_vocab", c.n_vocab},
+                        {"n_ctx_train", c.n_ctx_train},
+                        {"rope_theta", c.rope_theta},
+                        {"weight_bytes", model->weight_bytes()},
+                        {"kv_bytes_per_token_fp16", kv}};
     write_json(opts->json_path, j);
   });
 }

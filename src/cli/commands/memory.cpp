@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "cli/commands/common.h"
+#include "commvq/kv_methods.h"
 #include "core/error.h"
 #include "kv/kv_cache.h"
 #include "kv/windowed_cache.h"
@@ -50,8 +51,8 @@ void register_memory(CLI::App& app) {
     }
     const int64_t N = o->context;
     const double elements = 2.0 * static_cast<double>(N) * geo.kv_dim() * geo.n_layers;  // K and V
-    std::printf("KV memory for %s: %d layers x %d KV heads x head dim %d, %lld tokens%s\n", source.c_str(), geo.n_layers,
-                geo.n_head_kv, geo.head_dim, static_cast<long long>(N),
+    std::printf("KV memory for %s: %d layers x %d KV heads x head dim %d, %lld tokens%s\n", source.c_str(),
+                geo.n_layers, geo.n_head_kv, geo.head_dim, static_cast<long long>(N),
                 weights ? (", weights " + format_bytes(double(weights))).c_str() : "");
     std::printf("%-36s %12s %10s %14s %16s %12s %9s %9s%s\n", "kv method", "bytes/token", "bits/elem", "total",
                 "fp16 window", "fixed", "fixed@32K", "fixed@128K", weights ? "   with weights" : "");
@@ -64,7 +65,8 @@ void register_memory(CLI::App& app) {
       const double per_token = double(total) / double(N);
       const double bits = double(total) * 8.0 / elements;
       char share[64];
-      std::snprintf(share, sizeof share, "%s (%.1f%%)", format_bytes(double(window)).c_str(), 100.0 * double(window) / double(total));
+      std::snprintf(share, sizeof share, "%s (%.1f%%)", format_bytes(double(window)).c_str(),
+                    100.0 * double(window) / double(total));
       // Fixed cost (codebooks, value encoders): its share of the method's memory at 32K and 128K tokens.
       const size_t fixed = cache->fixed_bytes();
       auto fixed_share = [&](int64_t n) {
@@ -102,8 +104,9 @@ void register_memory(CLI::App& app) {
     bool any_fixed = false;
     for (const auto& r : runs) any_fixed = any_fixed || r["fixed_bytes"].get<size_t>() > 0;
     if (any_fixed)
-      std::printf("fixed: codebooks and value encoders held whatever the context (float32), not in bytes/token; "
-                  "fixed@N: their share of the method's memory at N tokens (fixed + KV)\n");
+      std::printf(
+          "fixed: codebooks and value encoders held whatever the context (float32), not in bytes/token; "
+          "fixed@N: their share of the method's memory at N tokens (fixed + KV)\n");
     write_json(o->json_path, j);
   });
 }

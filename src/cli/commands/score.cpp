@@ -35,7 +35,8 @@ void register_score(CLI::App& app) {
       std::printf("  wrong (line %lld): %s  [gold %s]\n", static_cast<long long>(f["line"].get<int64_t>()),
                   f["prediction"].dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str(),
                   f["gold"].dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
-    write_json(o->json_path, {{"task", name}, {"predictions", o->predictions}, {"result", a}, {"failures", r.failures}});
+    write_json(o->json_path,
+               {{"task", name}, {"predictions", o->predictions}, {"result", a}, {"failures", r.failures}});
   });
 }
 

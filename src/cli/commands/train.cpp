@@ -7,6 +7,7 @@
 #include <filesystem>
 
 #include "cli/commands/common.h"
+#include "collect/collect.h"
 #include "commvq/commvq_codebook.h"
 #include "commvq/key_em.h"
 #include "commvq/value_trainer.h"
@@ -14,7 +15,6 @@
 #include "core/error.h"
 #include "core/progress.h"
 #include "core/sha256.h"
-#include "kv/collect.h"
 #include "model/llama_model.h"
 #include "model/model_paths.h"
 
@@ -86,23 +86,22 @@ nlohmann::json collection_identity(const std::string& dir) {
 
 nlohmann::json settings_json(const TrainOpts& o, int stages) {
   nlohmann::json s = {{"bits", o.bits},
-          {"stages", stages},
-          {"key_tokens", o.key_tokens},
-          {"key_iterations", o.key_iters},
-          {"value_steps", o.value_steps},
-          {"value_batch", o.value_batch},
-          {"value_refit_rounds", o.value_refit_rounds},
-          {"value_refine_sweeps", o.value_refine_sweeps},
-          {"value_refit_attention_weights", !o.value_refit_unweighted},
-          {"value_refit_tokens", o.value_refit_tokens},
-          {"structured", !o.unstructured},
-          {"attention_loss", !o.no_attention_loss},
-          {"seed", o.seed},
-          {"activations", collection_identity(o.activations)}};
+                      {"stages", stages},
+                      {"key_tokens", o.key_tokens},
+                      {"key_iterations", o.key_iters},
+                      {"value_steps", o.value_steps},
+                      {"value_batch", o.value_batch},
+                      {"value_refit_rounds", o.value_refit_rounds},
+                      {"value_refine_sweeps", o.value_refine_sweeps},
+                      {"value_refit_attention_weights", !o.value_refit_unweighted},
+                      {"value_refit_tokens", o.value_refit_tokens},
+                      {"structured", !o.unstructured},
+                      {"attention_loss", !o.no_attention_loss},
+                      {"seed", o.seed},
+                      {"activations", collection_identity(o.activations)}};
   if (o.key_center) s["key_center"] = true;  // absent when off: older codebooks keep their settings
   return s;
 }
-
 
 void run_train(const TrainOpts& o) {
   apply_common_options(o);
@@ -127,7 +126,8 @@ void run_train(const TrainOpts& o) {
 
   for (int l : o.only_layers)
     if (l < 0 || l >= c.n_layers)
-      throw Error("--layers: layer " + std::to_string(l) + " does not exist (the model has " + std::to_string(c.n_layers) + ")");
+      throw Error("--layers: layer " + std::to_string(l) + " does not exist (the model has " +
+                  std::to_string(c.n_layers) + ")");
   auto wanted = [&](int l) {
     return o.only_layers.empty() || std::find(o.only_layers.begin(), o.only_layers.end(), l) != o.only_layers.end();
   };
@@ -153,7 +153,8 @@ void run_train(const TrainOpts& o) {
       continue;
     }
     auto t0 = std::chrono::steady_clock::now();
-    ValueLayerData data = load_value_layer_data(collect_layer_file(o.activations, l), c.n_head, c.n_head_kv, c.head_dim);
+    ValueLayerData data =
+        load_value_layer_data(collect_layer_file(o.activations, l), c.n_head, c.n_head_kv, c.head_dim);
 
     KeyEmOptions ko;
     ko.iterations = o.key_iters;
@@ -175,7 +176,8 @@ void run_train(const TrainOpts& o) {
     cb.keys[l].mean = std::move(key_mean);
     centered_keys = {};
     double key_rel = 0;
-    for (const auto& h : kr.heads) key_rel += h.stages.empty() || h.initial_mse <= 0 ? 0 : h.stages.back().best_loss / h.initial_mse;
+    for (const auto& h : kr.heads)
+      key_rel += h.stages.empty() || h.initial_mse <= 0 ? 0 : h.stages.back().best_loss / h.initial_mse;
     key_rel /= std::max<size_t>(1, kr.heads.size());
     const double key_rel_centered = centered_key_error(cb.keys[l], data.keys_pre_rope.data(), data.n_tokens);
 
@@ -216,15 +218,18 @@ void run_train(const TrainOpts& o) {
     timed["seconds"] = secs;
     json_layers.push_back(timed);
     progress.update(++done);
-    std::printf("%-6d %10lld %12.4f %14.4f %12.4f %12.4f %14.4f %9.1f\n", l, static_cast<long long>(data.n_tokens), key_rel,
-                key_rel_centered, vr.trained.rel_mse_values, vr.trained.rel_mse_attn, vr.gradient_only.rel_mse_values, secs);
+    std::printf("%-6d %10lld %12.4f %14.4f %12.4f %12.4f %14.4f %9.1f\n", l, static_cast<long long>(data.n_tokens),
+                key_rel, key_rel_centered, vr.trained.rel_mse_values, vr.trained.rel_mse_attn,
+                vr.gradient_only.rel_mse_values, secs);
     std::fflush(stdout);
   }
   progress.finish();
   if (!o.only_layers.empty()) {
     std::printf("trained %d of %d layers (kept in %s); no codebook file is written with --layers\n", n_wanted,
                 c.n_layers, parts.c_str());
-    write_json(o.json_path, {{"settings", settings}, {"activations_dir", o.activations}, {"layers", json_layers}, {"partial", true}});
+    write_json(
+        o.json_path,
+        {{"settings", settings}, {"activations_dir", o.activations}, {"layers", json_layers}, {"partial", true}});
     return;
   }
   cb.save(o.out);
@@ -232,17 +237,18 @@ void run_train(const TrainOpts& o) {
   std::printf("wrote %s (%d-bit, %d key stages, %s of codebooks)\n", o.out.c_str(), o.bits, stages,
               format_bytes(double(cb.param_bytes())).c_str());
   write_json(o.json_path, {{"codebook", o.out},
-                          {"codebook_sha256", sha256_file(o.out)},
-                          {"settings", settings},
-                          {"activations_dir", o.activations},
-                          {"layers", json_layers}});
+                           {"codebook_sha256", sha256_file(o.out)},
+                           {"settings", settings},
+                           {"activations_dir", o.activations},
+                           {"layers", json_layers}});
 }
 
 }  // namespace
 
 void register_train(CLI::App& app) {
   auto o = std::make_shared<TrainOpts>();
-  auto* cmd = app.add_subcommand("train", "train CommVQ key codebooks (EM) and value codecs from collected activations");
+  auto* cmd =
+      app.add_subcommand("train", "train CommVQ key codebooks (EM) and value codecs from collected activations");
   add_common_options(*cmd, *o);
   cmd->add_option("--activations", o->activations, "folder written by `collect`")->required();
   cmd->add_option("--out", o->out, "codebook file to write (.safetensors)")->required();
@@ -250,23 +256,26 @@ void register_train(CLI::App& app) {
   cmd->add_option("--stages", o->stages, "key residual stages R (default round(bits*d/12))")->check(CLI::Range(1, 64));
   cmd->add_option("--tokens", o->key_tokens, "tokens per layer for key EM")->check(CLI::Range(256, 1 << 24));
   cmd->add_option("--iters", o->key_iters, "EM iterations per key stage")->check(CLI::Range(1, 1000));
-  cmd->add_option("--value-steps", o->value_steps, "optimizer steps per layer for the value codec")->check(CLI::Range(0, 1000000));
+  cmd->add_option("--value-steps", o->value_steps, "optimizer steps per layer for the value codec")
+      ->check(CLI::Range(0, 1000000));
   cmd->add_option("--value-batch", o->value_batch, "tokens per value minibatch")->check(CLI::Range(1, 65536));
   cmd->add_option("--value-refit-rounds", o->value_refit_rounds,
                   "rounds of code refinement + least-squares codebook refit after the gradient steps (0: off)")
       ->check(CLI::Range(0, 100));
   cmd->add_flag("--value-refit-unweighted", o->value_refit_unweighted,
-               "ablation: the codebook refit weights every token alike (default: by its share of the attention loss)");
+                "ablation: the codebook refit weights every token alike (default: by its share of the attention loss)");
   cmd->add_option("--value-refit-tokens", o->value_refit_tokens,
                   "tokens per layer for the codebook refit (evenly spaced, plus each sequence's first tokens; 0: all)")
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 40));
-  cmd->add_option("--value-refine-sweeps", o->value_refine_sweeps,
-                  "code refinement sweeps after the encoder's argmax at compression time (0: the paper's encoder alone)")
+  cmd->add_option(
+         "--value-refine-sweeps", o->value_refine_sweeps,
+         "code refinement sweeps after the encoder's argmax at compression time (0: the paper's encoder alone)")
       ->check(CLI::Range(0, 100));
   cmd->add_option("--layers", o->only_layers,
                   "train only these layers (comparing settings on a few layers; writes the report, not a codebook)")
       ->delimiter(',');
-  cmd->add_flag("--unstructured", o->unstructured, "ablation: plain VQ key codebooks of the same size (no RoPE commutativity)");
+  cmd->add_flag("--unstructured", o->unstructured,
+                "ablation: plain VQ key codebooks of the same size (no RoPE commutativity)");
   cmd->add_flag("--key-center", o->key_center,
                 "subtract each layer's per-channel mean key before quantizing (kept in the file; for models with a "
                 "key bias such as Qwen2; beyond the paper)");

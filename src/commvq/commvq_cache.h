@@ -59,8 +59,8 @@ class CommvqCache : public WindowedCache {
 
  private:
   struct Layer {
-    std::vector<uint8_t> key_codes;  // 12 bits per (token, head, stage), packed back to back
-    std::vector<uint16_t> key_norms;  // fp16, per token
+    std::vector<uint8_t> key_codes;    // 12 bits per (token, head, stage), packed back to back
+    std::vector<uint16_t> key_norms;   // fp16, per token
     std::vector<uint8_t> value_codes;  // code_bytes per token
     std::vector<uint16_t> value_p;     // fp16, per token
     int64_t n_keys = 0, n_values = 0;

@@ -1,4 +1,4 @@
-#include "model/rope.h"
+#include "kernels/cpu/rope.h"
 
 #include <cmath>
 
@@ -11,8 +11,8 @@ Rope::Rope(int head_dim, double theta, RopeLayout layout, std::vector<float> fre
     : head_dim_(head_dim), theta_(theta), layout_(layout), pos_scale_(pos_scale) {
   if (head_dim <= 0 || head_dim % 2 != 0) throw Error("RoPE head dim must be even, got " + std::to_string(head_dim));
   if (!freq_factors.empty() && static_cast<int>(freq_factors.size()) != head_dim / 2) {
-    throw Error("rope_freqs has " + std::to_string(freq_factors.size()) + " factors, expected head_dim/2 = " +
-                std::to_string(head_dim / 2));
+    throw Error("rope_freqs has " + std::to_string(freq_factors.size()) +
+                " factors, expected head_dim/2 = " + std::to_string(head_dim / 2));
   }
   freq_factors_ = freq_factors;
   omega_.resize(head_dim / 2);
@@ -25,7 +25,9 @@ Rope::Rope(int head_dim, double theta, RopeLayout layout, std::vector<float> fre
 
 void Rope::use_llamacpp_arithmetic() {
   if (!freq_factors_.empty() || pos_scale_ != 1.0) {
-    throw Error("llama.cpp arithmetic: only plain RoPE is reproduced (this model has rope frequency factors or position scaling)");
+    throw Error(
+        "llama.cpp arithmetic: only plain RoPE is reproduced (this model has rope frequency factors or position "
+        "scaling)");
   }
   ggml_ = true;
   ggml_theta_scale_ = std::pow(static_cast<float>(theta_), -2.0f / static_cast<float>(head_dim_));

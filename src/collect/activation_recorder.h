@@ -1,7 +1,7 @@
 #pragma once
 // Records, per layer, what a forward pass shows the LayerObserver — keys before RoPE, values,
 // queries after RoPE, positions and sequence ids — converted to F16 or F32 as they arrive. `collect`
-// (kv/collect.h) writes them to disk; tests read them in memory.
+// (collect/collect.h) writes them to disk; tests read them in memory.
 #include <cstdint>
 #include <string>
 #include <vector>

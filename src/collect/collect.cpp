@@ -1,4 +1,4 @@
-#include "kv/collect.h"
+#include "collect/collect.h"
 
 #include <fcntl.h>
 #include <sys/file.h>
@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <memory>
 #include <nlohmann/json.hpp>
 
 #include "core/atomic_file.h"
@@ -18,8 +19,9 @@
 #include "core/json_file.h"
 #include "core/progress.h"
 #include "core/sha256.h"
-#include "model/model_identity.h"
 #include "core/text_source.h"
+#include "kv/fp16_cache.h"
+#include "model/model_identity.h"
 
 namespace cvq {
 namespace fs = std::filesystem;
@@ -257,7 +259,7 @@ CollectResult collect_activations(const LlamaModel& model, const CollectOptions&
   if (!fs::exists(plan_path)) write_file_atomic(plan_path, plan.dump(2) + "\n");
 
   ActivationRecorder rec(geo, o.dtype);
-  auto cache = make_kv_cache("fp16", geo);
+  auto cache = std::make_unique<Fp16Cache>(geo, /*bf16=*/false);
   Progress prog("collect", total, "tok");
   int64_t done_tokens = 0;
   for (int c = 0; c < n_chunks; ++c) {

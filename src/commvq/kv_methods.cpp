@@ -1,15 +1,17 @@
 // The method registry: one line per KV-cache method.
+#include "commvq/kv_methods.h"
+
 #include <functional>
 #include <map>
 
+#include "commvq/commvq_cache.h"
 #include "core/error.h"
-#include "kv/commvq_cache.h"
 #include "kv/fp16_cache.h"
 #include "kv/kivi_cache.h"
-#include "kv/kvquant_cache.h"
-#include "kv/qblock_cache.h"
 #include "kv/kv_cache.h"
 #include "kv/kv_spec.h"
+#include "kv/kvquant_cache.h"
+#include "kv/qblock_cache.h"
 
 namespace cvq {
 namespace {
@@ -17,8 +19,10 @@ using Factory = std::function<std::unique_ptr<KvCache>(const KvSpec&, const KvGe
 
 const std::map<std::string, Factory>& registry() {
   static const std::map<std::string, Factory> r = {
-      {"commvq", [](const KvSpec& s, const KvGeometry& g) { return std::make_unique<CommvqCache>(g, CommvqOptions::parse(s, g)); }},
-      {"fp16", [](const KvSpec& s, const KvGeometry& g) {
+      {"commvq", [](const KvSpec& s,
+                    const KvGeometry& g) { return std::make_unique<CommvqCache>(g, CommvqOptions::parse(s, g)); }},
+      {"fp16",
+       [](const KvSpec& s, const KvGeometry& g) {
          s.allow_only({"mode", "arith"});
          const std::string arith = s.get("arith", "native");
          if (arith != "native" && arith != "llamacpp") {
@@ -26,11 +30,25 @@ const std::map<std::string, Factory>& registry() {
          }
          return std::make_unique<Fp16Cache>(g, false, parse_kv_exec_mode(s), arith == "llamacpp");
        }},
-      {"bf16", [](const KvSpec& s, const KvGeometry& g) { s.allow_only({"mode"}); return std::make_unique<Fp16Cache>(g, true, parse_kv_exec_mode(s)); }},
-      {"kivi", [](const KvSpec& s, const KvGeometry& g) { return std::make_unique<KiviCache>(g, KiviOptions::parse(s, g)); }},
-      {"kvquant", [](const KvSpec& s, const KvGeometry& g) { return std::make_unique<KvQuantCache>(g, KvQuantOptions::parse(s, g)); }},
-      {"q8_0", [](const KvSpec& s, const KvGeometry& g) { s.allow_only({"mode"}); return std::make_unique<QBlockCache>(g, QBlockKind::Q8_0, parse_kv_exec_mode(s)); }},
-      {"q4_0", [](const KvSpec& s, const KvGeometry& g) { s.allow_only({"mode"}); return std::make_unique<QBlockCache>(g, QBlockKind::Q4_0, parse_kv_exec_mode(s)); }},
+      {"bf16",
+       [](const KvSpec& s, const KvGeometry& g) {
+         s.allow_only({"mode"});
+         return std::make_unique<Fp16Cache>(g, true, parse_kv_exec_mode(s));
+       }},
+      {"kivi",
+       [](const KvSpec& s, const KvGeometry& g) { return std::make_unique<KiviCache>(g, KiviOptions::parse(s, g)); }},
+      {"kvquant", [](const KvSpec& s,
+                     const KvGeometry& g) { return std::make_unique<KvQuantCache>(g, KvQuantOptions::parse(s, g)); }},
+      {"q8_0",
+       [](const KvSpec& s, const KvGeometry& g) {
+         s.allow_only({"mode"});
+         return std::make_unique<QBlockCache>(g, QBlockKind::Q8_0, parse_kv_exec_mode(s));
+       }},
+      {"q4_0",
+       [](const KvSpec& s, const KvGeometry& g) {
+         s.allow_only({"mode"});
+         return std::make_unique<QBlockCache>(g, QBlockKind::Q4_0, parse_kv_exec_mode(s));
+       }},
   };
   return r;
 }

@@ -1,4 +1,4 @@
-#include "kv/activation_recorder.h"
+#include "collect/activation_recorder.h"
 
 #include <cstring>
 

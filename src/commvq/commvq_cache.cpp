@@ -1,4 +1,4 @@
-#include "kv/commvq_cache.h"
+#include "commvq/commvq_cache.h"
 
 #include <algorithm>
 #include <cmath>
@@ -43,7 +43,8 @@ CommvqOptions CommvqOptions::parse(const KvSpec& s, const KvGeometry& g) {
   o.stages = s.get_int("stages", 0);
   o.policy.window = s.get_int("window", 128);
   o.policy.sink = s.get_int("sink", 0);
-  if (o.policy.window < 1 || o.policy.sink < 0) throw Error("KV method spec '" + s.text() + "': window must be >= 1 and sink >= 0");
+  if (o.policy.window < 1 || o.policy.sink < 0)
+    throw Error("KV method spec '" + s.text() + "': window must be >= 1 and sink >= 0");
   // Ablation: compress only one side; the other stays in fp16 like the window.
   const std::string compress = s.get("compress", "both");
   if (compress != "both" && compress != "keys" && compress != "values")
@@ -53,7 +54,8 @@ CommvqOptions CommvqOptions::parse(const KvSpec& s, const KvGeometry& g) {
   o.policy.keys_pre_rope = true;
   o.mode = parse_kv_exec_mode(s);
   const std::string scores = s.get("scores", "decode");
-  if (scores != "decode" && scores != "table") throw Error("KV method spec '" + s.text() + "': scores must be decode or table");
+  if (scores != "decode" && scores != "table")
+    throw Error("KV method spec '" + s.text() + "': scores must be decode or table");
   o.score_tables = scores == "table";
   o.refine_sweeps = s.get_int("refine", -1);
   if (o.refine_sweeps < -1 || o.refine_sweeps > 100)
@@ -62,18 +64,19 @@ CommvqOptions CommvqOptions::parse(const KvSpec& s, const KvGeometry& g) {
   return o;
 }
 
-CommvqCache::CommvqCache(KvGeometry g, CommvqOptions opt) : WindowedCache(g, opt.policy, opt.mode), opt_(std::move(opt)) {
+CommvqCache::CommvqCache(KvGeometry g, CommvqOptions opt)
+    : WindowedCache(g, opt.policy, opt.mode), opt_(std::move(opt)) {
   const int D = geo_.kv_dim();
   if (!opt_.codebook_path.empty()) {
     codebook_ = CommvqCodebook::load_shared(opt_.codebook_path);
     codebook_->check_compatible(geo_, opt_.codebook_path);
     if (codebook_->key_bits != opt_.bits) {
-      fail_file(opt_.codebook_path, "codebook is " + std::to_string(codebook_->key_bits) + "-bit but the spec asks for bits=" +
-                                        std::to_string(opt_.bits));
+      fail_file(opt_.codebook_path, "codebook is " + std::to_string(codebook_->key_bits) +
+                                        "-bit but the spec asks for bits=" + std::to_string(opt_.bits));
     }
     if (opt_.stages != 0 && opt_.stages != codebook_->stages) {
-      fail_file(opt_.codebook_path, "codebook has " + std::to_string(codebook_->stages) + " key stages, the spec asks for " +
-                                        std::to_string(opt_.stages));
+      fail_file(opt_.codebook_path, "codebook has " + std::to_string(codebook_->stages) +
+                                        " key stages, the spec asks for " + std::to_string(opt_.stages));
     }
     stages_ = codebook_->stages;
     value_code_bits_ = codebook_->values[0].shape().code_bits();
@@ -107,7 +110,8 @@ int CommvqCache::value_refine_sweeps(int layer) const {
 }
 
 void CommvqCache::require_codebook() const {
-  if (!codebook_) throw Error("KV method '" + spec() + "' needs codebook=FILE to store tokens (train one with `commvq-bench train`)");
+  if (!codebook_)
+    throw Error("KV method '" + spec() + "' needs codebook=FILE to store tokens (train one with `commvq-bench train`)");
 }
 
 void CommvqCache::compress_keys(int layer, int64_t first, int n, const float* k, const int32_t*) {
@@ -148,7 +152,8 @@ void CommvqCache::decode_keys(int layer, int64_t first, int n, float* out) const
   const Layer& L = layers_[layer];
   const int nkv = geo_.n_head_kv, R = stages_;
   std::vector<uint16_t> codes(static_cast<size_t>(n) * nkv * R);
-  for (int64_t i = 0; i < static_cast<int64_t>(codes.size()); ++i) codes[i] = get12(L.key_codes.data(), first * nkv * R + i);
+  for (int64_t i = 0; i < static_cast<int64_t>(codes.size()); ++i)
+    codes[i] = get12(L.key_codes.data(), first * nkv * R + i);
   std::vector<float> norms(n);
   for (int t = 0; t < n; ++t) norms[t] = fp16_to_float(L.key_norms[first + t]);
   codebook_->keys[layer].decode(codes.data(), norms.data(), n, out);
@@ -226,10 +231,12 @@ void CommvqCache::native_scores(int layer, int kv_head, const float* q, int rows
     if (use_table) {
       commvq_scores_codes(table.data(), R, d, rows, codes.data(), R, norms.data(), cs.data(), n, out, ld);
     } else {
-      commvq_scores_decode(cb.params(), R, d, q_pairs.data(), rows, codes.data(), R, norms.data(), cs.data(), n, out, ld);
+      commvq_scores_decode(cb.params(), R, d, q_pairs.data(), rows, codes.data(), R, norms.data(), cs.data(), n, out,
+                           ld);
     }
     // The kernels' scores carry 1/sqrt(d); `factor` below turns them into `scale`.
-    if (!mean_ab.empty()) add_mean_scores(mean_ab, rows, cs.data(), n, 1.0f / std::sqrt(static_cast<float>(d)), out, ld);
+    if (!mean_ab.empty())
+      add_mean_scores(mean_ab, rows, cs.data(), n, 1.0f / std::sqrt(static_cast<float>(d)), out, ld);
   }
   if (std::abs(factor - 1.0f) > 1e-6f) {
     for (int r = 0; r < rows; ++r)
@@ -243,7 +250,8 @@ void CommvqCache::native_scores(int layer, int kv_head, const float* q, int rows
 std::vector<float> CommvqCache::mean_score_coefficients(int layer, int kv_head, const float* q_pairs, int rows) const {
   const int d = geo_.head_dim, h = d / 2;
   std::vector<float> mu(d), ab(static_cast<size_t>(rows) * d);
-  to_pair_split(codebook_->keys[layer].mean.data() + static_cast<int64_t>(kv_head) * d, 1, d, geo_.rope.layout(), mu.data());
+  to_pair_split(codebook_->keys[layer].mean.data() + static_cast<int64_t>(kv_head) * d, 1, d, geo_.rope.layout(),
+                mu.data());
   for (int r = 0; r < rows; ++r) {
     const float* q = q_pairs + static_cast<int64_t>(r) * d;
     for (int f = 0; f < h; ++f) {
@@ -255,8 +263,8 @@ std::vector<float> CommvqCache::mean_score_coefficients(int layer, int kv_head, 
 }
 
 // scores[r][t] += unit · Σ_f cos_f·A_f + sin_f·B_f over n tokens whose cos/sin rows are cs (n × d).
-void CommvqCache::add_mean_scores(const std::vector<float>& ab, int rows, const float* cs, int64_t n, float unit, float* scores,
-                                  int64_t ld) const {
+void CommvqCache::add_mean_scores(const std::vector<float>& ab, int rows, const float* cs, int64_t n, float unit,
+                                  float* scores, int64_t ld) const {
   const int d = geo_.head_dim;
   for (int r = 0; r < rows; ++r) {
     const float* rab = ab.data() + static_cast<int64_t>(r) * d;
@@ -275,8 +283,8 @@ void CommvqCache::native_values(int layer, int kv_head, const float* p, int64_t 
   const ValueCodec& codec = codebook_->values[layer];
   const int d = geo_.head_dim, cb = codec.shape().code_bytes();
   std::vector<float> tmp(static_cast<size_t>(rows) * d);
-  commvq_values_attend(L.value_codes.data() + t0 * cb, cb, L.value_p.data() + t0, t1 - t0, codec.shape().code_bits(), p, ld,
-                       rows, codec.codebook.data(), codec.scale.data(), codec.dim(), kv_head, d, tmp.data(), d);
+  commvq_values_attend(L.value_codes.data() + t0 * cb, cb, L.value_p.data() + t0, t1 - t0, codec.shape().code_bits(), p,
+                       ld, rows, codec.codebook.data(), codec.scale.data(), codec.dim(), kv_head, d, tmp.data(), d);
   for (size_t i = 0; i < tmp.size(); ++i) out[i] += tmp[i];
 }
 

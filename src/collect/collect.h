@@ -18,8 +18,8 @@
 #include <string>
 #include <vector>
 
+#include "collect/activation_recorder.h"
 #include "core/safetensors.h"
-#include "kv/activation_recorder.h"
 #include "model/llama_model.h"
 
 namespace cvq {
