@@ -10,16 +10,6 @@
 namespace cvq {
 namespace {
 
-inline uint16_t load_u16(const uint8_t* p) {
-  uint16_t v;
-  std::memcpy(&v, p, 2);
-  return v;
-}
-inline uint32_t load_u32(const uint8_t* p) {
-  uint32_t v;
-  std::memcpy(&v, p, 4);
-  return v;
-}
 inline float load_half(const uint8_t* p) { return fp16_to_float(load_u16(p)); }
 inline void store_u16(uint8_t* p, uint16_t v) { std::memcpy(p, &v, 2); }
 
@@ -80,11 +70,12 @@ void dequant_q8_0(const uint8_t* b, float* y) {
   for (int j = 0; j < 32; ++j) y[j] = static_cast<float>(qs[j]) * d;
 }
 
-void dequant_q4_K(const uint8_t* b, float* y) {
+// q4_K and q5_K share the layout of scales and nibbles; q5_K adds a 5th bit per element from qh
+// (null for q4_K).
+void dequant_q45_K(const uint8_t* b, const uint8_t* qh, const uint8_t* qs, float* y) {
   const float d = load_half(b);
   const float dmin = load_half(b + 2);
   const uint8_t* scales = b + 4;
-  const uint8_t* qs = b + 16;
   for (int j = 0; j < 4; ++j) {
     uint8_t sc, m;
     k_scale_min(scales, 2 * j, sc, m);
@@ -94,31 +85,8 @@ void dequant_q4_K(const uint8_t* b, float* y) {
     const uint8_t* q = qs + 32 * j;
     float* out = y + 64 * j;
     for (int l = 0; l < 32; ++l) {
-      const float p1 = d1 * static_cast<float>(q[l] & 0x0F);
-      const float p2 = d2 * static_cast<float>(q[l] >> 4);
-      out[l] = p1 - m1;
-      out[l + 32] = p2 - m2;
-    }
-  }
-}
-
-void dequant_q5_K(const uint8_t* b, float* y) {
-  const float d = load_half(b);
-  const float dmin = load_half(b + 2);
-  const uint8_t* scales = b + 4;
-  const uint8_t* qh = b + 16;
-  const uint8_t* qs = b + 48;
-  for (int j = 0; j < 4; ++j) {
-    uint8_t sc, m;
-    k_scale_min(scales, 2 * j, sc, m);
-    const float d1 = d * static_cast<float>(sc), m1 = dmin * static_cast<float>(m);
-    k_scale_min(scales, 2 * j + 1, sc, m);
-    const float d2 = d * static_cast<float>(sc), m2 = dmin * static_cast<float>(m);
-    const uint8_t* q = qs + 32 * j;
-    float* out = y + 64 * j;
-    for (int l = 0; l < 32; ++l) {
-      const int h1 = ((qh[l] >> (2 * j)) & 1) << 4;
-      const int h2 = ((qh[l] >> (2 * j + 1)) & 1) << 4;
+      const int h1 = qh ? ((qh[l] >> (2 * j)) & 1) << 4 : 0;
+      const int h2 = qh ? ((qh[l] >> (2 * j + 1)) & 1) << 4 : 0;
       const float p1 = d1 * static_cast<float>((q[l] & 0x0F) | h1);
       const float p2 = d2 * static_cast<float>((q[l] >> 4) | h2);
       out[l] = p1 - m1;
@@ -126,6 +94,9 @@ void dequant_q5_K(const uint8_t* b, float* y) {
     }
   }
 }
+
+void dequant_q4_K(const uint8_t* b, float* y) { dequant_q45_K(b, nullptr, b + 16, y); }
+void dequant_q5_K(const uint8_t* b, float* y) { dequant_q45_K(b, b + 16, b + 48, y); }
 
 void dequant_q6_K(const uint8_t* b, float* y) {
   const uint8_t* ql = b;

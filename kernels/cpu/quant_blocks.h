@@ -15,6 +15,7 @@
 //   q6_K (256 elems, 210 B): u8 ql[128] | u8 qh[64] | i8 scales[16] | fp16 d
 //        16 groups of 16 with int8 scale: x = d*scale*(q-32), q = 4 low bits from ql, 2 high from qh.
 #include <cstdint>
+#include <cstring>
 
 #include "kernels/cpu/ggml_type.h"
 
@@ -22,6 +23,18 @@ namespace cvq {
 
 inline constexpr int64_t kQK = 32;     // elements per block of the *_0 / *_1 formats
 inline constexpr int64_t kQK_K = 256;  // elements per super-block of the K formats
+
+// Little-endian fields of a block at any alignment.
+inline uint16_t load_u16(const uint8_t* p) {
+  uint16_t v;
+  std::memcpy(&v, p, 2);
+  return v;
+}
+inline uint32_t load_u32(const uint8_t* p) {
+  uint32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
 
 // Decodes the 6-bit scale and min of sub-block j (0..7) from the 12 packed bytes of q4_K / q5_K.
 inline void k_scale_min(const uint8_t* scales, int j, uint8_t& sc, uint8_t& m) {

@@ -6,6 +6,7 @@
 // pairs summed in int16 without saturation: codes <= 63, |q_x| <= 127) + vpmaddwd to int32 lanes.
 // Weight offsets are removed exactly in integers (precomputed -offset*sum(q_x) per lane); q8_0 uses
 // the sign trick (|w| x sign(x, w)) instead. Lanes are scaled by d_w*d_x in float.
+#include "kernels/cpu/quant_blocks.h"
 #include "kernels/cpu/quant_dot.h"
 #include "kernels/cpu/quant_dot_tokens.h"
 
@@ -20,16 +21,6 @@
 namespace cvq::detail {
 namespace {
 
-inline uint16_t load_u16(const uint8_t* p) {
-  uint16_t v;
-  std::memcpy(&v, p, 2);
-  return v;
-}
-inline uint32_t load_u32(const uint8_t* p) {
-  uint32_t v;
-  std::memcpy(&v, p, 4);
-  return v;
-}
 inline __m256i loadu256(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
 inline __m128i loadu128(const void* p) { return _mm_loadu_si128(static_cast<const __m128i*>(p)); }
 inline float half_at(const uint8_t* p) { return _cvtsh_ss(load_u16(p)); }

@@ -7,6 +7,7 @@
 // q5: 0..31, q6_K: 0..63, q8_0: q+128) times signed activations. The weight offset (8, 16, 32, 128)
 // is removed exactly by starting the accumulator at -offset*sum(q_x) per lane ("seed"). Lanes are
 // then converted to float and scaled per lane by d_w*d_x, so a row needs one horizontal sum.
+#include "kernels/cpu/quant_blocks.h"
 #include "kernels/cpu/quant_dot.h"
 #include "kernels/cpu/quant_dot_tokens.h"
 
@@ -27,17 +28,6 @@
 
 namespace cvq::detail {
 namespace {
-
-inline uint16_t load_u16(const uint8_t* p) {
-  uint16_t v;
-  std::memcpy(&v, p, 2);
-  return v;
-}
-inline uint32_t load_u32(const uint8_t* p) {
-  uint32_t v;
-  std::memcpy(&v, p, 4);
-  return v;
-}
 
 // ---------------------------------------------------------------- activation quantization
 

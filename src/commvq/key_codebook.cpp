@@ -269,19 +269,24 @@ static void encode_chunk(const KeyCodebook& cb, float* r, int64_t n, uint16_t* c
   }
 }
 
-void KeyCodebook::encode_pairs(const float* u_pairs, int64_t n, uint16_t* codes, int64_t code_stride, float* residual,
-                               bool threaded) const {
+// Encodes n tokens in chunks of kEncodeChunk, threaded over chunks when asked: fill(t0, m, r) writes
+// the chunk's m pair-split rows into r; their codes go to codes + t0 * code_stride; then
+// done(t0, m, r) sees what is left of them (the residual).
+template <class Fill, class Done>
+static void encode_chunked(const KeyCodebook& cb, int64_t n, uint16_t* codes, int64_t code_stride, bool threaded,
+                           Fill&& fill, Done&& done) {
   if (n <= 0) return;
-  if (code_stride < n_stages_) throw Error("commvq key codebook: code stride smaller than the stage count");
+  if (code_stride < cb.stages()) throw Error("commvq key codebook: code stride smaller than the stage count");
+  const int d = cb.head_dim();
   const int64_t n_chunks = (n + kEncodeChunk - 1) / kEncodeChunk;
   auto work = [&](int64_t c0, int64_t c1, int) {
-    std::vector<float> r(static_cast<size_t>(kEncodeChunk) * d_);
+    std::vector<float> r(static_cast<size_t>(kEncodeChunk) * d);
     for (int64_t c = c0; c < c1; ++c) {
       const int64_t t0 = c * kEncodeChunk;
       const int64_t m = std::min<int64_t>(kEncodeChunk, n - t0);
-      std::memcpy(r.data(), u_pairs + t0 * d_, sizeof(float) * m * d_);
-      encode_chunk(*this, r.data(), m, codes + t0 * code_stride, code_stride);
-      if (residual) std::memcpy(residual + t0 * d_, r.data(), sizeof(float) * m * d_);
+      fill(t0, m, r.data());
+      encode_chunk(cb, r.data(), m, codes + t0 * code_stride, code_stride);
+      done(t0, m, r.data());
     }
   };
   if (threaded && n_chunks > 1) {
@@ -291,25 +296,25 @@ void KeyCodebook::encode_pairs(const float* u_pairs, int64_t n, uint16_t* codes,
   }
 }
 
+void KeyCodebook::encode_pairs(const float* u_pairs, int64_t n, uint16_t* codes, int64_t code_stride, float* residual,
+                               bool threaded) const {
+  const size_t row = sizeof(float) * d_;
+  encode_chunked(
+      *this, n, codes, code_stride, threaded,
+      [&](int64_t t0, int64_t m, float* r) { std::memcpy(r, u_pairs + t0 * d_, row * m); },
+      [&](int64_t t0, int64_t m, const float* r) {
+        if (residual) std::memcpy(residual + t0 * d_, r, row * m);
+      });
+}
+
 void KeyCodebook::encode_batch(const float* u_head, int64_t n, int64_t ld, uint16_t* codes, int64_t code_stride,
                                bool threaded) const {
-  if (n <= 0) return;
-  if (code_stride < n_stages_) throw Error("commvq key codebook: code stride smaller than the stage count");
-  const int64_t n_chunks = (n + kEncodeChunk - 1) / kEncodeChunk;
-  auto work = [&](int64_t c0, int64_t c1, int) {
-    std::vector<float> r(static_cast<size_t>(kEncodeChunk) * d_);
-    for (int64_t c = c0; c < c1; ++c) {
-      const int64_t t0 = c * kEncodeChunk;
-      const int64_t m = std::min<int64_t>(kEncodeChunk, n - t0);
-      for (int64_t t = 0; t < m; ++t) to_pair_split(u_head + (t0 + t) * ld, 1, d_, layout_, r.data() + t * d_);
-      encode_chunk(*this, r.data(), m, codes + t0 * code_stride, code_stride);
-    }
-  };
-  if (threaded && n_chunks > 1) {
-    ThreadPool::global().parallel_for(n_chunks, work);
-  } else {
-    work(0, n_chunks, 0);
-  }
+  encode_chunked(
+      *this, n, codes, code_stride, threaded,
+      [&](int64_t t0, int64_t m, float* r) {
+        for (int64_t t = 0; t < m; ++t) to_pair_split(u_head + (t0 + t) * ld, 1, d_, layout_, r + t * d_);
+      },
+      [](int64_t, int64_t, const float*) {});
 }
 
 void KeyCodebook::encode(const float* u_head, uint16_t* codes) const {

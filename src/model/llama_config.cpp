@@ -55,60 +55,49 @@ LlamaConfig LlamaConfig::from_gguf(const GgufFile& f) {
   return c;
 }
 
+namespace {
+
+// Shapes of the architecture presets (from each model's config.json).
+struct ArchPreset {
+  const char* name;
+  int n_layers, n_embd, n_ff, n_head, n_head_kv, head_dim, n_vocab, n_ctx_train;
+  double rope_theta;
+};
+constexpr ArchPreset kPresets[] = {
+    {"llama-3.1-8b", 32, 4096, 14336, 32, 8, 128, 128256, 131072, 500000.0},
+    {"llama-2-7b", 32, 4096, 11008, 32, 32, 128, 32000, 4096, 10000.0},
+    {"mistral-7b", 32, 4096, 14336, 32, 8, 128, 32000, 32768, 1000000.0},
+    {"smollm2-135m", 30, 576, 1536, 9, 3, 64, 49152, 8192, 100000.0},
+};
+
+}  // namespace
+
 std::vector<std::string> LlamaConfig::preset_names() {
-  return {"llama-3.1-8b", "llama-2-7b", "mistral-7b", "smollm2-135m"};
+  std::vector<std::string> names;
+  for (const ArchPreset& p : kPresets) names.emplace_back(p.name);
+  return names;
 }
 
 LlamaConfig LlamaConfig::preset(const std::string& name) {
-  LlamaConfig c;
-  c.arch = "llama";
-  c.name = name;
-  if (name == "llama-3.1-8b") {
-    c.n_layers = 32;
-    c.n_embd = 4096;
-    c.n_ff = 14336;
-    c.n_head = 32;
-    c.n_head_kv = 8;
-    c.head_dim = 128;
-    c.n_vocab = 128256;
-    c.n_ctx_train = 131072;
-    c.rope_theta = 500000.0;
-  } else if (name == "llama-2-7b") {
-    c.n_layers = 32;
-    c.n_embd = 4096;
-    c.n_ff = 11008;
-    c.n_head = 32;
-    c.n_head_kv = 32;
-    c.head_dim = 128;
-    c.n_vocab = 32000;
-    c.n_ctx_train = 4096;
-    c.rope_theta = 10000.0;
-  } else if (name == "mistral-7b") {
-    c.n_layers = 32;
-    c.n_embd = 4096;
-    c.n_ff = 14336;
-    c.n_head = 32;
-    c.n_head_kv = 8;
-    c.head_dim = 128;
-    c.n_vocab = 32000;
-    c.n_ctx_train = 32768;
-    c.rope_theta = 1000000.0;
-  } else if (name == "smollm2-135m") {
-    c.n_layers = 30;
-    c.n_embd = 576;
-    c.n_ff = 1536;
-    c.n_head = 9;
-    c.n_head_kv = 3;
-    c.head_dim = 64;
-    c.n_vocab = 49152;
-    c.n_ctx_train = 8192;
-    c.rope_theta = 100000.0;
-  } else {
-    std::string known;
-    for (const auto& n : preset_names()) known += (known.empty() ? "" : ", ") + n;
-    throw Error("unknown architecture preset '" + name + "' (known: " + known + ")");
+  for (const ArchPreset& p : kPresets) {
+    if (name != p.name) continue;
+    LlamaConfig c;
+    c.arch = "llama";
+    c.name = name;
+    c.n_layers = p.n_layers;
+    c.n_embd = p.n_embd;
+    c.n_ff = p.n_ff;
+    c.n_head = p.n_head;
+    c.n_head_kv = p.n_head_kv;
+    c.head_dim = p.head_dim;
+    c.n_vocab = p.n_vocab;
+    c.n_ctx_train = p.n_ctx_train;
+    c.rope_theta = p.rope_theta;
+    return c;
   }
-  return c;
+  std::string known;
+  for (const auto& n : preset_names()) known += (known.empty() ? "" : ", ") + n;
+  throw Error("unknown architecture preset '" + name + "' (known: " + known + ")");
 }
 
 }  // namespace cvq

@@ -5,6 +5,7 @@
 #include "core/error.h"
 #include "model/pretokenizer.h"
 #include "model/tokenizer.h"
+#include "model/tokenizer_merge.h"
 
 namespace cvq {
 
@@ -109,23 +110,7 @@ void Tokenizer::bpe_word(std::string_view word, std::vector<int32_t>& out) const
     queue.push({rank, left, right, l.length + r.length, result});
   };
 
-  for (int i = 1; i < static_cast<int>(symbols.size()); ++i) add_bigram(i - 1, i);
-
-  while (!queue.empty()) {
-    const Bigram b = queue.top();
-    queue.pop();
-    Symbol& l = symbols[b.left];
-    Symbol& r = symbols[b.right];
-    // Stale: one side was merged away or has grown since this bigram was queued.
-    if (l.length == 0 || r.length == 0 || l.length + r.length != b.size) continue;
-    l.length += r.length;
-    l.id = b.result;
-    r.length = 0;
-    l.next = r.next;
-    if (r.next >= 0) symbols[r.next].prev = b.left;
-    add_bigram(l.prev, b.left);
-    add_bigram(b.left, l.next);
-  }
+  merge_symbols(symbols, queue, add_bigram, [](Symbol& merged, const Bigram& b) { merged.id = b.result; });
 
   for (int i = symbols.empty() ? -1 : 0; i != -1; i = symbols[i].next) {
     const Symbol& s = symbols[i];

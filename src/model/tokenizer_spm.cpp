@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "model/pretokenizer.h"
 #include "model/tokenizer.h"
+#include "model/tokenizer_merge.h"
 
 namespace cvq {
 
@@ -77,21 +78,7 @@ void Tokenizer::spm_fragment(std::string_view raw, std::vector<int32_t>& out) co
     if (id < 0) return;
     queue.push({tokens_[id].score, left, right, size});
   };
-  for (int i = 1; i < static_cast<int>(symbols.size()); ++i) add_bigram(i - 1, i);
-
-  while (!queue.empty()) {
-    const Bigram b = queue.top();
-    queue.pop();
-    Symbol& l = symbols[b.left];
-    Symbol& r = symbols[b.right];
-    if (l.length == 0 || r.length == 0 || l.length + r.length != b.size) continue;
-    l.length += r.length;
-    r.length = 0;
-    l.next = r.next;
-    if (r.next >= 0) symbols[r.next].prev = b.left;
-    add_bigram(l.prev, b.left);
-    add_bigram(b.left, l.next);
-  }
+  merge_symbols(symbols, queue, add_bigram, [](Symbol&, const Bigram&) {});
 
   for (int i = 0; i != -1; i = symbols[i].next) {
     const Symbol& s = symbols[i];

@@ -11,7 +11,7 @@
 #include "kv/kv_cache.h"
 #include "model/llama_model.h"
 #include "tasks/data_paths.h"
-#include "tasks/generation.h"
+#include "tasks/token_nll.h"
 
 namespace cvq {
 
@@ -58,24 +58,6 @@ const std::vector<int32_t>& WindowTask::tokens(const LlamaModel& model) const {
   return tokens_;
 }
 
-namespace {
-
-// Per position of a logits block: log-softmax pieces needed for NLL and KL.
-struct RowStats {
-  int32_t top;
-  double logsumexp;
-};
-// Same arithmetic as run_perplexity (float differences, double sums), so the numbers are identical.
-RowStats row_stats(const float* row, int V) {
-  const int32_t top = argmax(row, V);
-  const float mx = row[top];
-  double sum = 0.0;
-  for (int j = 0; j < V; ++j) sum += std::exp(static_cast<double>(row[j] - mx));
-  return {top, std::log(sum) + mx};
-}
-
-}  // namespace
-
 nlohmann::json WindowTask::run_sample(int64_t w, const LlamaModel& model, KvCache& cache) {
   const auto& all = tokens(model);
   const int V = model.config().n_vocab;
@@ -99,13 +81,13 @@ nlohmann::json WindowTask::run_sample(int64_t w, const LlamaModel& model, KvCach
     ThreadPool::global().parallel_for(n_score, [&](int64_t b, int64_t e, int) {
       for (int64_t i = b; i < e; ++i) {
         const float* row = logits.data() + i * V;
-        const RowStats s = row_stats(row, V);
+        const LogitRowStats s = logit_row_stats(row, V);
         const int32_t target = win[start + i + 1];
-        row_nll[i] = s.logsumexp - row[target];
+        row_nll[i] = token_nll(s, row, target);
         if (!ref) continue;
         const float* rrow = ref_logits.data() + i * V;
-        const RowStats r = row_stats(rrow, V);
-        row_ref_nll[i] = r.logsumexp - rrow[target];
+        const LogitRowStats r = logit_row_stats(rrow, V);
+        row_ref_nll[i] = token_nll(r, rrow, target);
         row_agree[i] = r.top == s.top;
         double k = 0.0;  // sum_j p_ref(j) (log p_ref(j) - log p(j))
         for (int j = 0; j < V; ++j) {

@@ -10,7 +10,7 @@
 #include "core/progress.h"
 #include "core/thread_pool.h"
 #include "model/llama_model.h"
-#include "tasks/generation.h"
+#include "tasks/token_nll.h"
 
 namespace cvq {
 
@@ -61,11 +61,9 @@ PerplexityResult run_perplexity(const PerplexityEngine& engine, const std::vecto
       ThreadPool::global().parallel_for(n_score, [&](int64_t b, int64_t e, int) {
         for (int64_t i = b; i < e; ++i) {
           const float* row = logits.data() + i * V;
-          top[i] = argmax(row, V);
-          const float mx = row[top[i]];
-          double sum = 0.0;
-          for (int j = 0; j < V; ++j) sum += std::exp(static_cast<double>(row[j] - mx));
-          nll[i] = std::log(sum) + mx - row[win[start + i + 1]];
+          const LogitRowStats s = logit_row_stats(row, V);
+          top[i] = s.top;
+          nll[i] = token_nll(s, row, win[start + i + 1]);
         }
       });
       for (int i = 0; i < n_score; ++i) {
