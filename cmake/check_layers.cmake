@@ -1,6 +1,6 @@
 # The include order of the source folders, checked at configure time: a file may include headers
 # of its own layer and of the layers before it, never after (docs/ARCHITECTURE.md, section 1).
-#   core <- kernels <- kv <- commvq <- model <- collect <- tasks <- eval|gpu <- cli   (device sits on core)
+#   core <- kernels <- kv <- commvq <- model <- collect <- tasks <- eval|gpu <- bench <- cli   (device on core)
 # Used by CMakeLists.txt (commvq_check_layers(${PROJECT_SOURCE_DIR})) and, for tests, as a script:
 #   cmake -DROOT=<tree> -P cmake/check_layers.cmake
 # An upward include stops the configure with the file, the header and both layers named.
@@ -17,7 +17,8 @@ set(COMMVQ_LAYER_RANK_collect 5)
 set(COMMVQ_LAYER_RANK_tasks 6)
 set(COMMVQ_LAYER_RANK_eval 7)
 set(COMMVQ_LAYER_RANK_gpu 7)
-set(COMMVQ_LAYER_RANK_cli 8)
+set(COMMVQ_LAYER_RANK_bench 8)
+set(COMMVQ_LAYER_RANK_cli 9)
 
 function(commvq_layer_of path out)
   if(path MATCHES "^kernels/")
@@ -33,7 +34,7 @@ endfunction()
 
 function(commvq_check_layers root)
   file(GLOB_RECURSE files RELATIVE ${root} ${root}/src/*.h ${root}/src/*.cpp ${root}/kernels/*.h
-       ${root}/kernels/*.cpp ${root}/kernels/*.cu ${root}/kernels/*.cuh)
+       ${root}/kernels/*.cpp ${root}/kernels/*.cu ${root}/kernels/*.cuh ${root}/bench/*.h ${root}/bench/*.cpp)
   set(violations "")
   foreach(f IN LISTS files)
     commvq_layer_of(${f} from)
@@ -54,7 +55,7 @@ function(commvq_check_layers root)
   endforeach()
   if(violations)
     message(FATAL_ERROR "layer violation: a lower layer includes a higher one "
-                        "(order: core <- kernels <- kv <- commvq <- model <- collect <- tasks <- eval|gpu <- cli; "
+                        "(order: core <- kernels <- kv <- commvq <- model <- collect <- tasks <- eval|gpu <- bench <- cli; "
                         "docs/ARCHITECTURE.md):${violations}")
   endif()
 endfunction()

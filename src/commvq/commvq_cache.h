@@ -22,7 +22,7 @@ struct CommvqOptions {
   int stages = 0;  // 0: from the codebook, or round(bits·d/12) for accounting
   // Native key scores: "decode" (default) rebuilds each key from its codes once per KV head and dots
   // it with the group's queries; "table" is docs/METHOD.md §6.1's per-query tables + gathers. Same numbers; on CPU
-  // with GQA the fused decode is 3-5x faster (bench/bench_commvq_keys.cpp).
+  // with GQA the fused decode is 3-5x faster (bench/micro/bench_commvq_keys.cpp).
   bool score_tables = false;
   // Value code refinement sweeps at compression (commvq/value_refine.h): -1 = as stored in the
   // codebook; 0 = the paper's encoder alone (ablation).

@@ -1,88 +1,20 @@
 // `bench engine`: prefill and decode speed of this engine and of llama.cpp (through
 // llama-cpp-python, when installed) on the same GGUF, measured in the same run, as ratios.
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <algorithm>
 #include <cstdio>
-#include <cstdlib>
-#include <filesystem>
 
+#include "bench/bench_inputs.h"
+#include "bench/engine_speed.h"
 #include "cli/commands/common.h"
-#include "commvq/kv_methods.h"
-#include "core/atomic_file.h"
 #include "core/error.h"
-#include "core/resource_paths.h"
 #include "core/thread_pool.h"
 #include "model/llama_model.h"
 #include "model/model_paths.h"
-#include "tasks/generation.h"
 #ifdef COMMVQ_HAVE_CUDA
-#include "gpu/gpu_generation.h"
-#include "gpu/gpu_kv_cache.h"
 #include "gpu/gpu_llama_model.h"
 #endif
 
 namespace cvq {
 namespace {
-
-struct EngineSpeed {
-  double prefill = 0.0, decode = 0.0;
-};
-
-EngineSpeed bench_ours(const LlamaModel& model, const std::vector<int32_t>& prompt, int decode_tokens, int reps) {
-  EngineSpeed best;
-  for (int r = 0; r < reps; ++r) {
-    auto cache = make_kv_cache("fp16", model.kv_geometry());
-    GenerationResult g = generate_greedy_ids(model, *cache, prompt, decode_tokens + 1);
-    best.prefill = std::max(best.prefill, g.prefill_tokens_per_s());
-    best.decode = std::max(best.decode, g.decode_tokens_per_s());
-  }
-  return best;
-}
-
-#ifdef COMMVQ_HAVE_CUDA
-EngineSpeed bench_ours_cuda(gpu::GpuLlamaModel& model, const Tokenizer& tok, const std::vector<int32_t>& prompt,
-                            int decode_tokens, int reps) {
-  EngineSpeed best;
-  gpu::GpuFp16Cache cache(model.kv_geometry(), static_cast<int64_t>(prompt.size()) + decode_tokens + 1);
-  for (int r = 0; r < reps; ++r) {
-    cache.clear();
-    GenerationResult g = gpu::generate_greedy_gpu(model, cache, tok, prompt, decode_tokens + 1);
-    best.prefill = std::max(best.prefill, g.prefill_tokens_per_s());
-    best.decode = std::max(best.decode, g.decode_tokens_per_s());
-  }
-  return best;
-}
-#endif
-
-// Returns false (with the reason) when llama-cpp-python is not available.
-bool bench_llamacpp(const std::string& model_path, const std::string& text_path, int prompt_tokens, int decode_tokens,
-                    int threads, EngineSpeed* out, std::string* why) {
-  const std::string script = share_dir() + "/scripts/llamacpp-bench.py";
-  if (!std::filesystem::exists(script)) {
-    *why = script + " not found";
-    return false;
-  }
-  const std::string json_path =
-      (std::filesystem::temp_directory_path() / ("commvq-llamacpp-" + std::to_string(::getpid()) + ".json")).string();
-  const std::string cmd = "python3 '" + script + "' --model '" + model_path + "' --text '" + text_path +
-                          "' --prompt-tokens " + std::to_string(prompt_tokens) + " --decode-tokens " +
-                          std::to_string(decode_tokens) + " --threads " + std::to_string(threads) + " --json '" +
-                          json_path + "' > /dev/null";
-  int rc = std::system(cmd.c_str());
-  if (rc != 0 || !std::filesystem::exists(json_path)) {
-    *why = WIFEXITED(rc) && WEXITSTATUS(rc) == 3
-               ? "llama-cpp-python is not installed (pip install llama-cpp-python)"
-               : "the llama.cpp benchmark script failed (exit " + std::to_string(rc) + ")";
-    return false;
-  }
-  auto j = nlohmann::json::parse(read_file(json_path));
-  std::filesystem::remove(json_path);
-  out->prefill = j.at("prefill_tokens_per_s").get<double>();
-  out->decode = j.at("decode_tokens_per_s").get<double>();
-  return true;
-}
 
 void register_bench_engine(CLI::App& bench) {
   struct Opts : CommonOptions {
@@ -114,19 +46,20 @@ void register_bench_engine(CLI::App& bench) {
 #ifdef COMMVQ_HAVE_CUDA
     if (cuda) {
       auto gpu_model = gpu::GpuLlamaModel::upload(*model);
-      bench_ours_cuda(*gpu_model, model->tokenizer(), tokens, 8, 1);  // warm-up: cuBLAS setup, buffers
-      ours = bench_ours_cuda(*gpu_model, model->tokenizer(), tokens, o->decode_tokens, o->reps);
+      engine_speed_cuda(*gpu_model, model->tokenizer(), tokens, 8, 1);  // warm-up: cuBLAS setup, buffers
+      ours = engine_speed_cuda(*gpu_model, model->tokenizer(), tokens, o->decode_tokens, o->reps);
     }
 #endif
     if (!cuda) {
-      bench_ours(*model, tokens, 8, 1);  // warm-up: page in the weights
-      ours = bench_ours(*model, tokens, o->decode_tokens, o->reps);
+      engine_speed(*model, tokens, 8, 1);  // warm-up: page in the weights
+      ours = engine_speed(*model, tokens, o->decode_tokens, o->reps);
     }
     EngineSpeed ref;
     std::string why =
         cuda ? "skipped: ours ran on cuda, the llama.cpp script runs on the CPU" : "skipped (--no-llamacpp)";
-    bool have_ref = !o->skip_llamacpp && !cuda &&
-                    bench_llamacpp(model_path, text_path, o->prompt_tokens, o->decode_tokens, threads, &ref, &why);
+    bool have_ref =
+        !o->skip_llamacpp && !cuda &&
+        llamacpp_engine_speed(model_path, text_path, o->prompt_tokens, o->decode_tokens, threads, &ref, &why);
     std::printf("engine speed, %s, %d threads, prompt %d tokens, decode %d tokens (best of %d), ours on %s\n",
                 model->config().name.c_str(), threads, o->prompt_tokens, o->decode_tokens, o->reps, o->device.c_str());
     std::printf("%-14s %16s %16s\n", "", "prefill tok/s", "decode tok/s");

@@ -1,29 +1,16 @@
-// `bench compress`: how long each KV method takes to compress a prompt's keys and values, against
-// the prefill that produced them (same run). The prompt is prefilled once with the fp16 cache while
-// its pre-RoPE keys and values are recorded; then each method gets those tokens exactly as a
-// prefill would hand them over (append per layer) and compresses them (settle), timed.
-#include <chrono>
+// `bench compress`: compression time of each KV method against the prefill of the same prompt
+// (bench/compression_time.h).
 #include <cstdio>
 
+#include "bench/bench_inputs.h"
+#include "bench/compression_time.h"
 #include "cli/commands/common.h"
-#include "commvq/kv_methods.h"
 #include "core/error.h"
 #include "core/thread_pool.h"
-#include "kv/windowed_cache.h"
 #include "model/llama_model.h"
 #include "model/model_paths.h"
 
 namespace cvq {
-namespace {
-
-double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
-
-struct Recorded {
-  std::vector<std::vector<float>> k, v;  // per layer [n x kv_dim], k before RoPE
-  std::vector<int32_t> positions;
-};
-
-}  // namespace
 
 void register_bench_compress(CLI::App& bench) {
   struct Opts : CommonOptions {
@@ -44,19 +31,8 @@ void register_bench_compress(CLI::App& bench) {
     const std::vector<int32_t> tokens = bench_prompt_tokens(*model, bench_text_path(o->text), o->prompt_tokens);
     const int n = o->prompt_tokens;
     const KvGeometry geo = model->kv_geometry();
-    Recorded rec;
-    rec.k.resize(geo.n_layers);
-    rec.v.resize(geo.n_layers);
-    for (int i = 0; i < n; ++i) rec.positions.push_back(i);
-    LayerObserver observe = [&](int layer, const float*, const float* k, const float* v, const int32_t*, int rows) {
-      const size_t D = geo.kv_dim();
-      rec.k[layer].insert(rec.k[layer].end(), k, k + rows * D);
-      rec.v[layer].insert(rec.v[layer].end(), v, v + rows * D);
-    };
-    auto fp16 = make_kv_cache("fp16", geo);
-    const double t0 = now_s();
-    model->forward(tokens.data(), rec.positions.data(), n, *fp16, LlamaModel::Logits::Last, &observe);
-    const double prefill_s = now_s() - t0;
+    const RecordedPrefill rec = record_prefill(*model, tokens);
+    const double prefill_s = rec.prefill_seconds;
 
     std::printf("compression of a %d-token prompt, %s, %d threads, matmul %s (prefill %.2f s, %.1f tok/s)\n", n,
                 model->config().name.c_str(), ThreadPool::global().size(), matmul_mode_name(model->matmul_mode()),
@@ -64,18 +40,14 @@ void register_bench_compress(CLI::App& bench) {
     std::printf("%-58s %12s %14s %14s\n", "kv method", "seconds", "tokens/s", "vs prefill");
     nlohmann::json runs = nlohmann::json::array();
     for (const auto& spec : o->kv) {
-      auto cache = make_kv_cache(spec, geo);
-      const double c0 = now_s();
-      for (int l = 0; l < geo.n_layers; ++l)
-        cache->append(l, rec.k[l].data(), rec.v[l].data(), rec.positions.data(), n);
-      if (auto* w = dynamic_cast<WindowedCache*>(cache.get())) w->settle();
-      const double s = now_s() - c0;
-      std::printf("%-58s %12.3f %14.1f %13.1f%%\n", spec.c_str(), s, n / s, 100.0 * s / prefill_s);
+      const CompressionTime c = time_compression(geo, rec, spec);
+      std::printf("%-58s %12.3f %14.1f %13.1f%%\n", spec.c_str(), c.seconds, n / c.seconds,
+                  100.0 * c.seconds / prefill_s);
       runs.push_back({{"kv", spec},
-                      {"seconds", s},
-                      {"tokens_per_s", n / s},
-                      {"share_of_prefill", s / prefill_s},
-                      {"kv_bytes", cache->bytes()}});
+                      {"seconds", c.seconds},
+                      {"tokens_per_s", n / c.seconds},
+                      {"share_of_prefill", c.seconds / prefill_s},
+                      {"kv_bytes", c.kv_bytes}});
     }
     write_json(o->json_path, {{"model", model_path},
                               {"prompt_tokens", n},

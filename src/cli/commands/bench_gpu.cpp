@@ -9,9 +9,9 @@
 #include "device/device.h"
 #include "model/llama_config.h"
 #ifdef COMMVQ_HAVE_CUDA
-#include "gpu/gpu_attention_bench.h"
-#include "gpu/gpu_em_bench.h"
-#include "gpu/gpu_memory_study.h"
+#include "bench/gpu/gpu_attention_bench.h"
+#include "bench/gpu/gpu_em_bench.h"
+#include "bench/gpu/gpu_memory_study.h"
 #endif
 
 namespace cvq {

@@ -75,17 +75,6 @@ void write_json(const std::string& path, const nlohmann::json& j) {
   write_file_atomic(path, j.dump(2) + "\n");
 }
 
-std::string bench_text_path(const std::string& text) {
-  return text.empty() ? data_path("text/wikitext-2-raw/wiki.test.raw") : text;
-}
-
-std::vector<int32_t> bench_prompt_tokens(const LlamaModel& model, const std::string& text_path, int n) {
-  std::vector<int32_t> tokens = model.tokenizer().encode(read_text_file(text_path), false, false);
-  if (static_cast<int>(tokens.size()) < n) throw Error(text_path + ": too short for the prompt");
-  tokens.resize(static_cast<size_t>(n));
-  return tokens;
-}
-
 std::string format_bytes(double bytes) {
   const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
   int u = 0;

@@ -30,10 +30,6 @@ class LlamaModel;
 std::string apply_arith(const std::string& arith, LlamaModel& model, const std::string& kv_spec);
 void write_json(const std::string& path, const nlohmann::json& j);
 std::string format_bytes(double bytes);
-// The benches' --text: the given file, or WikiText-2 test from the data folder when empty.
-std::string bench_text_path(const std::string& text);
-// The first n tokens of that file (no BOS); throws naming the file when it is shorter.
-std::vector<int32_t> bench_prompt_tokens(const LlamaModel& model, const std::string& text_path, int n);
 
 // Subcommand registration: each adds itself to the app and sets its callback.
 void register_info(CLI::App& app);

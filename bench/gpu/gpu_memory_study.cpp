@@ -1,4 +1,4 @@
-#include "gpu/gpu_memory_study.h"
+#include "bench/gpu/gpu_memory_study.h"
 
 #include <algorithm>
 #include <chrono>

@@ -1,4 +1,4 @@
-#include "gpu/gpu_attention_bench.h"
+#include "bench/gpu/gpu_attention_bench.h"
 
 #include <cuda_runtime_api.h>
 

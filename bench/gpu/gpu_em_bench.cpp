@@ -1,4 +1,4 @@
-#include "gpu/gpu_em_bench.h"
+#include "bench/gpu/gpu_em_bench.h"
 
 #include <algorithm>
 #include <chrono>

@@ -1,0 +1,35 @@
+#include "bench/bench_inputs.h"
+
+#include "core/error.h"
+#include "core/text_source.h"
+#include "model/llama_model.h"
+#include "tasks/data_paths.h"
+
+namespace cvq {
+
+std::string bench_text_path(const std::string& text) {
+  return text.empty() ? data_path("text/wikitext-2-raw/wiki.test.raw") : text;
+}
+
+std::vector<int32_t> bench_prompt_tokens(const LlamaModel& model, const std::string& text_path, int n) {
+  std::vector<int32_t> tokens = model.tokenizer().encode(read_text_file(text_path), false, false);
+  if (static_cast<int>(tokens.size()) < n) throw Error(text_path + ": too short for the prompt");
+  tokens.resize(static_cast<size_t>(n));
+  return tokens;
+}
+
+std::vector<int32_t> bench_repeated_tokens(const LlamaModel& model, const std::string& text_path, int n) {
+  const std::vector<int32_t> ids = model.tokenizer().encode(read_text_file(text_path), false, false);
+  if (ids.empty()) throw Error(text_path + ": no tokens");
+  std::vector<int32_t> out(static_cast<size_t>(n));
+  for (int i = 0; i < n; ++i) out[i] = ids[static_cast<size_t>(i) % ids.size()];
+  return out;
+}
+
+std::vector<int32_t> bench_positions(int n) {
+  std::vector<int32_t> p(static_cast<size_t>(n));
+  for (int i = 0; i < n; ++i) p[i] = i;
+  return p;
+}
+
+}  // namespace cvq

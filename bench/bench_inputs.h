@@ -1,0 +1,20 @@
+#pragma once
+// The prompts the benchmarks time: cut from a text file, WikiText-2 test by default.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace cvq {
+
+class LlamaModel;
+
+// The benches' --text: the given file, or WikiText-2 test from the data folder when empty.
+std::string bench_text_path(const std::string& text);
+// The first n tokens of that file (no BOS); throws naming the file when it is shorter.
+std::vector<int32_t> bench_prompt_tokens(const LlamaModel& model, const std::string& text_path, int n);
+// n tokens of the file, repeated from its start as often as needed (long-context prompts).
+std::vector<int32_t> bench_repeated_tokens(const LlamaModel& model, const std::string& text_path, int n);
+// 0, 1, ..., n-1
+std::vector<int32_t> bench_positions(int n);
+
+}  // namespace cvq
