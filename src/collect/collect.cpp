@@ -177,18 +177,142 @@ void merge_layer(const std::string& parts, int n_chunks, int layer, const KvGeom
 
 }  // namespace
 
-CollectResult collect_activations(const LlamaModel& model, const CollectOptions& o) {
-  const auto t0 = std::chrono::steady_clock::now();
-  if (o.out_dir.empty()) throw Error("collect: --out is required");
-  if (o.ctx < 2) throw Error("collect: --ctx must be at least 2");
-  if (o.chunk_tokens < 1) throw Error("collect: chunk size must be positive");
+namespace {
+
+// Chunks of consecutive sequences, each at least chunk_tokens tokens (the last may be smaller): the
+// index of each chunk's first sequence, then the end.
+std::vector<int> plan_chunks(const std::vector<CollectSequence>& seqs, int64_t chunk_tokens) {
+  std::vector<int> chunk_first{0};
+  for (size_t i = 0, acc = 0; i < seqs.size(); ++i) {
+    acc += seqs[i].tokens.size();
+    if (static_cast<int64_t>(acc) >= chunk_tokens && i + 1 < seqs.size()) {
+      chunk_first.push_back(static_cast<int>(i + 1));
+      acc = 0;
+    }
+  }
+  chunk_first.push_back(static_cast<int>(seqs.size()));
+  return chunk_first;
+}
+
+// Runs the model over every chunk not already marked done in parts/, writing each chunk's layer files;
+// stops early after o.stop_after_chunks chunks (tests). Counts go to res.
+void run_chunks(const LlamaModel& model, const CollectOptions& o, const std::vector<CollectSequence>& seqs,
+                const std::vector<int>& chunk_first, const std::string& parts, int64_t total, CollectResult& res) {
+  const KvGeometry geo = model.kv_geometry();
+  const int n_chunks = static_cast<int>(chunk_first.size()) - 1;
+  ActivationRecorder rec(geo, o.dtype);
+  auto cache = std::make_unique<Fp16Cache>(geo, /*bf16=*/false);
+  Progress prog("collect", total, "tok");
+  int64_t done_tokens = 0;
+  for (int c = 0; c < n_chunks; ++c) {
+    int64_t chunk_tok = 0;
+    for (int s = chunk_first[c]; s < chunk_first[c + 1]; ++s) chunk_tok += static_cast<int64_t>(seqs[s].tokens.size());
+    const std::string dir = chunk_dir(parts, c);
+    const std::string marker = (fs::path(dir) / "done").string();
+    if (fs::exists(marker)) {
+      ++res.chunks_skipped;
+      done_tokens += chunk_tok;
+      continue;
+    }
+    if (o.stop_after_chunks >= 0 && res.chunks_run >= o.stop_after_chunks) return;
+    rec.clear();
+    for (int s = chunk_first[c]; s < chunk_first[c + 1]; ++s) {
+      const auto& toks = seqs[s].tokens;
+      std::vector<int32_t> positions(toks.size());
+      for (size_t i = 0; i < toks.size(); ++i) positions[i] = static_cast<int32_t>(i);
+      cache->clear();
+      rec.begin_sequence(s);
+      model.forward(toks.data(), positions.data(), static_cast<int>(toks.size()), *cache, LlamaModel::Logits::None,
+                    &rec.observer());
+      done_tokens += static_cast<int64_t>(toks.size());
+      prog.update(done_tokens, "(chunk " + std::to_string(c + 1) + "/" + std::to_string(n_chunks) + ")");
+    }
+    fs::create_directories(dir);
+    for (int l = 0; l < geo.n_layers; ++l) rec.write_layer(l, collect_layer_file(dir, l));
+    write_file_atomic(marker, std::to_string(chunk_tok) + "\n");
+    ++res.chunks_run;
+  }
+  prog.finish();
+}
+
+// tokens.safetensors: every sequence's tokens, positions, sequence ids and row offsets.
+void write_tokens_file(const std::vector<CollectSequence>& seqs, const std::string& path) {
+  std::vector<int32_t> toks, pos, seq;
+  std::vector<int64_t> starts{0};
+  for (size_t s = 0; s < seqs.size(); ++s) {
+    for (size_t i = 0; i < seqs[s].tokens.size(); ++i) {
+      toks.push_back(seqs[s].tokens[i]);
+      pos.push_back(static_cast<int32_t>(i));
+      seq.push_back(static_cast<int32_t>(s));
+    }
+    starts.push_back(static_cast<int64_t>(toks.size()));
+  }
+  SafetensorsWriter w;
+  const int64_t n = static_cast<int64_t>(toks.size());
+  w.add_i32("tokens", {n}, toks);
+  w.add_i32("positions", {n}, pos);
+  w.add_i32("seq_ids", {n}, seq);
+  w.add("seq_starts", StDtype::I64, {static_cast<int64_t>(starts.size())}, starts.data(), starts.size() * 8);
+  w.write(path);
+}
+
+// manifest.json: what was collected, from what, with which model and shapes, and what each tensor is.
+nlohmann::json collect_manifest(const LlamaModel& model, const CollectOptions& o, const nlohmann::json& identity,
+                                const nlohmann::json& sources, const std::vector<CollectSequence>& seqs,
+                                int64_t total) {
   const KvGeometry geo = model.kv_geometry();
   const LlamaConfig& cfg = model.config();
   const std::string model_path = model.gguf().path();
+  nlohmann::json seq_docs = nlohmann::json::array();
+  for (const auto& s : seqs) seq_docs.push_back(s.doc);
+  nlohmann::json layer_files = nlohmann::json::array();
+  for (int l = 0; l < geo.n_layers; ++l)
+    layer_files.push_back(fs::path(collect_layer_file(o.out_dir, l)).filename().string());
+  const Tokenizer& tok = model.tokenizer();
+  return {{"format", "commvq-activations"},
+          {"version", 1},
+          {"identity", identity},
+          {"model",
+           {{"path", model_path},
+            {"name", cfg.name},
+            {"arch", cfg.arch},
+            {"sha256", identity["model_sha256"]},
+            {"bytes", model_bytes(model_path)}}},
+          {"geometry",
+           {{"n_layers", geo.n_layers},
+            {"n_head", geo.n_head},
+            {"n_head_kv", geo.n_head_kv},
+            {"head_dim", geo.head_dim},
+            {"kv_dim", geo.kv_dim()},
+            {"q_dim", geo.q_dim()},
+            {"n_embd", cfg.n_embd},
+            {"rope",
+             {{"layout", rope_layout_name(geo.rope.layout())},
+              {"theta", geo.rope.theta()},
+              {"pos_scale", cfg.rope_pos_scale}}}}},
+          {"sources", sources},
+          {"n_tokens", total},
+          {"n_sequences", seqs.size()},
+          {"sequence_docs", seq_docs},
+          {"ctx", o.ctx},
+          {"bos", tok.add_bos_default() ? tok.bos() : -1},
+          {"dtype", st_dtype_name(o.dtype)},
+          {"kv_cache_during_collect", "fp16"},
+          {"files", {{"layers", layer_files}, {"tokens", "tokens.safetensors"}}},
+          {"tensors",
+           {{"keys", "[n_tokens, kv_dim] k_proj output before RoPE (after bias)"},
+            {"values", "[n_tokens, kv_dim] v_proj output"},
+            {"queries", "[n_tokens, q_dim] q_proj output after RoPE (scores use 1/sqrt(head_dim))"},
+            {"positions", "[n_tokens] I32 RoPE position within the sequence"},
+            {"seq_ids", "[n_tokens] I32 sequence index"},
+            {"seq_starts", "[n_sequences + 1] I64 row offsets of the sequences"}}}};
+}
 
-  // Identity of this collection: what the data depends on (not where the files happen to be).
-  std::vector<std::string> texts;
-  nlohmann::json sources = nlohmann::json::array();
+// Reads the sources into texts (and their path, size and sha256 into sources); returns the identity of
+// the collection: what the data depends on, not where the files happen to be.
+nlohmann::json read_sources(const std::string& model_path, const CollectOptions& o, std::vector<std::string>& texts,
+                            nlohmann::json& sources) {
+  sources = nlohmann::json::array();
   for (const auto& s : o.sources) {
     texts.push_back(read_text_file(s));
     sources.push_back({{"path", s},
@@ -201,6 +325,23 @@ CollectResult collect_activations(const LlamaModel& model, const CollectOptions&
                              {"ctx", o.ctx},
                              {"dtype", st_dtype_name(o.dtype)}};
   for (const auto& s : sources) identity["sources_sha256"].push_back(s["sha256"]);
+
+  return identity;
+}
+
+}  // namespace
+
+CollectResult collect_activations(const LlamaModel& model, const CollectOptions& o) {
+  const auto t0 = std::chrono::steady_clock::now();
+  if (o.out_dir.empty()) throw Error("collect: --out is required");
+  if (o.ctx < 2) throw Error("collect: --ctx must be at least 2");
+  if (o.chunk_tokens < 1) throw Error("collect: chunk size must be positive");
+  const KvGeometry geo = model.kv_geometry();
+  const std::string model_path = model.gguf().path();
+
+  std::vector<std::string> texts;
+  nlohmann::json sources;
+  const nlohmann::json identity = read_sources(model_path, o, texts, sources);
 
   fs::create_directories(o.out_dir);
   FolderLock lock(o.out_dir);
@@ -230,16 +371,7 @@ CollectResult collect_activations(const LlamaModel& model, const CollectOptions&
     std::fprintf(stderr, "collect: the sources hold only %lld tokens (asked for %lld)\n", static_cast<long long>(total),
                  static_cast<long long>(o.tokens));
   }
-  // Chunks of consecutive sequences, each at least chunk_tokens (the last may be smaller).
-  std::vector<int> chunk_first{0};
-  for (size_t i = 0, acc = 0; i < seqs.size(); ++i) {
-    acc += seqs[i].tokens.size();
-    if (static_cast<int64_t>(acc) >= o.chunk_tokens && i + 1 < seqs.size()) {
-      chunk_first.push_back(static_cast<int>(i + 1));
-      acc = 0;
-    }
-  }
-  chunk_first.push_back(static_cast<int>(seqs.size()));
+  const std::vector<int> chunk_first = plan_chunks(seqs, o.chunk_tokens);
   const int n_chunks = static_cast<int>(chunk_first.size()) - 1;
   res.n_tokens = total;
   res.n_sequences = static_cast<int>(seqs.size());
@@ -258,110 +390,17 @@ CollectResult collect_activations(const LlamaModel& model, const CollectOptions&
   fs::create_directories(parts);
   if (!fs::exists(plan_path)) write_file_atomic(plan_path, plan.dump(2) + "\n");
 
-  ActivationRecorder rec(geo, o.dtype);
-  auto cache = std::make_unique<Fp16Cache>(geo, /*bf16=*/false);
-  Progress prog("collect", total, "tok");
-  int64_t done_tokens = 0;
-  for (int c = 0; c < n_chunks; ++c) {
-    int64_t chunk_tok = 0;
-    for (int s = chunk_first[c]; s < chunk_first[c + 1]; ++s) chunk_tok += static_cast<int64_t>(seqs[s].tokens.size());
-    const std::string dir = chunk_dir(parts, c);
-    const std::string marker = (fs::path(dir) / "done").string();
-    if (fs::exists(marker)) {
-      ++res.chunks_skipped;
-      done_tokens += chunk_tok;
-      continue;
-    }
-    if (o.stop_after_chunks >= 0 && res.chunks_run >= o.stop_after_chunks) break;
-    rec.clear();
-    for (int s = chunk_first[c]; s < chunk_first[c + 1]; ++s) {
-      const auto& toks = seqs[s].tokens;
-      std::vector<int32_t> positions(toks.size());
-      for (size_t i = 0; i < toks.size(); ++i) positions[i] = static_cast<int32_t>(i);
-      cache->clear();
-      rec.begin_sequence(s);
-      model.forward(toks.data(), positions.data(), static_cast<int>(toks.size()), *cache, LlamaModel::Logits::None,
-                    &rec.observer());
-      done_tokens += static_cast<int64_t>(toks.size());
-      prog.update(done_tokens, "(chunk " + std::to_string(c + 1) + "/" + std::to_string(n_chunks) + ")");
-    }
-    fs::create_directories(dir);
-    for (int l = 0; l < geo.n_layers; ++l) rec.write_layer(l, collect_layer_file(dir, l));
-    write_file_atomic(marker, std::to_string(chunk_tok) + "\n");
-    ++res.chunks_run;
-  }
-  rec.clear();
+  run_chunks(model, o, seqs, chunk_first, parts, total, res);
   if (res.chunks_skipped + res.chunks_run < n_chunks) {
     res.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     return res;  // interrupted on request (tests)
   }
-  prog.finish();
 
   // Assemble the final files from the parts, then the manifest (last: its presence means complete).
   for (int l = 0; l < geo.n_layers; ++l)
     merge_layer(parts, n_chunks, l, geo, o.dtype, collect_layer_file(o.out_dir, l));
-  {
-    std::vector<int32_t> toks, pos, seq;
-    std::vector<int64_t> starts{0};
-    for (size_t s = 0; s < seqs.size(); ++s) {
-      for (size_t i = 0; i < seqs[s].tokens.size(); ++i) {
-        toks.push_back(seqs[s].tokens[i]);
-        pos.push_back(static_cast<int32_t>(i));
-        seq.push_back(static_cast<int32_t>(s));
-      }
-      starts.push_back(static_cast<int64_t>(toks.size()));
-    }
-    SafetensorsWriter w;
-    const int64_t n = static_cast<int64_t>(toks.size());
-    w.add_i32("tokens", {n}, toks);
-    w.add_i32("positions", {n}, pos);
-    w.add_i32("seq_ids", {n}, seq);
-    w.add("seq_starts", StDtype::I64, {static_cast<int64_t>(starts.size())}, starts.data(), starts.size() * 8);
-    w.write((fs::path(o.out_dir) / "tokens.safetensors").string());
-  }
-  nlohmann::json seq_docs = nlohmann::json::array();
-  for (const auto& s : seqs) seq_docs.push_back(s.doc);
-  nlohmann::json layer_files = nlohmann::json::array();
-  for (int l = 0; l < geo.n_layers; ++l)
-    layer_files.push_back(fs::path(collect_layer_file(o.out_dir, l)).filename().string());
-  const Tokenizer& tok = model.tokenizer();
-  nlohmann::json manifest = {{"format", "commvq-activations"},
-                             {"version", 1},
-                             {"identity", identity},
-                             {"model",
-                              {{"path", model_path},
-                               {"name", cfg.name},
-                               {"arch", cfg.arch},
-                               {"sha256", identity["model_sha256"]},
-                               {"bytes", model_bytes(model_path)}}},
-                             {"geometry",
-                              {{"n_layers", geo.n_layers},
-                               {"n_head", geo.n_head},
-                               {"n_head_kv", geo.n_head_kv},
-                               {"head_dim", geo.head_dim},
-                               {"kv_dim", geo.kv_dim()},
-                               {"q_dim", geo.q_dim()},
-                               {"n_embd", cfg.n_embd},
-                               {"rope",
-                                {{"layout", rope_layout_name(geo.rope.layout())},
-                                 {"theta", geo.rope.theta()},
-                                 {"pos_scale", cfg.rope_pos_scale}}}}},
-                             {"sources", sources},
-                             {"n_tokens", total},
-                             {"n_sequences", seqs.size()},
-                             {"sequence_docs", seq_docs},
-                             {"ctx", o.ctx},
-                             {"bos", tok.add_bos_default() ? tok.bos() : -1},
-                             {"dtype", st_dtype_name(o.dtype)},
-                             {"kv_cache_during_collect", "fp16"},
-                             {"files", {{"layers", layer_files}, {"tokens", "tokens.safetensors"}}},
-                             {"tensors",
-                              {{"keys", "[n_tokens, kv_dim] k_proj output before RoPE (after bias)"},
-                               {"values", "[n_tokens, kv_dim] v_proj output"},
-                               {"queries", "[n_tokens, q_dim] q_proj output after RoPE (scores use 1/sqrt(head_dim))"},
-                               {"positions", "[n_tokens] I32 RoPE position within the sequence"},
-                               {"seq_ids", "[n_tokens] I32 sequence index"},
-                               {"seq_starts", "[n_sequences + 1] I64 row offsets of the sequences"}}}};
+  write_tokens_file(seqs, (fs::path(o.out_dir) / "tokens.safetensors").string());
+  const nlohmann::json manifest = collect_manifest(model, o, identity, sources, seqs, total);
   write_file_atomic(manifest_path, manifest.dump(2) + "\n");
   std::error_code ec;
   fs::remove_all(parts, ec);
