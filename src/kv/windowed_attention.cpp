@@ -120,6 +120,49 @@ void WindowedCache::pool_widen_half(const Layer& L, bool bf16, int64_t S, int64_
   widen(L.sink_v, L.win_v, n_full_v, fv);
 }
 
+namespace {
+
+// Token splits of about 512 (scores of one task within ~4 MB), from the context and the rows alone:
+// the merge sums the splits in order, so the numbers are the same whatever the thread count.
+void plan_token_splits(int64_t ctx, int rows, int64_t* n_splits, int64_t* split_len) {
+  constexpr int64_t kSplitTokens = 512;
+  int64_t n = (ctx + kSplitTokens - 1) / kSplitTokens;
+  n = std::max<int64_t>(n, (static_cast<int64_t>(rows) * ctx + (1 << 20) - 1) >> 20);
+  int64_t len = (ctx + n - 1) / n;
+  len = (len + 63) / 64 * 64;
+  *split_len = len;
+  *n_splits = (ctx + len - 1) / len;
+}
+
+// Merges the splits' partial softmaxes (max m, sum l, unnormalized output o per [kv head][split][row])
+// into out, the rows' query-major [queries x q_dim] outputs.
+void merge_partial_softmax(const float* part_m, const float* part_l, const float* part_o, int Hkv, int64_t n_splits,
+                           int rows, int d, int group, int q_dim, float* out) {
+  for (int kvh = 0; kvh < Hkv; ++kvh) {
+    for (int r = 0; r < rows; ++r) {
+      float M = -std::numeric_limits<float>::infinity();
+      for (int64_t s = 0; s < n_splits; ++s) M = std::max(M, part_m[(kvh * n_splits + s) * rows + r]);
+      float* dst = out + static_cast<int64_t>(r / group) * q_dim + (static_cast<int64_t>(kvh) * group + r % group) * d;
+      std::fill(dst, dst + d, 0.0f);
+      if (M == -std::numeric_limits<float>::infinity()) continue;
+      float denom = 0.0f;
+      for (int64_t s = 0; s < n_splits; ++s) {
+        const int64_t t = kvh * n_splits + s;
+        const float l = part_l[t * rows + r];
+        if (l == 0.0f) continue;
+        const float w = n_splits == 1 ? 1.0f : std::exp(part_m[t * rows + r] - M);
+        denom += w * l;
+        const float* o = part_o + (t * rows + r) * d;
+        for (int c = 0; c < d; ++c) dst[c] += w * o[c];
+      }
+      const float inv = denom > 0.0f ? 1.0f / denom : 0.0f;
+      for (int c = 0; c < d; ++c) dst[c] *= inv;
+    }
+  }
+}
+
+}  // namespace
+
 void WindowedCache::attend_native(int layer, const float* q, const int32_t* visible, int n, float* out) {
   const Layer& L = layers_[layer];
   const int d = geo_.head_dim, Hkv = geo_.n_head_kv, group = geo_.n_head / geo_.n_head_kv;
@@ -156,17 +199,10 @@ void WindowedCache::attend_native(int layer, const float* q, const int32_t* visi
       std::fill(out + static_cast<int64_t>(q0) * q_dim, out + static_cast<int64_t>(q0 + nq) * q_dim, 0.0f);
       continue;
     }
-    // Token splits of about kSplitTokens (scores of one task within ~4 MB), from the context and the
-    // rows alone: the merge below sums the splits in order, so the numbers are the same whatever
-    // the thread count. Small work (short context decode) runs on this thread: waking the pool
-    // costs more than it saves.
-    constexpr int64_t kSplitTokens = 512;
+    // Small work (short context decode) runs on this thread: waking the pool costs more than it saves.
     const bool serial = n_threads == 1 || static_cast<int64_t>(Hkv) * ctx * rows * d < (int64_t{1} << 21);
-    int64_t n_splits = (ctx + kSplitTokens - 1) / kSplitTokens;
-    n_splits = std::max<int64_t>(n_splits, (static_cast<int64_t>(rows) * ctx + (1 << 20) - 1) >> 20);
-    int64_t split_len = (ctx + n_splits - 1) / n_splits;
-    split_len = (split_len + 63) / 64 * 64;
-    n_splits = (ctx + split_len - 1) / split_len;
+    int64_t n_splits = 0, split_len = 0;
+    plan_token_splits(ctx, rows, &n_splits, &split_len);
     const int64_t n_tasks = Hkv * n_splits;
     std::vector<float> part_m(static_cast<size_t>(n_tasks) * rows), part_l(part_m.size());
     std::vector<float> part_o(static_cast<size_t>(n_tasks) * rows * d);
@@ -251,29 +287,8 @@ void WindowedCache::attend_native(int layer, const float* q, const int32_t* visi
       pool.parallel_for(n_tasks, run_tasks);
     }
 
-    // Merge the ranges' partial softmaxes.
-    for (int kvh = 0; kvh < Hkv; ++kvh) {
-      for (int r = 0; r < rows; ++r) {
-        float M = -std::numeric_limits<float>::infinity();
-        for (int64_t s = 0; s < n_splits; ++s) M = std::max(M, part_m[(kvh * n_splits + s) * rows + r]);
-        float* dst =
-            out + static_cast<int64_t>(q0 + r / group) * q_dim + (static_cast<int64_t>(kvh) * group + r % group) * d;
-        std::fill(dst, dst + d, 0.0f);
-        if (M == -std::numeric_limits<float>::infinity()) continue;
-        float denom = 0.0f;
-        for (int64_t s = 0; s < n_splits; ++s) {
-          const int64_t t = kvh * n_splits + s;
-          const float l = part_l[t * rows + r];
-          if (l == 0.0f) continue;
-          const float w = n_splits == 1 ? 1.0f : std::exp(part_m[t * rows + r] - M);
-          denom += w * l;
-          const float* o = part_o.data() + (t * rows + r) * d;
-          for (int c = 0; c < d; ++c) dst[c] += w * o[c];
-        }
-        const float inv = denom > 0.0f ? 1.0f / denom : 0.0f;
-        for (int c = 0; c < d; ++c) dst[c] *= inv;
-      }
-    }
+    merge_partial_softmax(part_m.data(), part_l.data(), part_o.data(), Hkv, n_splits, rows, d, group, q_dim,
+                          out + static_cast<int64_t>(q0) * q_dim);
   }
 }
 
