@@ -47,6 +47,7 @@ const std::initializer_list<std::string_view> kEogTexts = {"<|eot_id|>",
                                                            "<|tool_response>",
                                                            "<｜end▁of▁sentence｜>",
                                                            "[e~["};
+const std::initializer_list<std::string_view> kEomTexts = {"<|eom_id|>"};
 const std::initializer_list<std::string_view> kFimPre = {"<|fim_prefix|>",  "<fim-prefix>", "<fim_prefix>",
                                                          "<｜fim▁begin｜>", "<PRE>",        "▁<PRE>",
                                                          "<|code_prefix|>", "<|prefix|>"};
@@ -71,26 +72,9 @@ PretokenizerConfig pretokenizer_config_of(const TokenizerData& d) {
   return pre;
 }
 
-Tokenizer::Tokenizer(TokenizerData d) {
-  if (d.model == "llama") {
-    spm_ = true;
-  } else if (d.model == "gpt2") {
-    spm_ = false;
-  } else {
-    throw Error("unsupported tokenizer model '" + d.model +
-                "' (tokenizer.ggml.model); expected \"gpt2\" (byte-level BPE) or \"llama\" (SentencePiece)");
-  }
+// Token texts, scores and attributes (GGUF token types 1..6), and the text -> id map.
+void Tokenizer::load_vocab(TokenizerData& d) {
   const size_t n = d.tokens.size();
-  if (n == 0) throw Error("tokenizer: the vocabulary (tokenizer.ggml.tokens) is empty");
-  if (n > static_cast<size_t>(INT32_MAX)) throw Error("tokenizer: vocabulary too large");
-  if (!d.scores.empty() && d.scores.size() < n) {
-    throw Error("tokenizer: " + std::to_string(d.scores.size()) + " scores for " + std::to_string(n) + " tokens");
-  }
-  if (!d.token_types.empty() && d.token_types.size() < n) {
-    throw Error("tokenizer: " + std::to_string(d.token_types.size()) + " token types for " + std::to_string(n) +
-                " tokens");
-  }
-
   tokens_.resize(n);
   token_to_id_.reserve(n * 2);
   for (size_t i = 0; i < n; ++i) {
@@ -129,62 +113,26 @@ Tokenizer::Tokenizer(TokenizerData d) {
       }
     }
   }
+}
 
-  auto in_range = [n](int32_t id) { return id >= 0 && static_cast<size_t>(id) < n ? id : -1; };
-  bos_id_ = in_range(d.bos_id);
-  eos_id_ = in_range(d.eos_id);
-  eot_id_ = in_range(d.eot_id);
-  unk_id_ = in_range(d.unk_id);
-  add_bos_ = d.add_bos;
-  add_space_prefix_ = d.add_space_prefix;
-  space_prefix_first_only_ = d.space_prefix_first_only;
-  space_prefix_metaspace_ = d.space_prefix_metaspace;
-
-  if (!spm_) {
-    init_bpe(d.merges, pretokenizer_config_of(d));
-  } else if (!d.merges.empty()) {
-    spm_by_rank_ = true;
-    init_merges(d.merges);
-  }
-
+// End-of-generation and FIM tokens found by their text (as llama.cpp's vocab loader does), plus
+// the ids the model's files name; the tokens found are marked control.
+void Tokenizer::detect_special_tokens(const std::vector<int32_t>& extra_eog_ids) {
+  const size_t n = tokens_.size();
   // Auto-detection by token text, in id order (llama.cpp walks a hash map; the result only differs
   // for vocabularies that hold two candidates for the same role).
   int32_t fim_pre = -1, fim_suf = -1, fim_mid = -1, fim_pad = -1, fim_rep = -1, fim_sep = -1, eom = -1;
   auto force_control = [](TokenInfo& t) { t.attr |= kAttrControl; };
+  const std::pair<int32_t*, std::initializer_list<std::string_view>> by_text[] = {
+      {&eot_id_, kEotTexts}, {&eom, kEomTexts},   {&fim_pre, kFimPre}, {&fim_suf, kFimSuf},
+      {&fim_mid, kFimMid},   {&fim_pad, kFimPad}, {&fim_rep, kFimRep}, {&fim_sep, kFimSep}};
   for (size_t i = 0; i < n; ++i) {
     TokenInfo& t = tokens_[i];
-    const auto id = static_cast<int32_t>(i);
-    if (eot_id_ < 0 && text_in(t.text, kEotTexts)) {
-      eot_id_ = id;
-      force_control(t);
-    }
-    if (eom < 0 && t.text == "<|eom_id|>") {
-      eom = id;
-      force_control(t);
-    }
-    if (fim_pre < 0 && text_in(t.text, kFimPre)) {
-      fim_pre = id;
-      force_control(t);
-    }
-    if (fim_suf < 0 && text_in(t.text, kFimSuf)) {
-      fim_suf = id;
-      force_control(t);
-    }
-    if (fim_mid < 0 && text_in(t.text, kFimMid)) {
-      fim_mid = id;
-      force_control(t);
-    }
-    if (fim_pad < 0 && text_in(t.text, kFimPad)) {
-      fim_pad = id;
-      force_control(t);
-    }
-    if (fim_rep < 0 && text_in(t.text, kFimRep)) {
-      fim_rep = id;
-      force_control(t);
-    }
-    if (fim_sep < 0 && text_in(t.text, kFimSep)) {
-      fim_sep = id;
-      force_control(t);
+    for (const auto& [slot, texts] : by_text) {
+      if (*slot < 0 && text_in(t.text, texts)) {
+        *slot = static_cast<int32_t>(i);
+        force_control(t);
+      }
     }
   }
   for (int32_t id : {fim_pad, fim_rep, fim_sep}) {
@@ -202,8 +150,8 @@ Tokenizer::Tokenizer(TokenizerData d) {
   for (int32_t id : {eos_id_, eot_id_, eom}) {
     if (id >= 0) eog_ids_.insert(id);
   }
-  for (int32_t id : d.extra_eog_ids) {
-    if (in_range(id) >= 0) eog_ids_.insert(id);
+  for (int32_t id : extra_eog_ids) {
+    if (id >= 0 && static_cast<size_t>(id) < n) eog_ids_.insert(id);
   }
   {
     // o200k_harmony / solar-open: "<|end|>" is not end-of-generation when these are present.
@@ -238,6 +186,48 @@ Tokenizer::Tokenizer(TokenizerData d) {
       tokens_[s_id].attr = kAttrNormal;
     }
   }
+}
+
+Tokenizer::Tokenizer(TokenizerData d) {
+  if (d.model == "llama") {
+    spm_ = true;
+  } else if (d.model == "gpt2") {
+    spm_ = false;
+  } else {
+    throw Error("unsupported tokenizer model '" + d.model +
+                "' (tokenizer.ggml.model); expected \"gpt2\" (byte-level BPE) or \"llama\" (SentencePiece)");
+  }
+  const size_t n = d.tokens.size();
+  if (n == 0) throw Error("tokenizer: the vocabulary (tokenizer.ggml.tokens) is empty");
+  if (n > static_cast<size_t>(INT32_MAX)) throw Error("tokenizer: vocabulary too large");
+  if (!d.scores.empty() && d.scores.size() < n) {
+    throw Error("tokenizer: " + std::to_string(d.scores.size()) + " scores for " + std::to_string(n) + " tokens");
+  }
+  if (!d.token_types.empty() && d.token_types.size() < n) {
+    throw Error("tokenizer: " + std::to_string(d.token_types.size()) + " token types for " + std::to_string(n) +
+                " tokens");
+  }
+
+  load_vocab(d);
+
+  auto in_range = [n](int32_t id) { return id >= 0 && static_cast<size_t>(id) < n ? id : -1; };
+  bos_id_ = in_range(d.bos_id);
+  eos_id_ = in_range(d.eos_id);
+  eot_id_ = in_range(d.eot_id);
+  unk_id_ = in_range(d.unk_id);
+  add_bos_ = d.add_bos;
+  add_space_prefix_ = d.add_space_prefix;
+  space_prefix_first_only_ = d.space_prefix_first_only;
+  space_prefix_metaspace_ = d.space_prefix_metaspace;
+
+  if (!spm_) {
+    init_bpe(d.merges, pretokenizer_config_of(d));
+  } else if (!d.merges.empty()) {
+    spm_by_rank_ = true;
+    init_merges(d.merges);
+  }
+
+  detect_special_tokens(d.extra_eog_ids);
 
   for (size_t i = 0; i < n; ++i) {
     if (tokens_[i].attr & (kAttrControl | kAttrUserDefined | kAttrUnknown)) {

@@ -126,6 +126,8 @@ class Tokenizer {
     size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
   };
 
+  void load_vocab(TokenizerData& d);
+  void detect_special_tokens(const std::vector<int32_t>& extra_eog_ids);
   void check_id(int32_t id) const;
   int32_t lookup(std::string_view text) const;  // -1 when absent
   std::string compute_piece(int32_t id) const;

@@ -174,6 +174,26 @@ TEST(TokenizerBpe, SpecialTokensLongestFirst) {
   EXPECT_EQ(tok.encode("x", true, false), (Ids{0, t.byte('x')}));
 }
 
+// Special tokens found by their text: FIM pad / repo / file-separator end generation (as in
+// llama.cpp), FIM prefix / suffix / middle and <|eom_id|> become control tokens, a normal token with
+// other text stays normal.
+TEST(TokenizerBpe, SpecialTokensByText) {
+  TinyBpe t = tiny_bpe();
+  for (const char* text : {"<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>", "<|fim_pad|>", "<|repo_name|>",
+                           "<|file_sep|>", "<|eom_id|>", "<|fim_notreal|>"}) {
+    t.data.tokens.push_back(text);
+    t.data.token_types.push_back(1);
+  }
+  const Tokenizer tok(t.data);
+  for (const char* text : {"<|fim_pad|>", "<|repo_name|>", "<|file_sep|>", "<|eom_id|>"})
+    EXPECT_TRUE(tok.is_end_of_generation(t.id(text))) << text;
+  for (const char* text : {"<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>", "<|fim_notreal|>"})
+    EXPECT_FALSE(tok.is_end_of_generation(t.id(text))) << text;
+  // Control tokens are parsed as one token when special tokens are parsed; a normal one is BPE text.
+  EXPECT_EQ(tok.encode("<|fim_prefix|>", false, true), (std::vector<int32_t>{t.id("<|fim_prefix|>")}));
+  EXPECT_GT(tok.encode("<|fim_notreal|>", false, true).size(), 1u);
+}
+
 TEST(TokenizerBpe, EndOfGenerationAndLookups) {
   const TinyBpe t = tiny_bpe();
   const Tokenizer tok(t.data);
