@@ -103,6 +103,55 @@ nlohmann::json settings_json(const TrainOpts& o, int stages) {
   return s;
 }
 
+struct LayerKeys {
+  KeyLayerCodebook codebook;
+  KeyEmLayerReport report;
+  double rel_mse = 0.0;           // mean over heads of the last stage's loss / the keys' initial MSE
+  double rel_mse_centered = 0.0;  // error over the keys' variance (centered_key_error)
+};
+
+// Key EM of layer l on its collected pre-RoPE keys (centered first with --key-center).
+LayerKeys train_layer_keys(const TrainOpts& o, const LlamaConfig& c, const ValueLayerData& data, int l, int stages) {
+  LayerKeys r;
+  KeyEmOptions ko;
+  ko.iterations = o.key_iters;
+  ko.max_tokens = o.key_tokens;
+  ko.seed = o.seed + static_cast<uint64_t>(l);
+  ko.unstructured = o.unstructured;
+  std::vector<float> key_mean;
+  std::vector<float> centered_keys;
+  const float* em_keys = data.keys_pre_rope.data();
+  if (o.key_center) {
+    const int D = c.n_head_kv * c.head_dim;
+    key_mean = key_channel_mean(em_keys, data.n_tokens, D);
+    centered_keys.resize(static_cast<size_t>(data.n_tokens) * D);
+    subtract_key_mean(em_keys, data.n_tokens, key_mean, centered_keys.data());
+    em_keys = centered_keys.data();
+  }
+  r.codebook = train_key_layer(em_keys, data.n_tokens, c.n_head_kv, c.head_dim, stages, c.rope_layout, ko, &r.report);
+  r.codebook.mean = std::move(key_mean);
+  for (const auto& h : r.report.heads)
+    r.rel_mse += h.stages.empty() || h.initial_mse <= 0 ? 0 : h.stages.back().best_loss / h.initial_mse;
+  r.rel_mse /= std::max<size_t>(1, r.report.heads.size());
+  r.rel_mse_centered = centered_key_error(r.codebook, data.keys_pre_rope.data(), data.n_tokens);
+  return r;
+}
+
+// The value codec's training options of layer l.
+ValueTrainOptions value_options(const TrainOpts& o, int l) {
+  ValueTrainOptions vo;
+  vo.bits = o.bits;
+  vo.steps = o.value_steps;
+  vo.batch = o.value_batch;
+  vo.seed = o.seed + 1000 + static_cast<uint64_t>(l);
+  vo.attention_loss = !o.no_attention_loss;
+  vo.refit_rounds = o.value_refit_rounds;
+  vo.refine_sweeps = o.value_refine_sweeps;
+  vo.refit_attention_weights = !o.value_refit_unweighted;
+  vo.refit_tokens = o.value_refit_tokens;
+  return vo;
+}
+
 void run_train(const TrainOpts& o) {
   apply_common_options(o);
   auto model = LlamaModel::load(resolve_model_path(o.model_path));
@@ -156,41 +205,12 @@ void run_train(const TrainOpts& o) {
     ValueLayerData data =
         load_value_layer_data(collect_layer_file(o.activations, l), c.n_head, c.n_head_kv, c.head_dim);
 
-    KeyEmOptions ko;
-    ko.iterations = o.key_iters;
-    ko.max_tokens = o.key_tokens;
-    ko.seed = o.seed + static_cast<uint64_t>(l);
-    ko.unstructured = o.unstructured;
-    KeyEmLayerReport kr;
-    std::vector<float> key_mean;
-    std::vector<float> centered_keys;
-    const float* em_keys = data.keys_pre_rope.data();
-    if (o.key_center) {
-      const int D = c.n_head_kv * c.head_dim;
-      key_mean = key_channel_mean(em_keys, data.n_tokens, D);
-      centered_keys.resize(static_cast<size_t>(data.n_tokens) * D);
-      subtract_key_mean(em_keys, data.n_tokens, key_mean, centered_keys.data());
-      em_keys = centered_keys.data();
-    }
-    cb.keys[l] = train_key_layer(em_keys, data.n_tokens, c.n_head_kv, c.head_dim, stages, c.rope_layout, ko, &kr);
-    cb.keys[l].mean = std::move(key_mean);
-    centered_keys = {};
-    double key_rel = 0;
-    for (const auto& h : kr.heads)
-      key_rel += h.stages.empty() || h.initial_mse <= 0 ? 0 : h.stages.back().best_loss / h.initial_mse;
-    key_rel /= std::max<size_t>(1, kr.heads.size());
-    const double key_rel_centered = centered_key_error(cb.keys[l], data.keys_pre_rope.data(), data.n_tokens);
+    LayerKeys lk = train_layer_keys(o, c, data, l, stages);
+    cb.keys[l] = std::move(lk.codebook);
+    const KeyEmLayerReport& kr = lk.report;
+    const double key_rel = lk.rel_mse, key_rel_centered = lk.rel_mse_centered;
 
-    ValueTrainOptions vo;
-    vo.bits = o.bits;
-    vo.steps = o.value_steps;
-    vo.batch = o.value_batch;
-    vo.seed = o.seed + 1000 + static_cast<uint64_t>(l);
-    vo.attention_loss = !o.no_attention_loss;
-    vo.refit_rounds = o.value_refit_rounds;
-    vo.refine_sweeps = o.value_refine_sweeps;
-    vo.refit_attention_weights = !o.value_refit_unweighted;
-    vo.refit_tokens = o.value_refit_tokens;
+    const ValueTrainOptions vo = value_options(o, l);
     const std::vector<float> w_o = model->dense_attn_output(l);
     ValueAttnProj attn{w_o.data(), c.n_embd, c.n_head, c.n_head_kv, c.head_dim};
     ValueTrainReport vr;
