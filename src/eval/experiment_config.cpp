@@ -179,30 +179,14 @@ ExperimentConfig ExperimentConfig::load(const std::string& name) {
   return c;
 }
 
-ExperimentConfig ExperimentConfig::parse(const nlohmann::json& j, const std::string& where) {
-  if (!j.is_object()) throw Error(where + ": an experiment config must be a JSON object");
-  check_keys(j, {"name", "description", "model", "matmul", "seed", "vars", "methods", "tasks", "notes"}, where);
-  ExperimentConfig c;
-  c.raw = j;
-  c.name = get_str(j, "name", where, true);
-  if (!is_safe_name(c.name)) throw Error(where + ": name '" + c.name + "' must use [A-Za-z0-9._+=-]");
-  c.description = get_str(j, "description", where, false);
-  c.notes = get_str(j, "notes", where, false);
-  const nlohmann::json vars = j.value("vars", nlohmann::json::object());
-  if (!vars.is_object()) throw Error(where + ": 'vars' must be an object of strings");
-  c.model = expand_vars(get_str(j, "model", where, false), vars, where);
-  c.matmul = get_str(j, "matmul", where, false);
-  if (!c.matmul.empty() && c.matmul != "fp32" && c.matmul != "bf16") {
-    throw Error(where + ": 'matmul' must be fp32 or bf16 (got '" + c.matmul + "')");
-  }
-  if (j.contains("seed")) {
-    if (!j["seed"].is_number_unsigned()) throw Error(where + ": 'seed' must be a non-negative integer");
-    c.seed = j["seed"].get<uint64_t>();
-  }
-  if (!j.contains("methods") || !j["methods"].is_array() || j["methods"].empty())
-    throw Error(where + ": 'methods' must be a non-empty list");
+namespace {
+
+// The "methods" list: spec strings or {label, kv, note}; labels unique and safe as folder names.
+std::vector<MethodConfig> parse_methods(const nlohmann::json& list, const nlohmann::json& vars,
+                                        const std::string& where) {
+  std::vector<MethodConfig> out;
   std::set<std::string> labels;
-  for (const auto& m : j["methods"]) {
+  for (const auto& m : list) {
     MethodConfig mc;
     if (m.is_string()) {
       mc = method_from_cli(expand_vars(m.get<std::string>(), vars, where));
@@ -217,13 +201,19 @@ ExperimentConfig ExperimentConfig::parse(const nlohmann::json& j, const std::str
       throw Error(where + ": each method must be a spec string or {\"label\", \"kv\"}");
     }
     if (!labels.insert(mc.label).second) throw Error(where + ": duplicate method label '" + mc.label + "'");
-    c.methods.push_back(mc);
+    out.push_back(mc);
   }
-  if (!j.contains("tasks") || !j["tasks"].is_array() || j["tasks"].empty())
-    throw Error(where + ": 'tasks' must be a non-empty list");
+  return out;
+}
+
+// The "tasks" list: each entry's options (with ${VARS} expanded and the config's seed as default),
+// expanded into one instance per combination of its "sweep" lists.
+std::vector<TaskInstanceConfig> parse_tasks(const nlohmann::json& list, const nlohmann::json& vars, uint64_t seed,
+                                            const std::string& where) {
   const auto types = eval_task_types();
   std::set<std::string> names, groups;
-  for (const auto& t : j["tasks"]) {
+  std::vector<TaskInstanceConfig> out;
+  for (const auto& t : list) {
     if (!t.is_object()) throw Error(where + ": each task must be an object");
     const std::string group = get_str(t, "name", where + ": task " + t.dump().substr(0, 80), true);
     const std::string tw = where + ": task '" + group + "'";
@@ -258,7 +248,7 @@ ExperimentConfig ExperimentConfig::parse(const nlohmann::json& j, const std::str
         options[k] = expand_vars_json(v, vars, tw);
       }
     }
-    if (!options.contains("seed")) options["seed"] = c.seed;
+    if (!options.contains("seed")) options["seed"] = seed;
     // Cartesian product of the sweep lists (keys in sorted order, values in list order).
     std::vector<nlohmann::json> combos{nlohmann::json::object()};
     for (const auto& [sk, sv] : sweep.items()) {
@@ -288,9 +278,40 @@ ExperimentConfig ExperimentConfig::parse(const nlohmann::json& j, const std::str
       if (!is_safe_name(inst.name)) throw Error(tw + ": instance name '" + inst.name + "' is not a safe folder name");
       if (!names.insert(inst.name).second) throw Error(tw + ": instance name '" + inst.name + "' is used twice");
       inst.where = where + ": task '" + inst.name + "'";
-      c.tasks.push_back(inst);
+      out.push_back(inst);
     }
   }
+  return out;
+}
+
+}  // namespace
+
+ExperimentConfig ExperimentConfig::parse(const nlohmann::json& j, const std::string& where) {
+  if (!j.is_object()) throw Error(where + ": an experiment config must be a JSON object");
+  check_keys(j, {"name", "description", "model", "matmul", "seed", "vars", "methods", "tasks", "notes"}, where);
+  ExperimentConfig c;
+  c.raw = j;
+  c.name = get_str(j, "name", where, true);
+  if (!is_safe_name(c.name)) throw Error(where + ": name '" + c.name + "' must use [A-Za-z0-9._+=-]");
+  c.description = get_str(j, "description", where, false);
+  c.notes = get_str(j, "notes", where, false);
+  const nlohmann::json vars = j.value("vars", nlohmann::json::object());
+  if (!vars.is_object()) throw Error(where + ": 'vars' must be an object of strings");
+  c.model = expand_vars(get_str(j, "model", where, false), vars, where);
+  c.matmul = get_str(j, "matmul", where, false);
+  if (!c.matmul.empty() && c.matmul != "fp32" && c.matmul != "bf16") {
+    throw Error(where + ": 'matmul' must be fp32 or bf16 (got '" + c.matmul + "')");
+  }
+  if (j.contains("seed")) {
+    if (!j["seed"].is_number_unsigned()) throw Error(where + ": 'seed' must be a non-negative integer");
+    c.seed = j["seed"].get<uint64_t>();
+  }
+  if (!j.contains("methods") || !j["methods"].is_array() || j["methods"].empty())
+    throw Error(where + ": 'methods' must be a non-empty list");
+  c.methods = parse_methods(j["methods"], vars, where);
+  if (!j.contains("tasks") || !j["tasks"].is_array() || j["tasks"].empty())
+    throw Error(where + ": 'tasks' must be a non-empty list");
+  c.tasks = parse_tasks(j["tasks"], vars, c.seed, where);
   return c;
 }
 
