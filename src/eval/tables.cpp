@@ -137,6 +137,36 @@ nlohmann::json merge_results(const std::string& results_dir) {
   return runs;
 }
 
+namespace {
+
+// PNG plots from summary.json by scripts/plot.py, with the first interpreter that has matplotlib;
+// out.python and out.plot_note say which one, or why there are none.
+void draw_plots(const TablesOptions& opt, const std::string& summary_path, TablesResult& out) {
+  const std::string script = share_dir() + "/scripts/plot.py";
+  std::vector<std::string> candidates = opt.python.empty() ? plot_interpreters() : std::vector<std::string>{opt.python};
+  for (const auto& py : candidates)
+    if (std::system(("'" + py + "' -c 'import matplotlib' >/dev/null 2>&1").c_str()) == 0) {
+      out.python = py;
+      break;
+    }
+  if (!fs::exists(script)) {
+    out.plot_note = script + " not found; no plots";
+  } else if (out.python.empty()) {
+    std::string tried;
+    for (const auto& py : candidates) tried += (tried.empty() ? "" : ", ") + py;
+    out.plot_note = "no plots: no python with matplotlib (tried " + tried +
+                    "; scripts/setup.sh installs python3-matplotlib for /usr/bin/python3, or set COMMVQ_PYTHON); "
+                    "the tables are complete without them";
+  } else {
+    const std::string cmd =
+        "'" + out.python + "' '" + script + "' --summary '" + summary_path + "' --out '" + opt.out_dir + "'";
+    const int rc = std::system(cmd.c_str());
+    if (rc != 0) out.plot_note = "plot.py failed (exit " + std::to_string(WEXITSTATUS(rc)) + "): " + cmd;
+  }
+}
+
+}  // namespace
+
 TablesResult make_tables(const TablesOptions& opt) {
   TablesResult out;
   const nlohmann::json runs = merge_results(opt.results_dir);
@@ -204,28 +234,7 @@ TablesResult make_tables(const TablesOptions& opt) {
   }
 
   if (opt.plots) {
-    const std::string script = share_dir() + "/scripts/plot.py";
-    std::vector<std::string> candidates =
-        opt.python.empty() ? plot_interpreters() : std::vector<std::string>{opt.python};
-    for (const auto& py : candidates)
-      if (std::system(("'" + py + "' -c 'import matplotlib' >/dev/null 2>&1").c_str()) == 0) {
-        out.python = py;
-        break;
-      }
-    if (!fs::exists(script)) {
-      out.plot_note = script + " not found; no plots";
-    } else if (out.python.empty()) {
-      std::string tried;
-      for (const auto& py : candidates) tried += (tried.empty() ? "" : ", ") + py;
-      out.plot_note = "no plots: no python with matplotlib (tried " + tried +
-                      "; scripts/setup.sh installs python3-matplotlib for /usr/bin/python3, or set COMMVQ_PYTHON); "
-                      "the tables are complete without them";
-    } else {
-      const std::string cmd =
-          "'" + out.python + "' '" + script + "' --summary '" + summary_path + "' --out '" + opt.out_dir + "'";
-      const int rc = std::system(cmd.c_str());
-      if (rc != 0) out.plot_note = "plot.py failed (exit " + std::to_string(WEXITSTATUS(rc)) + "): " + cmd;
-    }
+    draw_plots(opt, summary_path, out);
   } else {
     out.plot_note = "plots skipped (--no-plots)";
   }
