@@ -61,25 +61,117 @@ void run_grid_and_print(const ExperimentConfig& cfg, const GridCall& c) {
   if (r.n_errors) throw Error(std::to_string(r.n_errors) + " run(s) failed; see the messages above");
 }
 
+struct EvalOpts : CommonOptions {
+  std::string task = "perplexity";
+  std::string data;
+  std::vector<std::string> kv{"fp16"};
+  int ctx = 2048;
+  int64_t max_tokens = -1;
+  int chunk = 512;
+  std::string config, out, shard = "0/1";
+  int64_t limit = -1;
+  std::vector<std::string> tasks;
+  std::string device = "cpu";
+  std::string arith = "native";
+  bool new_run = false;
+  bool own_prefill = false;
+};
+
+// eval --task T for a grid task: a one-task grid from the command line, run like a config's
+// (records in --out, or in a temporary folder removed afterwards).
+void eval_grid_task(const EvalOpts& o, GridCall call, const std::vector<std::string>& extras) {
+  std::vector<MethodConfig> methods;
+  for (const auto& k : o.kv) methods.push_back(method_from_cli(k));
+  const ExperimentConfig cfg = config_from_cli(o.task, extras, methods);
+  const bool temporary = o.out.empty();
+  if (temporary) {
+    call.out_dir =
+        (std::filesystem::temp_directory_path() / ("commvq-eval-" + o.task + "-" + std::to_string(::getpid())))
+            .string();
+    std::filesystem::remove_all(call.out_dir);
+  }
+  try {
+    run_grid_and_print(cfg, call);
+  } catch (...) {
+    if (temporary) std::filesystem::remove_all(call.out_dir);
+    throw;
+  }
+  if (temporary) {
+    std::filesystem::remove_all(call.out_dir);
+    std::printf("(records not kept: give --out DIR to keep them)\n");
+  }
+}
+
+// eval --task perplexity: one table, one row per KV method, on the CPU or the GPU.
+void eval_perplexity(const EvalOpts& o, [[maybe_unused]] bool cuda) {
+  const std::string data = o.data.empty() ? data_path("text/wikitext-2-raw/wiki.test.raw") : o.data;
+  auto model = LlamaModel::load(resolve_model_path(o.model_path));
+  const std::string text = read_text_file(data);
+  const Tokenizer& tok = model->tokenizer();
+  std::vector<int32_t> tokens = tok.encode(text, tok.add_bos_default(), false);
+  nlohmann::json runs = nlohmann::json::array();
+  std::vector<PerplexityResult> results;
+#ifdef COMMVQ_HAVE_CUDA
+  std::unique_ptr<gpu::GpuLlamaModel> gpu_model;  // uploaded once, for all specs
+#endif
+  for (const auto& spec : o.kv) {
+    PerplexityOptions po;
+    po.ctx = o.ctx;
+    po.max_tokens = o.max_tokens;
+    po.chunk = o.chunk;
+    po.kv_spec = apply_arith(o.arith, *model, spec);
+#ifdef COMMVQ_HAVE_CUDA
+    if (cuda) {
+      if (!gpu_model) gpu_model = gpu::GpuLlamaModel::upload(*model);
+      results.push_back(gpu::run_perplexity_gpu(*gpu_model, tokens, po));
+    } else {
+      results.push_back(run_perplexity(*model, tokens, po));
+    }
+#else
+    results.push_back(run_perplexity(*model, tokens, po));
+#endif
+    const auto& r = results.back();
+    runs.push_back({{"kv", spec},
+                    {"perplexity", r.perplexity},
+                    {"nll_sum", r.nll_sum},
+                    {"n_scored", r.n_scored},
+                    {"n_tokens", r.n_tokens},
+                    {"windows", r.n_windows},
+                    {"kv_bytes_at_ctx", r.kv_bytes_at_ctx},
+                    {"seconds", r.seconds}});
+#ifdef COMMVQ_HAVE_CUDA
+    if (cuda) {  // device memory: weights + cache + activations, through our allocator
+      runs.back()["device_peak_bytes"] = cuda::allocator_stats().peak_bytes;
+      runs.back()["device_weight_bytes"] = gpu_model->weight_bytes();
+    }
+#endif
+  }
+  std::printf("perplexity on %s (%lld tokens, windows of %d, chunks of %d)\n", data.c_str(),
+              static_cast<long long>(results.front().n_tokens), o.ctx, o.chunk);
+  std::printf("%-36s %12s %14s %10s\n", "kv method", "perplexity", "KV at ctx", "seconds");
+  for (const auto& r : results) {
+    std::printf("%-36s %12.4f %14s %10.1f\n", r.kv_spec.c_str(), r.perplexity,
+                format_bytes(double(r.kv_bytes_at_ctx)).c_str(), r.seconds);
+  }
+#ifdef COMMVQ_HAVE_CUDA
+  if (cuda)
+    std::printf("device memory: weights %s, peak %s (allocator)\n",
+                format_bytes(double(gpu_model->weight_bytes())).c_str(),
+                format_bytes(double(cuda::allocator_stats().peak_bytes)).c_str());
+#endif
+  write_json(o.json_path, {{"task", "perplexity"},
+                           {"model", model->gguf().path()},
+                           {"data", data},
+                           {"ctx", o.ctx},
+                           {"chunk", o.chunk},
+                           {"device", o.device},
+                           {"runs", runs}});
+}
+
 }  // namespace
 
 void register_eval(CLI::App& app) {
-  struct Opts : CommonOptions {
-    std::string task = "perplexity";
-    std::string data;
-    std::vector<std::string> kv{"fp16"};
-    int ctx = 2048;
-    int64_t max_tokens = -1;
-    int chunk = 512;
-    std::string config, out, shard = "0/1";
-    int64_t limit = -1;
-    std::vector<std::string> tasks;
-    std::string device = "cpu";
-    std::string arith = "native";
-    bool new_run = false;
-    bool own_prefill = false;
-  };
-  auto o = std::make_shared<Opts>();
+  auto o = std::make_shared<EvalOpts>();
   auto* cmd = app.add_subcommand("eval", "evaluate a task with KV-cache methods, or run an experiment grid (--config)");
   add_common_options(*cmd, *o);
   add_device_option(*cmd, o->device);
@@ -149,93 +241,13 @@ void register_eval(CLI::App& app) {
       if (cuda)
         throw Error("--device cuda: grid tasks (--task " + o->task + ") run on the CPU; use it with --task perplexity");
       if (!o->tasks.empty()) throw Error("--tasks goes with --config");
-      std::vector<MethodConfig> methods;
-      for (const auto& k : o->kv) methods.push_back(method_from_cli(k));
-      const ExperimentConfig cfg = config_from_cli(o->task, extras, methods);
-      const bool temporary = o->out.empty();
-      if (temporary) {
-        call.out_dir =
-            (std::filesystem::temp_directory_path() / ("commvq-eval-" + o->task + "-" + std::to_string(::getpid())))
-                .string();
-        std::filesystem::remove_all(call.out_dir);
-      }
-      try {
-        run_grid_and_print(cfg, call);
-      } catch (...) {
-        if (temporary) std::filesystem::remove_all(call.out_dir);
-        throw;
-      }
-      if (temporary) {
-        std::filesystem::remove_all(call.out_dir);
-        std::printf("(records not kept: give --out DIR to keep them)\n");
-      }
+      eval_grid_task(*o, call, extras);
       return;
     }
     if (!extras.empty()) throw Error("eval --task perplexity: unknown option '" + extras.front() + "'");
     if (!o->out.empty() || o->limit >= 0 || !o->tasks.empty() || o->shard != "0/1")
       throw Error("eval --task perplexity: --out, --limit, --tasks and --shard go with --config or a grid --task");
-    const std::string data = o->data.empty() ? data_path("text/wikitext-2-raw/wiki.test.raw") : o->data;
-    auto model = LlamaModel::load(resolve_model_path(o->model_path));
-    const std::string text = read_text_file(data);
-    const Tokenizer& tok = model->tokenizer();
-    std::vector<int32_t> tokens = tok.encode(text, tok.add_bos_default(), false);
-    nlohmann::json runs = nlohmann::json::array();
-    std::vector<PerplexityResult> results;
-#ifdef COMMVQ_HAVE_CUDA
-    std::unique_ptr<gpu::GpuLlamaModel> gpu_model;  // uploaded once, for all specs
-#endif
-    for (const auto& spec : o->kv) {
-      PerplexityOptions po;
-      po.ctx = o->ctx;
-      po.max_tokens = o->max_tokens;
-      po.chunk = o->chunk;
-      po.kv_spec = apply_arith(o->arith, *model, spec);
-#ifdef COMMVQ_HAVE_CUDA
-      if (cuda) {
-        if (!gpu_model) gpu_model = gpu::GpuLlamaModel::upload(*model);
-        results.push_back(gpu::run_perplexity_gpu(*gpu_model, tokens, po));
-      } else {
-        results.push_back(run_perplexity(*model, tokens, po));
-      }
-#else
-      results.push_back(run_perplexity(*model, tokens, po));
-#endif
-      const auto& r = results.back();
-      runs.push_back({{"kv", spec},
-                      {"perplexity", r.perplexity},
-                      {"nll_sum", r.nll_sum},
-                      {"n_scored", r.n_scored},
-                      {"n_tokens", r.n_tokens},
-                      {"windows", r.n_windows},
-                      {"kv_bytes_at_ctx", r.kv_bytes_at_ctx},
-                      {"seconds", r.seconds}});
-#ifdef COMMVQ_HAVE_CUDA
-      if (cuda) {  // device memory: weights + cache + activations, through our allocator
-        runs.back()["device_peak_bytes"] = cuda::allocator_stats().peak_bytes;
-        runs.back()["device_weight_bytes"] = gpu_model->weight_bytes();
-      }
-#endif
-    }
-    std::printf("perplexity on %s (%lld tokens, windows of %d, chunks of %d)\n", data.c_str(),
-                static_cast<long long>(results.front().n_tokens), o->ctx, o->chunk);
-    std::printf("%-36s %12s %14s %10s\n", "kv method", "perplexity", "KV at ctx", "seconds");
-    for (const auto& r : results) {
-      std::printf("%-36s %12.4f %14s %10.1f\n", r.kv_spec.c_str(), r.perplexity,
-                  format_bytes(double(r.kv_bytes_at_ctx)).c_str(), r.seconds);
-    }
-#ifdef COMMVQ_HAVE_CUDA
-    if (cuda)
-      std::printf("device memory: weights %s, peak %s (allocator)\n",
-                  format_bytes(double(gpu_model->weight_bytes())).c_str(),
-                  format_bytes(double(cuda::allocator_stats().peak_bytes)).c_str());
-#endif
-    write_json(o->json_path, {{"task", "perplexity"},
-                              {"model", model->gguf().path()},
-                              {"data", data},
-                              {"ctx", o->ctx},
-                              {"chunk", o->chunk},
-                              {"device", o->device},
-                              {"runs", runs}});
+    eval_perplexity(*o, cuda);
   });
 }
 
