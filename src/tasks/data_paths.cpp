@@ -13,4 +13,11 @@ std::string data_dir() {
 
 std::string data_path(const std::string& relative) { return data_dir() + "/" + relative; }
 
+std::vector<std::string> calibration_text_paths() {
+  std::vector<std::string> paths;
+  for (const char* b : {"emma", "prideprejudice", "sensesensibility", "mansfieldpark", "persuasion", "northangerabbey"})
+    paths.push_back(data_path(std::string("text/jane_austen/") + b + ".txt"));
+  return paths;
+}
+
 }  // namespace cvq

@@ -17,6 +17,46 @@
 
 namespace cvq {
 
+namespace {
+
+// The model run over the sequences with an fp16 cache while the calibrator sees every layer's keys
+// (pre-RoPE) and values; then the thresholds and lookup tables for each bit width.
+KvQuantCalibration calibrate_kvquant(const LlamaModel& model, const std::vector<CollectSequence>& seqs, int64_t total,
+                                     double outliers, const std::vector<int>& bits) {
+  const KvGeometry geo = model.kv_geometry();
+  KvQuantCalibrator cal(geo, outliers);
+  const LayerObserver observer = [&cal](int layer, const float*, const float* k, const float* v, const int32_t*,
+                                        int n) { cal.add(layer, k, v, n); };
+  auto cache = make_kv_cache("fp16", geo);
+  Progress prog("calibrate-kvquant", total, "tok");
+  int64_t done = 0;
+  for (const auto& s : seqs) {
+    cache->clear();
+    const int n = static_cast<int>(s.tokens.size());
+    std::vector<int32_t> positions(n);
+    for (int i = 0; i < n; ++i) positions[i] = i;
+    model.forward(s.tokens.data(), positions.data(), n, *cache, LlamaModel::Logits::None, &observer);
+    done += n;
+    prog.update(done);
+  }
+  prog.finish();
+  return cal.finish(bits, model.config().name);
+}
+
+void print_layer0_centroids(const KvQuantCalibration& c) {
+  for (const auto& [b, t] : c.luts) {
+    const int K = 1 << b;
+    for (int which = 0; which < 2; ++which) {
+      const std::vector<float>& cen = which == 0 ? t.key_centroids : t.value_centroids;
+      std::printf("  layer 0 %s %d-bit centroids:", which == 0 ? "key  " : "value", b);
+      for (int i = 0; i < K; ++i) std::printf(" %+.3f", cen[i]);
+      std::printf("\n");
+    }
+  }
+}
+
+}  // namespace
+
 void register_calibrate_kvquant(CLI::App& app) {
   struct Opts : CommonOptions {
     std::vector<std::string> text;
@@ -47,12 +87,7 @@ void register_calibrate_kvquant(CLI::App& app) {
     apply_common_options(*o);
     const auto t_start = std::chrono::steady_clock::now();
     std::vector<std::string> sources = o->text;
-    if (sources.empty()) {
-      for (const char* b :
-           {"emma", "prideprejudice", "sensesensibility", "mansfieldpark", "persuasion", "northangerabbey"}) {
-        sources.push_back(data_path(std::string("text/jane_austen/") + b + ".txt"));
-      }
-    }
+    if (sources.empty()) sources = calibration_text_paths();
     const std::string model_path = resolve_model_path(o->model_path);
     const std::string out = o->out.empty() ? kvquant_default_calib_path(model_path) : o->out;
     auto model = LlamaModel::load(model_path);
@@ -66,25 +101,7 @@ void register_calibrate_kvquant(CLI::App& app) {
                    static_cast<long long>(total), static_cast<long long>(o->tokens));
     }
 
-    const KvGeometry geo = model->kv_geometry();
-    KvQuantCalibrator cal(geo, o->outliers);
-    const LayerObserver observer = [&cal](int layer, const float*, const float* k, const float* v, const int32_t*,
-                                          int n) { cal.add(layer, k, v, n); };
-    auto cache = make_kv_cache("fp16", geo);
-    Progress prog("calibrate-kvquant", total, "tok");
-    int64_t done = 0;
-    for (const auto& s : seqs) {
-      cache->clear();
-      const int n = static_cast<int>(s.tokens.size());
-      std::vector<int32_t> positions(n);
-      for (int i = 0; i < n; ++i) positions[i] = i;
-      model->forward(s.tokens.data(), positions.data(), n, *cache, LlamaModel::Logits::None, &observer);
-      done += n;
-      prog.update(done);
-    }
-    prog.finish();
-
-    KvQuantCalibration c = cal.finish(o->bits, model->config().name);
+    KvQuantCalibration c = calibrate_kvquant(*model, seqs, total, o->outliers, o->bits);
     c.info["model_path"] = model_path;
     c.info["model_sha256"] = model_sha256(model_path);
     c.info["sources"] = sources;
@@ -96,15 +113,7 @@ void register_calibrate_kvquant(CLI::App& app) {
     std::printf("KVQuant calibration of %s on %lld tokens (%zu sequences), outliers=%g -> %s (%.1fs)\n",
                 c.model.describe().c_str(), static_cast<long long>(c.n_tokens), seqs.size(), c.outliers, out.c_str(),
                 secs);
-    for (const auto& [b, t] : c.luts) {
-      const int K = 1 << b;
-      for (int which = 0; which < 2; ++which) {
-        const std::vector<float>& cen = which == 0 ? t.key_centroids : t.value_centroids;
-        std::printf("  layer 0 %s %d-bit centroids:", which == 0 ? "key  " : "value", b);
-        for (int i = 0; i < K; ++i) std::printf(" %+.3f", cen[i]);
-        std::printf("\n");
-      }
-    }
+    print_layer0_centroids(c);
     nlohmann::json luts = nlohmann::json::object();
     for (const auto& [b, t] : c.luts)
       luts[std::to_string(b)] = {{"key_centroids", t.key_centroids}, {"value_centroids", t.value_centroids}};

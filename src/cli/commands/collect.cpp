@@ -35,12 +35,7 @@ void register_collect(CLI::App& app) {
     apply_common_options(*o);
     CollectOptions co;
     co.sources = o->text;
-    if (co.sources.empty()) {
-      for (const char* b :
-           {"emma", "prideprejudice", "sensesensibility", "mansfieldpark", "persuasion", "northangerabbey"}) {
-        co.sources.push_back(data_path(std::string("text/jane_austen/") + b + ".txt"));
-      }
-    }
+    if (co.sources.empty()) co.sources = calibration_text_paths();
     co.tokens = o->tokens;
     co.ctx = o->ctx;
     co.out_dir = o->out;
