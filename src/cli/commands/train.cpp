@@ -152,6 +152,21 @@ ValueTrainOptions value_options(const TrainOpts& o, int l) {
   return vo;
 }
 
+// What a layer's part file and the codebook keep of its training: what the inputs determine
+// (errors, token counts); times go to --json only, so the same inputs and seed give the same bytes.
+nlohmann::json layer_report(int l, int64_t tokens, const LayerKeys& keys, const ValueTrainReport& vr) {
+  return {{"layer", l},
+          {"tokens", tokens},
+          {"key_tokens", keys.report.tokens},
+          {"key_rel_mse", keys.rel_mse},
+          {"key_rel_mse_centered", keys.rel_mse_centered},
+          {"value_rel_mse", vr.trained.rel_mse_values},
+          {"attn_rel_mse", vr.trained.rel_mse_attn},
+          {"value_rel_mse_untrained", vr.untrained.rel_mse_values},
+          {"value_rel_mse_gradient_only", vr.gradient_only.rel_mse_values},
+          {"attn_rel_mse_gradient_only", vr.gradient_only.rel_mse_attn}};
+}
+
 void run_train(const TrainOpts& o) {
   apply_common_options(o);
   auto model = LlamaModel::load(resolve_model_path(o.model_path));
@@ -207,8 +222,6 @@ void run_train(const TrainOpts& o) {
 
     LayerKeys lk = train_layer_keys(o, c, data, l, stages);
     cb.keys[l] = std::move(lk.codebook);
-    const KeyEmLayerReport& kr = lk.report;
-    const double key_rel = lk.rel_mse, key_rel_centered = lk.rel_mse_centered;
 
     const ValueTrainOptions vo = value_options(o, l);
     const std::vector<float> w_o = model->dense_attn_output(l);
@@ -217,29 +230,18 @@ void run_train(const TrainOpts& o) {
     cb.values[l] = train_value_codec(data, geo.rope, &attn, vo, &vr);
 
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    // The file keeps what the inputs determine (errors, token counts); times go to --json only,
-    // so the same inputs and seed give the same bytes.
-    const nlohmann::json report = {{"layer", l},
-                                   {"tokens", data.n_tokens},
-                                   {"key_tokens", kr.tokens},
-                                   {"key_rel_mse", key_rel},
-                                   {"key_rel_mse_centered", key_rel_centered},
-                                   {"value_rel_mse", vr.trained.rel_mse_values},
-                                   {"attn_rel_mse", vr.trained.rel_mse_attn},
-                                   {"value_rel_mse_untrained", vr.untrained.rel_mse_values},
-                                   {"value_rel_mse_gradient_only", vr.gradient_only.rel_mse_values},
-                                   {"attn_rel_mse_gradient_only", vr.gradient_only.rel_mse_attn}};
+    const nlohmann::json report = layer_report(l, data.n_tokens, lk, vr);
     save_commvq_layer(part, l, cb.keys[l], cb.values[l], {{"settings", settings}, {"report", report}});
     cb.layers.push_back(report);
     nlohmann::json timed = report;
     timed["value_refit_seconds"] = vr.refit_seconds;
-    timed["key_seconds"] = kr.seconds;
+    timed["key_seconds"] = lk.report.seconds;
     timed["value_seconds"] = vr.train_seconds;
     timed["seconds"] = secs;
     json_layers.push_back(timed);
     progress.update(++done);
     std::printf("%-6d %10lld %12.4f %14.4f %12.4f %12.4f %14.4f %9.1f\n", l, static_cast<long long>(data.n_tokens),
-                key_rel, key_rel_centered, vr.trained.rel_mse_values, vr.trained.rel_mse_attn,
+                lk.rel_mse, lk.rel_mse_centered, vr.trained.rel_mse_values, vr.trained.rel_mse_attn,
                 vr.gradient_only.rel_mse_values, secs);
     std::fflush(stdout);
   }
