@@ -11,6 +11,12 @@ std::string bench_text_path(const std::string& text) {
   return text.empty() ? data_path("text/wikitext-2-raw/wiki.test.raw") : text;
 }
 
+std::vector<int32_t> bench_text_tokens(const LlamaModel& model, const std::string& text_path) {
+  std::vector<int32_t> ids = model.tokenizer().encode(read_text_file(text_path), false, false);
+  if (ids.empty()) throw Error(text_path + ": no tokens");
+  return ids;
+}
+
 std::vector<int32_t> bench_prompt_tokens(const LlamaModel& model, const std::string& text_path, int n) {
   std::vector<int32_t> tokens = model.tokenizer().encode(read_text_file(text_path), false, false);
   if (static_cast<int>(tokens.size()) < n) throw Error(text_path + ": too short for the prompt");
@@ -18,9 +24,7 @@ std::vector<int32_t> bench_prompt_tokens(const LlamaModel& model, const std::str
   return tokens;
 }
 
-std::vector<int32_t> bench_repeated_tokens(const LlamaModel& model, const std::string& text_path, int n) {
-  const std::vector<int32_t> ids = model.tokenizer().encode(read_text_file(text_path), false, false);
-  if (ids.empty()) throw Error(text_path + ": no tokens");
+std::vector<int32_t> repeat_tokens(const std::vector<int32_t>& ids, int n) {
   std::vector<int32_t> out(static_cast<size_t>(n));
   for (int i = 0; i < n; ++i) out[i] = ids[static_cast<size_t>(i) % ids.size()];
   return out;

@@ -12,8 +12,10 @@ class LlamaModel;
 std::string bench_text_path(const std::string& text);
 // The first n tokens of that file (no BOS); throws naming the file when it is shorter.
 std::vector<int32_t> bench_prompt_tokens(const LlamaModel& model, const std::string& text_path, int n);
-// n tokens of the file, repeated from its start as often as needed (long-context prompts).
-std::vector<int32_t> bench_repeated_tokens(const LlamaModel& model, const std::string& text_path, int n);
+// Every token of the file (no BOS); throws naming the file when it has none.
+std::vector<int32_t> bench_text_tokens(const LlamaModel& model, const std::string& text_path);
+// n tokens: ids repeated from their start as often as needed (long-context prompts).
+std::vector<int32_t> repeat_tokens(const std::vector<int32_t>& ids, int n);
 // 0, 1, ..., n-1
 std::vector<int32_t> bench_positions(int n);
 

@@ -35,6 +35,7 @@ void register_bench_context(CLI::App& bench) {
     const std::string model_path = resolve_model_path(o->model_path);
     const std::string text_path = bench_text_path(o->text);
     auto model = LlamaModel::load(model_path);
+    const std::vector<int32_t> text_ids = bench_text_tokens(*model, text_path);
     const int threads = ThreadPool::global().size();
     const double bw = read_bandwidth_bytes_per_s();
     const double weights = static_cast<double>(model->weight_bytes());
@@ -48,7 +49,7 @@ void register_bench_context(CLI::App& bench) {
         throw Error("--prompt-tokens " + std::to_string(P) + " + decode exceeds the model's context (" +
                     std::to_string(model->config().n_ctx_train) + ")");
       }
-      const std::vector<int32_t> prompt = bench_repeated_tokens(*model, text_path, P);
+      const std::vector<int32_t> prompt = repeat_tokens(text_ids, P);
       for (const auto& spec : o->kv) {
         const LongContextRun r = measure_long_context(*model, prompt, spec, o->decode_tokens, bw);
         std::printf("%-44s %8d %10.1f %6.1f%% %8.2fs %10.2f %8.0f%% %9s\n", spec.c_str(), P, r.prefill_tokens_per_s,
