@@ -45,6 +45,7 @@ struct Activation {
   std::vector<int32_t> seed;  // -offset * (sum of 4 consecutive q) per dpbusd lane
   std::vector<float> d, s;    // per block of 32: d = amax/127 and s = d*sum(q)
   std::vector<float> scales;  // d and s arranged per ScaleLayout
+  std::vector<float> lane_d;  // 32-element formats without a min: d per int32 lane of each pair's dot
 };
 
 thread_local Activation t_act;
@@ -182,24 +183,35 @@ inline __m512i pair_codes(const uint8_t* ba, const uint8_t* bb) {
   }
 }
 
-// [d_a*dx_a, m_a*s_a, d_b*dx_b, m_b*s_b] (the m terms are 0 for formats without a min).
+// [d_a, m_a, d_b, m_b] of blocks a and b (the m terms are 0 for formats without a min).
 template <class F>
-inline __m128 pair_scales(const uint8_t* ba, const uint8_t* bb, __m128 dsx) {
+inline __m128 pair_weight_scales(const uint8_t* ba, const uint8_t* bb) {
   __m128i h;
   if constexpr (F::kMin) {
     h = _mm_insert_epi32(_mm_cvtsi32_si128(static_cast<int>(load_u32(ba))), static_cast<int>(load_u32(bb)), 1);
   } else {
     h = _mm_insert_epi16(_mm_cvtsi32_si128(load_u16(ba)), load_u16(bb), 2);
   }
-  return _mm_mul_ps(_mm_cvtph_ps(h), dsx);
+  return _mm_cvtph_ps(h);
+}
+
+// [d_a*dx_a, m_a*s_a, d_b*dx_b, m_b*s_b].
+template <class F>
+inline __m128 pair_scales(const uint8_t* ba, const uint8_t* bb, __m128 dsx) {
+  return _mm_mul_ps(pair_weight_scales<F>(ba, bb), dsx);
+}
+
+// Which lane of pair_scales' result scales each int32 lane of a pair's dot product.
+template <class F>
+inline __m512i pair_scale_index() {
+  return F::kEight ? _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2)
+                   : _mm512_setr_epi32(0, 0, 0, 0, 2, 2, 2, 2, 0, 0, 0, 0, 2, 2, 2, 2);
 }
 
 // R rows at once (they share the activation loads); out[r] = dot(row r, x).
 template <class F, int R>
 void rows_pairs(const uint8_t* row0, size_t row_bytes, int64_t nb, const Activation& a, float* out) {
-  // Which lane of pair_scales' result scales each int32 lane of the dot product.
-  const __m512i idx = F::kEight ? _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2)
-                                : _mm512_setr_epi32(0, 0, 0, 0, 2, 2, 2, 2, 0, 0, 0, 0, 2, 2, 2, 2);
+  const __m512i idx = pair_scale_index<F>();
   constexpr int64_t B = F::kBytes;
   const int8_t* q = a.q.data();
   const int32_t* seed = a.seed.data();
@@ -251,10 +263,149 @@ void rows_pairs(const uint8_t* row0, size_t row_bytes, int64_t nb, const Activat
   }
 }
 
+// One row of a 32-element block format against the activations of NT tokens (batched decode): each
+// pair of weight blocks is unpacked once for all tokens, and each token's arithmetic is rows_pairs'
+// for that row, in the same order, so the results equal it bit for bit.
+constexpr int kMaxPairTokens = 8;  // 2 accumulator chains per token must fit the 32 zmm registers
+
+// Raw pointers into each token's Activation (kept out of the inner loop's loads).
+struct PairTokenInputs {
+  const int8_t* q[kMaxPairTokens];
+  const int32_t* seed[kMaxPairTokens];
+  const float* scales[kMaxPairTokens];  // lane_d for formats without a min, else scales
+};
+
+template <class F, int NT>
+void row_pairs_tokens(const uint8_t* row, int64_t nb, const PairTokenInputs& in, float* out) {
+  const __m512i idx = pair_scale_index<F>();
+  constexpr int64_t B = F::kBytes;
+  __m512 acc[2][NT];
+  __m128 macc[NT];
+#pragma GCC unroll 8
+  for (int k = 0; k < NT; ++k) {
+    acc[0][k] = acc[1][k] = _mm512_setzero_ps();
+    macc[k] = _mm_setzero_ps();
+  }
+  auto step = [&](const uint8_t* ba, int64_t p, int chain) {
+    const __m512i codes = pair_codes<F>(ba, ba + B);
+    const __m128 wsc = pair_weight_scales<F>(ba, ba + B);
+    // Formats without a min: pair_scales' products permuted before the multiply instead of after
+    // (the same floats), so a token's step has no permute.
+    [[maybe_unused]] const __m512 wlanes = _mm512_permutexvar_ps(idx, _mm512_zextps128_ps512(wsc));
+#pragma GCC unroll 8
+    for (int k = 0; k < NT; ++k) {
+      __m512i init = _mm512_setzero_si512();
+      if constexpr (F::kOffset != 0) init = _mm512_loadu_si512(in.seed[k] + 16 * p);
+      const __m512i dot = _mm512_dpbusd_epi32(init, codes, _mm512_loadu_si512(in.q[k] + 64 * p));
+      __m512 f;
+      if constexpr (F::kMin) {
+        const __m128 f4 = _mm_mul_ps(wsc, _mm_loadu_ps(in.scales[k] + 4 * p));
+        macc[k] = _mm_add_ps(macc[k], f4);
+        f = _mm512_permutexvar_ps(idx, _mm512_zextps128_ps512(f4));
+      } else {
+        f = _mm512_mul_ps(wlanes, _mm512_loadu_ps(in.scales[k] + 16 * p));
+      }
+      acc[chain][k] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), f, acc[chain][k]);
+    }
+  };
+  const int64_t np = nb / 2;
+  int64_t p = 0;
+  for (; p + 2 <= np; p += 2) {
+    step(row + 2 * p * B, p, 0);
+    step(row + 2 * (p + 1) * B, p + 1, 1);
+  }
+  if (p < np) step(row + 2 * p * B, p, 0);
+  if (nb & 1) {
+    alignas(64) uint8_t tail[2 * B] = {};
+    std::memcpy(tail, row + (nb - 1) * B, B);
+    step(tail, np, 1);
+  }
+#pragma GCC unroll 8
+  for (int k = 0; k < NT; ++k) {
+    float v = _mm512_reduce_add_ps(_mm512_add_ps(acc[0][k], acc[1][k]));
+    if constexpr (F::kMin) {
+      const __m128 m = _mm_add_ps(macc[k], _mm_movehl_ps(macc[k], macc[k]));
+      v += _mm_cvtss_f32(_mm_shuffle_ps(m, m, 1));
+    }
+    out[k] = v;
+  }
+}
+
+template <class F, int NT>
+void rows_pairs_tokens(const uint8_t* w, size_t row_bytes, int64_t n_rows, int64_t nb, const PairTokenInputs& in,
+                       float* y, int64_t ld_y) {
+  float o[NT];
+  for (int64_t r = 0; r < n_rows; ++r) {
+    row_pairs_tokens<F, NT>(w + static_cast<size_t>(r) * row_bytes, nb, in, o);
+    for (int k = 0; k < NT; ++k) y[k * ld_y + r] = o[k];
+  }
+}
+
+template <class F>
+void gemv_pairs_tokens(const uint8_t* w, size_t row_bytes, int64_t n_rows, const std::vector<Activation>& acts,
+                       int64_t n_tokens, int64_t n, float* y, int64_t ld_y) {
+  const int64_t nb = n / 32;
+  for (int64_t k0 = 0; k0 < n_tokens; k0 += kMaxPairTokens) {
+    const int nt = static_cast<int>(std::min<int64_t>(kMaxPairTokens, n_tokens - k0));
+    PairTokenInputs in{};
+    for (int k = 0; k < nt; ++k) {
+      const Activation& a = acts[static_cast<size_t>(k0 + k)];
+      in.q[k] = a.q.data();
+      in.seed[k] = a.seed.data();
+      in.scales[k] = F::kMin ? a.scales.data() : a.lane_d.data();
+    }
+    float* yk = y + k0 * ld_y;
+    switch (nt) {
+      case 1:
+        rows_pairs_tokens<F, 1>(w, row_bytes, n_rows, nb, in, yk, ld_y);
+        break;
+      case 2:
+        rows_pairs_tokens<F, 2>(w, row_bytes, n_rows, nb, in, yk, ld_y);
+        break;
+      case 3:
+        rows_pairs_tokens<F, 3>(w, row_bytes, n_rows, nb, in, yk, ld_y);
+        break;
+      case 4:
+        rows_pairs_tokens<F, 4>(w, row_bytes, n_rows, nb, in, yk, ld_y);
+        break;
+      case 5:
+        rows_pairs_tokens<F, 5>(w, row_bytes, n_rows, nb, in, yk, ld_y);
+        break;
+      case 6:
+        rows_pairs_tokens<F, 6>(w, row_bytes, n_rows, nb, in, yk, ld_y);
+        break;
+      case 7:
+        rows_pairs_tokens<F, 7>(w, row_bytes, n_rows, nb, in, yk, ld_y);
+        break;
+      default:
+        rows_pairs_tokens<F, 8>(w, row_bytes, n_rows, nb, in, yk, ld_y);
+        break;
+    }
+  }
+}
+
 template <class F>
 const Activation& quantize_pairs(const float* x, int64_t n) {
   return quantize_activation(x, n, F::kEight ? Layout::Natural : Layout::Pair16, true, F::kOffset,
                              ScaleLayout::Interleaved);
+}
+
+// The same plus lane_d (for row_pairs_tokens): each pair's activation scales already spread over the
+// 16 int32 lanes of its dot product, so a token's step needs no permute.
+template <class F>
+const Activation& quantize_pairs_lanes(const float* x, int64_t n) {
+  quantize_pairs<F>(x, n);
+  Activation& a = t_act;
+  if constexpr (!F::kMin) {
+    const int64_t np = static_cast<int64_t>(a.d.size()) / 2;
+    a.lane_d.resize(static_cast<size_t>(np * 16));
+    const __m512i idx = pair_scale_index<F>();
+    for (int64_t p = 0; p < np; ++p) {
+      const __m128 dsx = _mm_loadu_ps(a.scales.data() + 4 * p);
+      _mm512_storeu_ps(a.lane_d.data() + 16 * p, _mm512_permutexvar_ps(idx, _mm512_zextps128_ps512(dsx)));
+    }
+  }
+  return a;
 }
 
 template <class F>
@@ -489,18 +640,19 @@ bool has_kernel_avx512(GgmlType t) {
 namespace {
 
 // x quantized as format t's rows need it (thread-local storage); nullptr for the float formats.
-const Activation* quantize_for(GgmlType t, const float* x, int64_t n) {
+// for_tokens: also the lane scales of row_pairs_tokens.
+const Activation* quantize_for(GgmlType t, const float* x, int64_t n, bool for_tokens = false) {
   switch (t) {
     case GgmlType::Q4_0:
-      return &quantize_pairs<FmtQ4_0>(x, n);
+      return for_tokens ? &quantize_pairs_lanes<FmtQ4_0>(x, n) : &quantize_pairs<FmtQ4_0>(x, n);
     case GgmlType::Q4_1:
       return &quantize_pairs<FmtQ4_1>(x, n);
     case GgmlType::Q5_0:
-      return &quantize_pairs<FmtQ5_0>(x, n);
+      return for_tokens ? &quantize_pairs_lanes<FmtQ5_0>(x, n) : &quantize_pairs<FmtQ5_0>(x, n);
     case GgmlType::Q5_1:
       return &quantize_pairs<FmtQ5_1>(x, n);
     case GgmlType::Q8_0:
-      return &quantize_pairs<FmtQ8_0>(x, n);
+      return for_tokens ? &quantize_pairs_lanes<FmtQ8_0>(x, n) : &quantize_pairs<FmtQ8_0>(x, n);
     case GgmlType::Q4_K:
     case GgmlType::Q5_K:
       return &quantize_activation(x, n, Layout::Natural, false, 0, ScaleLayout::PerSuper);
@@ -562,7 +714,7 @@ bool gemv_tokens_avx512(GgmlType t, const uint8_t* w, size_t row_bytes, int64_t 
   if (!has_kernel_avx512(t)) return false;
   thread_local std::vector<Activation> acts;
   const bool quantized = quantize_tokens(
-      acts, [&](const float* xk) { return quantize_for(t, xk, n); }, x, n_tokens, n);
+      acts, [&](const float* xk) { return quantize_for(t, xk, n, true); }, x, n_tokens, n);
   if ((t == GgmlType::Q4_K || t == GgmlType::Q5_K || t == GgmlType::Q6_K) && n_tokens <= kMaxTokens) {
     const Activation* ap[kMaxTokens];
     for (int64_t k = 0; k < n_tokens; ++k) ap[k] = &acts[static_cast<size_t>(k)];
@@ -580,6 +732,25 @@ bool gemv_tokens_avx512(GgmlType t, const uint8_t* w, size_t row_bytes, int64_t 
       for (int k = 0; k < nt; ++k) y[k * ld_y + r] = o[k];
     }
     return true;
+  }
+  switch (t) {
+    case GgmlType::Q4_0:
+      gemv_pairs_tokens<FmtQ4_0>(w, row_bytes, n_rows, acts, n_tokens, n, y, ld_y);
+      return true;
+    case GgmlType::Q4_1:
+      gemv_pairs_tokens<FmtQ4_1>(w, row_bytes, n_rows, acts, n_tokens, n, y, ld_y);
+      return true;
+    case GgmlType::Q5_0:
+      gemv_pairs_tokens<FmtQ5_0>(w, row_bytes, n_rows, acts, n_tokens, n, y, ld_y);
+      return true;
+    case GgmlType::Q5_1:
+      gemv_pairs_tokens<FmtQ5_1>(w, row_bytes, n_rows, acts, n_tokens, n, y, ld_y);
+      return true;
+    case GgmlType::Q8_0:
+      gemv_pairs_tokens<FmtQ8_0>(w, row_bytes, n_rows, acts, n_tokens, n, y, ld_y);
+      return true;
+    default:
+      break;
   }
   gemv_tokens_tiled(
       acts, quantized,

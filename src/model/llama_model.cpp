@@ -1,8 +1,10 @@
 #include "model/llama_model.h"
 
 #include <algorithm>
+#include <exception>
 
 #include "core/error.h"
+#include "core/thread_pool.h"
 #include "kernels/cpu/ggml_arith.h"
 #include "kernels/cpu/norm_act.h"
 #include "kernels/cpu/quant_blocks.h"
@@ -38,6 +40,28 @@ WeightMatrix load_matrix(const GgufFile& f, const std::string& name, int64_t row
   } catch (const Error& e) {
     fail_file(f.path(), e.what());
   }
+}
+
+// Batched decode: sequence t's K/V go into its own cache, and its query attends there. The caches
+// are independent, so the sequences run in parallel (a cache's own parallel loops then run inline on
+// its thread); each result is what the sequence computes alone. An exception in any sequence is
+// rethrown here, the first one by sequence order.
+void append_and_attend_each(const std::vector<KvCache*>& caches, int layer, const float* k, const float* v,
+                            const float* q, const int32_t* positions, int kv_dim, int q_dim, float* attn) {
+  const int64_t n = static_cast<int64_t>(caches.size());
+  std::vector<std::exception_ptr> errors(static_cast<size_t>(n));
+  ThreadPool::global().parallel_for(n, [&](int64_t t0, int64_t t1, int) {
+    for (int64_t t = t0; t < t1; ++t) {
+      try {
+        caches[static_cast<size_t>(t)]->append(layer, k + t * kv_dim, v + t * kv_dim, positions + t, 1);
+        caches[static_cast<size_t>(t)]->attend(layer, q + t * q_dim, positions + t, 1, attn + t * q_dim);
+      } catch (...) {
+        errors[static_cast<size_t>(t)] = std::current_exception();
+      }
+    }
+  });
+  for (const std::exception_ptr& e : errors)
+    if (e) std::rethrow_exception(e);
 }
 
 void add_bias(float* x, const std::vector<float>& b, int n) {
@@ -244,12 +268,7 @@ std::vector<float> LlamaModel::forward_rows(const int32_t* tokens, const int32_t
     for (int t = 0; t < n; ++t) rope.apply(q.data() + static_cast<size_t>(t) * q_dim, c.n_head, positions[t]);
     if (observer && *observer) (*observer)(l, q.data(), k.data(), v.data(), positions, n);
     if (per_token) {
-      for (int t = 0; t < n; ++t) {
-        caches[t]->append(l, k.data() + static_cast<size_t>(t) * kv_dim, v.data() + static_cast<size_t>(t) * kv_dim,
-                          positions + t, 1);
-        caches[t]->attend(l, q.data() + static_cast<size_t>(t) * q_dim, positions + t, 1,
-                          attn.data() + static_cast<size_t>(t) * q_dim);
-      }
+      append_and_attend_each(caches, l, k.data(), v.data(), q.data(), positions, kv_dim, q_dim, attn.data());
     } else {
       cache.append(l, k.data(), v.data(), positions, n);
       cache.attend(l, q.data(), positions, n, attn.data());

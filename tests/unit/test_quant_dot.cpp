@@ -271,7 +271,7 @@ TEST(QuantDot, GemvTokensEqualsOneTokenAtATime) {
   for (GgmlType t : kTypes) {
     const int64_t n = ggml_type_info(t).block_elems == 256 ? 512 : 288;
     for (int64_t n_rows : {1, 7, 33, 70}) {
-      for (int64_t n_tokens : {2, 5}) {
+      for (int64_t n_tokens : {2, 5, 8, 13, 20}) {
         SCOPED_TRACE(tname(t) + " rows=" + std::to_string(n_rows) + " tokens=" + std::to_string(n_tokens));
         const size_t row_bytes = ggml_row_bytes(t, n);
         std::vector<uint8_t> w(row_bytes * static_cast<size_t>(n_rows));
