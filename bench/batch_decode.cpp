@@ -1,51 +1,95 @@
 #include "bench/batch_decode.h"
 
+#include <algorithm>
 #include <chrono>
 #include <memory>
 
 #include "bench/bench_inputs.h"
 #include "commvq/kv_methods.h"
+#include "core/error.h"
 #include "kv/shared_prefill_cache.h"
 #include "model/llama_model.h"
 #include "tasks/generation.h"
 
 namespace cvq {
+namespace {
 
-BatchDecodeRun measure_batch_decode(const LlamaModel& model, const std::vector<int32_t>& prompt, int batch,
-                                    const std::vector<std::string>& kv, int decode_tokens) {
-  const int n = static_cast<int>(prompt.size()), V = model.config().n_vocab;
-  const std::vector<int32_t> pos = bench_positions(n);
-  BatchDecodeRun run;
-  run.batch = batch;
-  std::vector<std::unique_ptr<KvCache>> owned;
-  std::vector<KvCache*> caches;
-  for (int i = 0; i < batch; ++i) {
-    const std::string& spec = kv[static_cast<size_t>(i) % kv.size()];
-    owned.push_back(make_kv_cache(spec, model.kv_geometry()));
-    caches.push_back(owned.back().get());
-    if (i < static_cast<int>(kv.size())) run.methods += (i ? " | " : "") + spec;
-  }
-  // One prefill per signature group, then greedy steps for every sequence together.
-  std::vector<int32_t> next(batch), at(batch, n);
-  for (const auto& group : prefill_groups(caches)) {
-    std::vector<KvCache*> members;
-    for (size_t i : group) members.push_back(caches[i]);
-    SharedPrefillCache shared(members);
-    const std::vector<float> lg = model.forward(prompt.data(), pos.data(), n, shared, LlamaModel::Logits::Last);
-    for (size_t i : group) next[i] = argmax(lg.data(), V);
-  }
-  const auto t0 = std::chrono::steady_clock::now();
-  for (int s = 0; s < decode_tokens; ++s) {
-    const std::vector<float> lg = model.forward_batch(next.data(), at.data(), caches);
+// B sequences on one prompt, prefilled; steps() advances them together.
+class BatchDecoder {
+ public:
+  BatchDecoder(const LlamaModel& model, const std::vector<int32_t>& prompt, int batch,
+               const std::vector<std::string>& kv)
+      : model_(model),
+        next_(static_cast<size_t>(batch)),
+        at_(static_cast<size_t>(batch), static_cast<int>(prompt.size())) {
+    const int n = static_cast<int>(prompt.size()), V = model.config().n_vocab;
+    const std::vector<int32_t> pos = bench_positions(n);
     for (int i = 0; i < batch; ++i) {
-      next[i] = argmax(lg.data() + static_cast<size_t>(i) * V, V);
-      ++at[i];
+      const std::string& spec = kv[static_cast<size_t>(i) % kv.size()];
+      owned_.push_back(make_kv_cache(spec, model.kv_geometry()));
+      caches_.push_back(owned_.back().get());
+      if (i < static_cast<int>(kv.size())) methods_ += (i ? " | " : "") + spec;
+    }
+    for (const auto& group : prefill_groups(caches_)) {
+      std::vector<KvCache*> members;
+      for (size_t i : group) members.push_back(caches_[i]);
+      SharedPrefillCache shared(members);
+      const std::vector<float> lg = model.forward(prompt.data(), pos.data(), n, shared, LlamaModel::Logits::Last);
+      for (size_t i : group) next_[i] = argmax(lg.data(), V);
     }
   }
-  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  run.seconds_per_step = secs / decode_tokens;
-  run.tokens_per_s = static_cast<double>(batch) * decode_tokens / secs;
-  return run;
+
+  // Seconds for `steps` greedy steps of every sequence together.
+  double steps(int steps) {
+    const int V = model_.config().n_vocab;
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int s = 0; s < steps; ++s) {
+      const std::vector<float> lg = model_.forward_batch(next_.data(), at_.data(), caches_);
+      for (size_t i = 0; i < caches_.size(); ++i) {
+        next_[i] = argmax(lg.data() + i * static_cast<size_t>(V), V);
+        ++at_[i];
+      }
+    }
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  }
+
+  const std::string& methods() const { return methods_; }
+
+ private:
+  const LlamaModel& model_;
+  std::vector<std::unique_ptr<KvCache>> owned_;
+  std::vector<KvCache*> caches_;
+  std::vector<int32_t> next_, at_;
+  std::string methods_;
+};
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t m = v.size() / 2;
+  return v.size() % 2 ? v[m] : 0.5 * (v[m - 1] + v[m]);
+}
+
+}  // namespace
+
+std::vector<BatchDecodeRun> measure_batch_decode(const LlamaModel& model, const std::vector<int32_t>& prompt,
+                                                 const std::vector<int>& batches, const std::vector<std::string>& kv,
+                                                 int decode_tokens, int rounds) {
+  if (rounds < 1 || decode_tokens < rounds) throw Error("bench batch: need 1 <= rounds <= decode steps");
+  std::vector<std::unique_ptr<BatchDecoder>> decoders;
+  for (int B : batches) decoders.push_back(std::make_unique<BatchDecoder>(model, prompt, B, kv));
+  std::vector<BatchDecodeRun> runs(batches.size());
+  for (int r = 0; r < rounds; ++r) {
+    const int steps = decode_tokens * (r + 1) / rounds - decode_tokens * r / rounds;
+    for (size_t i = 0; i < decoders.size(); ++i)
+      runs[i].round_seconds_per_step.push_back(decoders[i]->steps(steps) / steps);
+  }
+  for (size_t i = 0; i < runs.size(); ++i) {
+    runs[i].batch = batches[i];
+    runs[i].methods = decoders[i]->methods();
+    runs[i].seconds_per_step = median(runs[i].round_seconds_per_step);
+    runs[i].tokens_per_s = batches[i] / runs[i].seconds_per_step;
+  }
+  return runs;
 }
 
 }  // namespace cvq

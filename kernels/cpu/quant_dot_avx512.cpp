@@ -24,6 +24,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 namespace cvq::detail {
@@ -263,20 +264,72 @@ void rows_pairs(const uint8_t* row0, size_t row_bytes, int64_t nb, const Activat
   }
 }
 
-// One row of a 32-element block format against the activations of NT tokens (batched decode): each
-// pair of weight blocks is unpacked once for all tokens, and each token's arithmetic is rows_pairs'
-// for that row, in the same order, so the results equal it bit for bit.
-constexpr int kMaxPairTokens = 8;  // 2 accumulator chains per token must fit the 32 zmm registers
+// Batched decode: up to kGroupTokens tokens go through a row together, each weight block unpacked once
+// for all of them. The token count is a template parameter (with_token_count) so the per-token loops
+// unroll and every accumulator stays in a register (2-3 per token must fit the 32 zmm registers).
+constexpr int kGroupTokens = 8;
+constexpr int kGroupTokensK = 4;
 
-// Raw pointers into each token's Activation (kept out of the inner loop's loads).
-struct PairTokenInputs {
-  const int8_t* q[kMaxPairTokens];
-  const int32_t* seed[kMaxPairTokens];
-  const float* scales[kMaxPairTokens];  // lane_d for formats without a min, else scales
+// Raw pointers into each token's Activation (kept out of the inner loops' loads).
+struct TokenInputs {
+  const int8_t* q[kGroupTokens];
+  const int32_t* seed[kGroupTokens];
+  const float* scales[kGroupTokens];  // Activation::scales, or lane_d (row_pairs_tokens without a min)
 };
 
+TokenInputs one_token(const Activation& a) {
+  TokenInputs in{};
+  in.q[0] = a.q.data();
+  in.seed[0] = a.seed.data();
+  in.scales[0] = a.scales.data();
+  return in;
+}
+
+// fn(std::integral_constant<int, nt>{}) for nt in [1, kMax].
+template <int kMax, int N = 1, class Fn>
+void with_token_count(int nt, Fn&& fn) {
+  if constexpr (N < kMax) {
+    if (nt == N) return fn(std::integral_constant<int, N>{});
+    return with_token_count<kMax, N + 1>(nt, fn);
+  } else {
+    fn(std::integral_constant<int, N>{});
+  }
+}
+
+// y[k*ld_y + r] for every row r and token k, the tokens in groups of G: kernel(NT, row, inputs, out)
+// computes one row for one group. Rows outside, groups inside, so a row read from memory serves every
+// group from L1. scales_of(a) picks the scales a kernel reads.
+template <int G, class Kernel, class ScalesOf>
+void gemv_token_groups(const uint8_t* w, size_t row_bytes, int64_t n_rows, const std::vector<Activation>& acts,
+                       int64_t n_tokens, float* y, int64_t ld_y, const ScalesOf& scales_of, const Kernel& kernel) {
+  const int64_t n_groups = (n_tokens + G - 1) / G, n_full = n_tokens / G;
+  const int rest = static_cast<int>(n_tokens - n_full * G);
+  std::vector<TokenInputs> in(static_cast<size_t>(n_groups));
+  for (int64_t k = 0; k < n_tokens; ++k) {
+    const Activation& a = acts[static_cast<size_t>(k)];
+    TokenInputs& g = in[static_cast<size_t>(k / G)];
+    g.q[k % G] = a.q.data();
+    g.seed[k % G] = a.seed.data();
+    g.scales[k % G] = scales_of(a);
+  }
+  float o[G];
+  for (int64_t r = 0; r < n_rows; ++r) {
+    const uint8_t* row = w + static_cast<size_t>(r) * row_bytes;
+    for (int64_t g = 0; g < n_full; ++g) {
+      kernel(std::integral_constant<int, G>{}, row, in[static_cast<size_t>(g)], o);
+      for (int k = 0; k < G; ++k) y[(g * G + k) * ld_y + r] = o[k];
+    }
+    if (rest > 0) {
+      with_token_count<G>(rest, [&](auto NT) { kernel(NT, row, in[static_cast<size_t>(n_full)], o); });
+      for (int k = 0; k < rest; ++k) y[(n_full * G + k) * ld_y + r] = o[k];
+    }
+  }
+}
+
+// One row of a 32-element block format against NT tokens; each token's arithmetic is rows_pairs' for
+// that row, in the same order, so the results equal it bit for bit.
 template <class F, int NT>
-void row_pairs_tokens(const uint8_t* row, int64_t nb, const PairTokenInputs& in, float* out) {
+void row_pairs_tokens(const uint8_t* row, int64_t nb, const TokenInputs& in, float* out) {
   const __m512i idx = pair_scale_index<F>();
   constexpr int64_t B = F::kBytes;
   __m512 acc[2][NT];
@@ -331,57 +384,14 @@ void row_pairs_tokens(const uint8_t* row, int64_t nb, const PairTokenInputs& in,
   }
 }
 
-template <class F, int NT>
-void rows_pairs_tokens(const uint8_t* w, size_t row_bytes, int64_t n_rows, int64_t nb, const PairTokenInputs& in,
-                       float* y, int64_t ld_y) {
-  float o[NT];
-  for (int64_t r = 0; r < n_rows; ++r) {
-    row_pairs_tokens<F, NT>(w + static_cast<size_t>(r) * row_bytes, nb, in, o);
-    for (int k = 0; k < NT; ++k) y[k * ld_y + r] = o[k];
-  }
-}
-
 template <class F>
 void gemv_pairs_tokens(const uint8_t* w, size_t row_bytes, int64_t n_rows, const std::vector<Activation>& acts,
                        int64_t n_tokens, int64_t n, float* y, int64_t ld_y) {
   const int64_t nb = n / 32;
-  for (int64_t k0 = 0; k0 < n_tokens; k0 += kMaxPairTokens) {
-    const int nt = static_cast<int>(std::min<int64_t>(kMaxPairTokens, n_tokens - k0));
-    PairTokenInputs in{};
-    for (int k = 0; k < nt; ++k) {
-      const Activation& a = acts[static_cast<size_t>(k0 + k)];
-      in.q[k] = a.q.data();
-      in.seed[k] = a.seed.data();
-      in.scales[k] = F::kMin ? a.scales.data() : a.lane_d.data();
-    }
-    float* yk = y + k0 * ld_y;
-    switch (nt) {
-      case 1:
-        rows_pairs_tokens<F, 1>(w, row_bytes, n_rows, nb, in, yk, ld_y);
-        break;
-      case 2:
-        rows_pairs_tokens<F, 2>(w, row_bytes, n_rows, nb, in, yk, ld_y);
-        break;
-      case 3:
-        rows_pairs_tokens<F, 3>(w, row_bytes, n_rows, nb, in, yk, ld_y);
-        break;
-      case 4:
-        rows_pairs_tokens<F, 4>(w, row_bytes, n_rows, nb, in, yk, ld_y);
-        break;
-      case 5:
-        rows_pairs_tokens<F, 5>(w, row_bytes, n_rows, nb, in, yk, ld_y);
-        break;
-      case 6:
-        rows_pairs_tokens<F, 6>(w, row_bytes, n_rows, nb, in, yk, ld_y);
-        break;
-      case 7:
-        rows_pairs_tokens<F, 7>(w, row_bytes, n_rows, nb, in, yk, ld_y);
-        break;
-      default:
-        rows_pairs_tokens<F, 8>(w, row_bytes, n_rows, nb, in, yk, ld_y);
-        break;
-    }
-  }
+  gemv_token_groups<kGroupTokens>(
+      w, row_bytes, n_rows, acts, n_tokens, y, ld_y,
+      [](const Activation& a) { return F::kMin ? a.scales.data() : a.lane_d.data(); },
+      [&](auto NT, const uint8_t* row, const TokenInputs& in, float* o) { row_pairs_tokens<F, NT()>(row, nb, in, o); });
 }
 
 template <class F>
@@ -433,15 +443,11 @@ inline __m512 k_scales_mins(const uint8_t* packed) {
   return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(v));
 }
 
-// Dot products of one q4_K / q5_K / q6_K row with the activations of n_tok <= kMaxTok tokens. Every
-// weight block is unpacked once for all of them (batched decode is bound by the unpacking); each
-// token's arithmetic is the same whatever n_tok, so a batched row equals the single-token one bit for
-// bit. kMaxTok = 1 is the single-token kernel (its loops over tokens then vanish at compile time).
-constexpr int kMaxTokens = 16;
-
-template <bool kFive, int kMaxTok>
-void row_q45_K_tokens(const uint8_t* row, int64_t nsb, const Activation* const* acts, int n_tok_arg, float* out) {
-  const int n_tok = kMaxTok == 1 ? 1 : n_tok_arg;
+// Dot products of one q4_K / q5_K / q6_K row with the activations of NT tokens. Every weight block
+// is unpacked once for all of them (batched decode is bound by the unpacking); each token's arithmetic
+// is the same whatever NT, so a batched row equals the single-token one (NT = 1) bit for bit.
+template <bool kFive, int NT>
+void row_q45_K_tokens(const uint8_t* row, int64_t nsb, const TokenInputs& in, float* out) {
   constexpr int64_t B = kFive ? 176 : 144;
   constexpr int kQs = kFive ? 48 : 16;
   const __m512i idx_dd = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
@@ -453,8 +459,9 @@ void row_q45_K_tokens(const uint8_t* row, int64_t nsb, const Activation* const* 
   };
   const __m512i m0f = _mm512_set1_epi8(0x0F);
   const __m512i m10 = _mm512_set1_epi8(0x10);
-  __m512 acc0[kMaxTok], acc1[kMaxTok], macc[kMaxTok];
-  for (int t = 0; t < n_tok; ++t) acc0[t] = acc1[t] = macc[t] = _mm512_setzero_ps();
+  __m512 acc0[NT], acc1[NT], macc[NT];
+#pragma GCC unroll 8
+  for (int t = 0; t < NT; ++t) acc0[t] = acc1[t] = macc[t] = _mm512_setzero_ps();
   for (int64_t sb = 0; sb < nsb; ++sb) {
     const uint8_t* b = row + sb * B;
     const __m128 dd = _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(load_u32(b))));  // d, dmin
@@ -473,10 +480,10 @@ void row_q45_K_tokens(const uint8_t* row, int64_t nsb, const Activation* const* 
         qhz = _mm512_srli_epi16(qhz, 2);
       }
     }
-    for (int t = 0; t < n_tok; ++t) {
-      const Activation& a = *acts[t];
-      const int8_t* q = a.q.data() + 256 * sb;
-      const __m512 f = _mm512_mul_ps(f0, _mm512_loadu_ps(a.scales.data() + 16 * sb));
+#pragma GCC unroll 8
+    for (int t = 0; t < NT; ++t) {
+      const int8_t* q = in.q[t] + 256 * sb;
+      const __m512 f = _mm512_mul_ps(f0, _mm512_loadu_ps(in.scales[t] + 16 * sb));
       macc[t] = _mm512_add_ps(macc[t], f);
       for (int j = 0; j < 4; ++j) {
         const __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), z[j], _mm512_loadu_si512(q + 64 * j));
@@ -485,15 +492,15 @@ void row_q45_K_tokens(const uint8_t* row, int64_t nsb, const Activation* const* 
       }
     }
   }
-  for (int t = 0; t < n_tok; ++t) {
+#pragma GCC unroll 8
+  for (int t = 0; t < NT; ++t) {
     const __m256 mins = _mm512_extractf32x8_ps(macc[t], 1);
     out[t] = _mm512_reduce_add_ps(_mm512_add_ps(acc0[t], acc1[t])) - hsum256(mins);
   }
 }
 
-template <int kMaxTok>
-void row_q6_K_tokens(const uint8_t* row, int64_t nsb, const Activation* const* acts, int n_tok_arg, float* out) {
-  const int n_tok = kMaxTok == 1 ? 1 : n_tok_arg;
+template <int NT>
+void row_q6_K_tokens(const uint8_t* row, int64_t nsb, const TokenInputs& in, float* out) {
   constexpr int64_t B = 210;
   const __m512i idx_dup = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
   const __m512i idx_g[4] = {
@@ -504,8 +511,9 @@ void row_q6_K_tokens(const uint8_t* row, int64_t nsb, const Activation* const* a
   };
   const __m512i m0f = _mm512_set1_epi8(0x0F);
   const __m512i m30 = _mm512_set1_epi8(0x30);
-  __m512 acc0[kMaxTok], acc1[kMaxTok];
-  for (int t = 0; t < n_tok; ++t) acc0[t] = acc1[t] = _mm512_setzero_ps();
+  __m512 acc0[NT], acc1[NT];
+#pragma GCC unroll 8
+  for (int t = 0; t < NT; ++t) acc0[t] = acc1[t] = _mm512_setzero_ps();
   for (int64_t sb = 0; sb < nsb; ++sb) {
     const uint8_t* b = row + sb * B;
     const float d = _cvtsh_ss(load_u16(b + 208));
@@ -520,12 +528,11 @@ void row_q6_K_tokens(const uint8_t* row, int64_t nsb, const Activation* const* a
       lo[h] = _mm512_or_si512(_mm512_and_si512(ql, m0f), _mm512_and_si512(_mm512_slli_epi16(qhz, 4), m30));
       hi[h] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), m0f), _mm512_and_si512(qhz, m30));
     }
-    for (int t = 0; t < n_tok; ++t) {
-      const Activation& a = *acts[t];
-      const int8_t* q = a.q.data() + 256 * sb;
-      const int32_t* seed = a.seed.data() + 64 * sb;
-      const __m512 dx =
-          _mm512_permutexvar_ps(idx_dup, _mm512_castps256_ps512(_mm256_loadu_ps(a.scales.data() + 16 * sb)));
+#pragma GCC unroll 8
+    for (int t = 0; t < NT; ++t) {
+      const int8_t* q = in.q[t] + 256 * sb;
+      const int32_t* seed = in.seed[t] + 64 * sb;
+      const __m512 dx = _mm512_permutexvar_ps(idx_dup, _mm512_castps256_ps512(_mm256_loadu_ps(in.scales[t] + 16 * sb)));
       const __m512 s = _mm512_mul_ps(scd, dx);
       for (int h = 0; h < 2; ++h) {
         const __m512i dlo =
@@ -537,21 +544,20 @@ void row_q6_K_tokens(const uint8_t* row, int64_t nsb, const Activation* const* a
       }
     }
   }
-  for (int t = 0; t < n_tok; ++t) out[t] = _mm512_reduce_add_ps(_mm512_add_ps(acc0[t], acc1[t]));
+#pragma GCC unroll 8
+  for (int t = 0; t < NT; ++t) out[t] = _mm512_reduce_add_ps(_mm512_add_ps(acc0[t], acc1[t]));
 }
 
 template <bool kFive>
 float row_q45_K(const uint8_t* row, int64_t nsb, const Activation& a) {
-  const Activation* p = &a;
   float out;
-  row_q45_K_tokens<kFive, 1>(row, nsb, &p, 1, &out);
+  row_q45_K_tokens<kFive, 1>(row, nsb, one_token(a), &out);
   return out;
 }
 
 float row_q6_K(const uint8_t* row, int64_t nsb, const Activation& a) {
-  const Activation* p = &a;
   float out;
-  row_q6_K_tokens<1>(row, nsb, &p, 1, &out);
+  row_q6_K_tokens<1>(row, nsb, one_token(a), &out);
   return out;
 }
 
@@ -715,21 +721,24 @@ bool gemv_tokens_avx512(GgmlType t, const uint8_t* w, size_t row_bytes, int64_t 
   thread_local std::vector<Activation> acts;
   const bool quantized = quantize_tokens(
       acts, [&](const float* xk) { return quantize_for(t, xk, n, true); }, x, n_tokens, n);
-  if ((t == GgmlType::Q4_K || t == GgmlType::Q5_K || t == GgmlType::Q6_K) && n_tokens <= kMaxTokens) {
-    const Activation* ap[kMaxTokens];
-    for (int64_t k = 0; k < n_tokens; ++k) ap[k] = &acts[static_cast<size_t>(k)];
-    float o[kMaxTokens];
-    const int nt = static_cast<int>(n_tokens);
-    for (int64_t r = 0; r < n_rows; ++r) {
-      const uint8_t* row = w + static_cast<size_t>(r) * row_bytes;
-      if (t == GgmlType::Q4_K) {
-        row_q45_K_tokens<false, kMaxTokens>(row, n / 256, ap, nt, o);
-      } else if (t == GgmlType::Q5_K) {
-        row_q45_K_tokens<true, kMaxTokens>(row, n / 256, ap, nt, o);
-      } else {
-        row_q6_K_tokens<kMaxTokens>(row, n / 256, ap, nt, o);
-      }
-      for (int k = 0; k < nt; ++k) y[k * ld_y + r] = o[k];
+  if (t == GgmlType::Q4_K || t == GgmlType::Q5_K || t == GgmlType::Q6_K) {
+    const int64_t nsb = n / 256;
+    const auto scales = [](const Activation& a) { return a.scales.data(); };
+    if (t == GgmlType::Q4_K) {
+      gemv_token_groups<kGroupTokensK>(w, row_bytes, n_rows, acts, n_tokens, y, ld_y, scales,
+                                       [&](auto NT, const uint8_t* row, const TokenInputs& in, float* o) {
+                                         row_q45_K_tokens<false, NT()>(row, nsb, in, o);
+                                       });
+    } else if (t == GgmlType::Q5_K) {
+      gemv_token_groups<kGroupTokensK>(w, row_bytes, n_rows, acts, n_tokens, y, ld_y, scales,
+                                       [&](auto NT, const uint8_t* row, const TokenInputs& in, float* o) {
+                                         row_q45_K_tokens<true, NT()>(row, nsb, in, o);
+                                       });
+    } else {
+      gemv_token_groups<kGroupTokensK>(w, row_bytes, n_rows, acts, n_tokens, y, ld_y, scales,
+                                       [&](auto NT, const uint8_t* row, const TokenInputs& in, float* o) {
+                                         row_q6_K_tokens<NT()>(row, nsb, in, o);
+                                       });
     }
     return true;
   }
