@@ -25,6 +25,7 @@ int main(int argc, char** argv) {
   cvq::register_calibrate_kvquant(app);
   cvq::register_train(app);
   cvq::register_convert(app);
+  cvq::register_attention_error(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

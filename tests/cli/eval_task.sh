@@ -48,7 +48,14 @@ expect_error() {  # expect_error WHAT PATTERN ARGS...
   echo "ok $what: $(head -1 "$tmp/e.err")"
 }
 expect_error "unknown task option" "unknown option 'bogus'" --task passkey --bogus 3 --quiet
-expect_error "perplexity flag on a grid task" "ctx goes with --task perplexity" --task passkey --ctx 512 --quiet
+expect_error "window option on a task without windows" "unknown option 'ctx'" --task passkey --ctx 512 --quiet
+expect_error "perplexity-only flag on a grid task" "max-tokens goes with --task perplexity" --task passkey \
+  --max-tokens 512 --quiet
+# --data / --ctx / --chunk reach a grid task that has text windows (agreement) as its own options.
+expect_error "agreement --data" "no-such-text.txt" --task agreement --data "$tmp/no-such-text.txt" --ctx 64 \
+  --windows 1 --kv q8_0 --quiet
+"$bin" eval --task agreement --ctx 64 --chunk 16 --windows 1 --kv q8_0 --quiet > "$tmp/agree.out"
+grep -q "^agreement  *q8_0  *complete" "$tmp/agree.out" || { echo "FAIL: agreement --ctx:"; cat "$tmp/agree.out"; fail=1; }
 expect_error "option without value" "needs a value" --task passkey --depths
 expect_error "unknown option with perplexity" "unknown option '--bogus'" --task perplexity --bogus 3
 [ "$fail" -eq 0 ] && echo "PASS"

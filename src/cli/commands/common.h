@@ -49,5 +49,6 @@ void register_collect(CLI::App& app);
 void register_calibrate_kvquant(CLI::App& app);
 void register_train(CLI::App& app);
 void register_convert(CLI::App& app);
+void register_attention_error(CLI::App& app);
 
 }  // namespace cvq

@@ -235,13 +235,17 @@ void register_eval(CLI::App& app) {
       return;
     }
     if (o->task != "perplexity") {
-      for (const char* opt : {"--data", "--ctx", "--max-tokens", "--chunk"})
-        if (cmd->count(opt) > 0)
-          throw Error(std::string(opt) + " goes with --task perplexity (grid tasks take --name value options)");
+      if (cmd->count("--max-tokens") > 0) throw Error("--max-tokens goes with --task perplexity");
+      // --data, --ctx and --chunk are also window options of the grid tasks (agreement): passed on as
+      // the task's own options, which each task checks.
+      std::vector<std::string> task_options = extras;
+      if (cmd->count("--data") > 0) task_options.insert(task_options.end(), {"--data", o->data});
+      if (cmd->count("--ctx") > 0) task_options.insert(task_options.end(), {"--ctx", std::to_string(o->ctx)});
+      if (cmd->count("--chunk") > 0) task_options.insert(task_options.end(), {"--chunk", std::to_string(o->chunk)});
       if (cuda)
         throw Error("--device cuda: grid tasks (--task " + o->task + ") run on the CPU; use it with --task perplexity");
       if (!o->tasks.empty()) throw Error("--tasks goes with --config");
-      eval_grid_task(*o, call, extras);
+      eval_grid_task(*o, call, task_options);
       return;
     }
     if (!extras.empty()) throw Error("eval --task perplexity: unknown option '" + extras.front() + "'");
