@@ -5,8 +5,10 @@
 #include <memory>
 
 #include "bench/bench_inputs.h"
+#include "bench/rounds.h"
 #include "commvq/kv_methods.h"
 #include "core/error.h"
+#include "core/stopwatch.h"
 #include "kv/shared_prefill_cache.h"
 #include "model/llama_model.h"
 #include "tasks/generation.h"
@@ -50,7 +52,7 @@ class BatchDecoder {
         ++at_[i];
       }
     }
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    return seconds_since(t0);
   }
 
   const std::string& methods() const { return methods_; }
@@ -63,12 +65,6 @@ class BatchDecoder {
   std::string methods_;
 };
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const size_t m = v.size() / 2;
-  return v.size() % 2 ? v[m] : 0.5 * (v[m - 1] + v[m]);
-}
-
 }  // namespace
 
 std::vector<BatchDecodeRun> measure_batch_decode(const LlamaModel& model, const std::vector<int32_t>& prompt,
@@ -79,7 +75,7 @@ std::vector<BatchDecodeRun> measure_batch_decode(const LlamaModel& model, const 
   for (int B : batches) decoders.push_back(std::make_unique<BatchDecoder>(model, prompt, B, kv));
   std::vector<BatchDecodeRun> runs(batches.size());
   for (int r = 0; r < rounds; ++r) {
-    const int steps = decode_tokens * (r + 1) / rounds - decode_tokens * r / rounds;
+    const int steps = steps_in_round(decode_tokens, rounds, r);
     for (size_t i = 0; i < decoders.size(); ++i)
       runs[i].round_seconds_per_step.push_back(decoders[i]->steps(steps) / steps);
   }

@@ -4,15 +4,12 @@
 
 #include "bench/bench_inputs.h"
 #include "commvq/kv_methods.h"
+#include "core/stopwatch.h"
 #include "kv/windowed_cache.h"
 #include "model/llama_model.h"
 
 namespace cvq {
-namespace {
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-}  // namespace
+namespace {}  // namespace
 
 RecordedPrefill record_prefill(const LlamaModel& model, const std::vector<int32_t>& tokens) {
   const int n = static_cast<int>(tokens.size());

@@ -7,6 +7,7 @@
 
 #include "bench/bench_inputs.h"
 #include "commvq/kv_methods.h"
+#include "core/stopwatch.h"
 #include "core/thread_pool.h"
 #include "kv/timed_cache.h"
 #include "model/llama_model.h"
@@ -15,8 +16,7 @@
 namespace cvq {
 namespace {
 
-using Clock = std::chrono::steady_clock;
-double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+using Clock = SteadyClock;
 
 int64_t vm_hwm_bytes() {
   std::ifstream in("/proc/self/status");
@@ -52,7 +52,7 @@ double read_bandwidth_bytes_per_s() {
     pool.parallel_for(static_cast<int64_t>(n / 1024), [&](int64_t b, int64_t e, int part) {
       part_sums[static_cast<size_t>(part)] += sum_floats(buf.data() + b * 1024, (e - b) * 1024);
     });
-    best = std::max(best, static_cast<double>(n * sizeof(float)) / since(t0));
+    best = std::max(best, static_cast<double>(n * sizeof(float)) / seconds_since(t0));
   }
   if (part_sums[0] < 0) std::printf(" ");  // keeps the sums observable
   return best;
@@ -68,21 +68,21 @@ LongContextRun measure_long_context(const LlamaModel& model, const std::vector<i
   reset_vm_hwm();
   auto t0 = Clock::now();
   std::vector<float> logits = model.forward(prompt.data(), positions.data(), P, cache, LlamaModel::Logits::Last);
-  const double prefill_s = since(t0);
+  const double prefill_s = seconds_since(t0);
   r.prefill_tokens_per_s = P / prefill_s;
   r.prefill_attention_share = cache.attend_seconds() / prefill_s;
   int32_t pos = P;
   int32_t next = argmax(logits.data(), V);
   t0 = Clock::now();
   logits = model.forward(&next, &pos, 1, cache, LlamaModel::Logits::Last);  // compresses the prompt
-  r.first_decode_step_seconds = since(t0);
+  r.first_decode_step_seconds = seconds_since(t0);
   ++pos;
   t0 = Clock::now();
   for (int s = 0; s < decode_tokens; ++s, ++pos) {
     next = argmax(logits.data(), V);
     logits = model.forward(&next, &pos, 1, cache, LlamaModel::Logits::Last);
   }
-  r.decode_tokens_per_s = decode_tokens / since(t0);
+  r.decode_tokens_per_s = decode_tokens / seconds_since(t0);
   // Bytes a decode step must read: the weights and the whole cache.
   r.kv_bytes = cache.bytes();
   r.bound_tokens_per_s = read_bandwidth / (static_cast<double>(model.weight_bytes()) + static_cast<double>(r.kv_bytes));

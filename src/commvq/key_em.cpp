@@ -13,6 +13,7 @@
 #include <random>
 
 #include "core/error.h"
+#include "core/stopwatch.h"
 #include "core/thread_pool.h"
 #include "kernels/cpu/commvq_assign.h"
 
@@ -60,10 +61,6 @@ std::vector<int64_t> sample_indices(int64_t n, int64_t k, uint64_t seed) {
 // bounded in number so that their partial statistics stay small.
 int64_t chunk_size(int64_t n, int64_t max_chunks) {
   return std::max<int64_t>(kBlock, (n + max_chunks - 1) / max_chunks);
-}
-
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
 }  // namespace

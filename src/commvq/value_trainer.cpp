@@ -13,6 +13,7 @@
 #include "commvq/value_rng.h"
 #include "core/error.h"
 #include "core/progress.h"
+#include "core/stopwatch.h"
 #include "core/thread_pool.h"
 #include "kernels/cpu/attention.h"
 
@@ -20,7 +21,6 @@ namespace cvq {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 }  // namespace
 

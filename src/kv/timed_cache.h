@@ -4,6 +4,7 @@
 #include <chrono>
 #include <memory>
 
+#include "core/stopwatch.h"
 #include "kv/kv_cache.h"
 
 namespace cvq {
@@ -37,7 +38,6 @@ class TimedKvCache final : public KvCache {
 
  private:
   using Clock = std::chrono::steady_clock;
-  static double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
   std::unique_ptr<KvCache> inner_;
   double append_s_ = 0.0, attend_s_ = 0.0;
 };

@@ -92,6 +92,7 @@ void register_bench(CLI::App& app) {
   register_bench_engine(*bench);
   register_bench_compress(*bench);
   register_bench_batch(*bench);
+  register_bench_decode(*bench);
   register_bench_grid(*bench);
   register_bench_context(*bench);
   register_bench_gpu(*bench);

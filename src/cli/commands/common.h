@@ -44,6 +44,7 @@ void register_bench_compress(CLI::App& bench);
 void register_bench_batch(CLI::App& bench);
 void register_bench_grid(CLI::App& bench);
 void register_bench_context(CLI::App& bench);
+void register_bench_decode(CLI::App& bench);
 void register_memory(CLI::App& app);
 void register_collect(CLI::App& app);
 void register_calibrate_kvquant(CLI::App& app);

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# `bench batch` on the default model: every batch size is measured in each of the --rounds rounds,
-# the reported time per step is the median round, tokens/s = B / that time, the first size is the
-# baseline (ratio 1). Speeds themselves are not asserted (benchmarks, not tests). Needs the default
-# model (skips locally without it, fails under CI=true).
+# `bench batch` and `bench decode` on the default model: every configuration is measured in each of
+# the --rounds rounds, the reported time per step is the median round, tokens/s follows from it, the
+# first configuration is the baseline (ratio 1). Speeds themselves are not asserted (benchmarks, not
+# tests). Needs the default model (skips locally without it, fails under CI=true).
 set -euo pipefail
 bin="${COMMVQ_BIN:?set COMMVQ_BIN to the commvq-bench binary}"
 tmp=$(mktemp -d)
@@ -31,3 +31,18 @@ PY
 "$bin" bench batch --batch 1 --decode-tokens 2 --rounds 3 -q > /dev/null 2> "$tmp/err" && {
   echo "FAIL: more rounds than decode steps was accepted"; exit 1; }
 grep -q "rounds" "$tmp/err" || { echo "FAIL: unclear error:"; cat "$tmp/err"; exit 1; }
+
+"$bin" bench decode --context 300 --decode-tokens 4 --rounds 2 --kv "fp16;q4_0" --json "$tmp/decode.json" -q \
+  > "$tmp/decode.out"
+cat "$tmp/decode.out"
+python3 - "$tmp/decode.json" <<'PY'
+import json, statistics, sys
+j = json.load(open(sys.argv[1]))
+m = j["methods"]
+assert j["context"] == 300 and j["rounds"] == 2 and [r["kv"] for r in m] == ["fp16", "q4_0"], j
+for r in m:
+    rs = r["round_seconds_per_token"]
+    assert len(rs) == 2 and abs(1.0 / r["tokens_per_s"] - statistics.median(rs)) < 1e-12, r
+assert m[0]["ratio_vs_first"] == 1.0 and 0 < m[1]["kv_bytes"] < m[0]["kv_bytes"], m
+print("bench decode: rounds, medians and KV bytes consistent")
+PY
