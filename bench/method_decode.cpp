@@ -19,7 +19,8 @@ MethodDecodeResult measure_method_decode(const LlamaModel& model, const std::vec
   if (specs.empty()) throw Error("bench decode: no KV method");
   if (rounds < 1 || decode_tokens < rounds) throw Error("bench decode: need 1 <= rounds <= decode steps");
   const int n = static_cast<int>(prompt.size()), V = model.config().n_vocab;
-  if (n + decode_tokens + 1 > model.config().n_ctx_train) throw Error("bench decode: prompt + decode exceed the context");
+  if (n + decode_tokens + 1 > model.config().n_ctx_train)
+    throw Error("bench decode: prompt + decode exceed the context");
   std::vector<std::unique_ptr<KvCache>> owned;
   std::vector<KvCache*> caches;
   for (const std::string& s : specs) {
