@@ -9,7 +9,6 @@
 #include "commvq/kv_methods.h"
 #include "core/error.h"
 #include "core/stopwatch.h"
-#include "kv/shared_prefill_cache.h"
 #include "model/llama_model.h"
 #include "tasks/generation.h"
 
@@ -21,24 +20,14 @@ class BatchDecoder {
  public:
   BatchDecoder(const LlamaModel& model, const std::vector<int32_t>& prompt, int batch,
                const std::vector<std::string>& kv)
-      : model_(model),
-        next_(static_cast<size_t>(batch)),
-        at_(static_cast<size_t>(batch), static_cast<int>(prompt.size())) {
-    const int n = static_cast<int>(prompt.size()), V = model.config().n_vocab;
-    const std::vector<int32_t> pos = bench_positions(n);
+      : model_(model), at_(static_cast<size_t>(batch), static_cast<int>(prompt.size())) {
     for (int i = 0; i < batch; ++i) {
       const std::string& spec = kv[static_cast<size_t>(i) % kv.size()];
       owned_.push_back(make_kv_cache(spec, model.kv_geometry()));
       caches_.push_back(owned_.back().get());
       if (i < static_cast<int>(kv.size())) methods_ += (i ? " | " : "") + spec;
     }
-    for (const auto& group : prefill_groups(caches_)) {
-      std::vector<KvCache*> members;
-      for (size_t i : group) members.push_back(caches_[i]);
-      SharedPrefillCache shared(members);
-      const std::vector<float> lg = model.forward(prompt.data(), pos.data(), n, shared, LlamaModel::Logits::Last);
-      for (size_t i : group) next_[i] = argmax(lg.data(), V);
-    }
+    next_ = prefill_shared(model, prompt, caches_);
   }
 
   // Seconds for `steps` greedy steps of every sequence together.

@@ -2,8 +2,10 @@
 
 #include "core/error.h"
 #include "core/text_source.h"
+#include "kv/shared_prefill_cache.h"
 #include "model/llama_model.h"
 #include "tasks/data_paths.h"
+#include "tasks/generation.h"
 
 namespace cvq {
 
@@ -34,6 +36,21 @@ std::vector<int32_t> bench_positions(int n) {
   std::vector<int32_t> p(static_cast<size_t>(n));
   for (int i = 0; i < n; ++i) p[i] = i;
   return p;
+}
+
+std::vector<int32_t> prefill_shared(const LlamaModel& model, const std::vector<int32_t>& prompt,
+                                    const std::vector<KvCache*>& caches) {
+  const int n = static_cast<int>(prompt.size()), V = model.config().n_vocab;
+  const std::vector<int32_t> pos = bench_positions(n);
+  std::vector<int32_t> next(caches.size());
+  for (const auto& group : prefill_groups(caches)) {
+    std::vector<KvCache*> members;
+    for (size_t i : group) members.push_back(caches[i]);
+    SharedPrefillCache shared(members);
+    const std::vector<float> lg = model.forward(prompt.data(), pos.data(), n, shared, LlamaModel::Logits::Last);
+    for (size_t i : group) next[i] = argmax(lg.data(), V);
+  }
+  return next;
 }
 
 }  // namespace cvq

@@ -6,6 +6,7 @@
 
 namespace cvq {
 
+class KvCache;
 class LlamaModel;
 
 // The benches' --text: the given file, or WikiText-2 test from the data folder when empty.
@@ -18,5 +19,9 @@ std::vector<int32_t> bench_text_tokens(const LlamaModel& model, const std::strin
 std::vector<int32_t> repeat_tokens(const std::vector<int32_t>& ids, int n);
 // 0, 1, ..., n-1
 std::vector<int32_t> bench_positions(int n);
+// Prefills `prompt` into every cache, once per group that can share a prefill
+// (kv/shared_prefill_cache.h); returns each cache's greedy next token.
+std::vector<int32_t> prefill_shared(const LlamaModel& model, const std::vector<int32_t>& prompt,
+                                    const std::vector<KvCache*>& caches);
 
 }  // namespace cvq

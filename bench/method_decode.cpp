@@ -8,7 +8,6 @@
 #include "commvq/kv_methods.h"
 #include "core/error.h"
 #include "core/stopwatch.h"
-#include "kv/shared_prefill_cache.h"
 #include "model/llama_model.h"
 #include "tasks/generation.h"
 
@@ -28,16 +27,9 @@ MethodDecodeResult measure_method_decode(const LlamaModel& model, const std::vec
     caches.push_back(owned.back().get());
   }
   MethodDecodeResult result;
-  const std::vector<int32_t> pos = bench_positions(n);
-  std::vector<int32_t> next(specs.size()), at(specs.size(), n);
+  std::vector<int32_t> at(specs.size(), n);
   const auto t_prefill = std::chrono::steady_clock::now();
-  for (const auto& group : prefill_groups(caches)) {
-    std::vector<KvCache*> members;
-    for (size_t i : group) members.push_back(caches[i]);
-    SharedPrefillCache shared(members);
-    const std::vector<float> lg = model.forward(prompt.data(), pos.data(), n, shared, LlamaModel::Logits::Last);
-    for (size_t i : group) next[i] = argmax(lg.data(), V);
-  }
+  std::vector<int32_t> next = prefill_shared(model, prompt, caches);
   result.prefill_seconds = seconds_since(t_prefill);
   result.runs.resize(specs.size());
   auto step = [&](size_t i) {
