@@ -65,5 +65,54 @@ TEST(SharedPrefill, RefusesCachesThatWouldNotAttendAlike) {
   std::filesystem::remove(path);
 }
 
+// A cache that fails once it holds `limit` tokens in layer 0 (wraps a real fp16 cache).
+class FailingCache : public KvCache {
+ public:
+  FailingCache(const KvGeometry& g, int64_t limit) : KvCache(g), inner_(make_kv_cache("fp16", g)), limit_(limit) {}
+  void append(int layer, const float* k, const float* v, const int32_t* positions, int n) override {
+    if (layer == 0 && inner_->n_tokens(0) + n > limit_) throw Error("failing cache: full");
+    inner_->append(layer, k, v, positions, n);
+  }
+  void attend(int layer, const float* q, const int32_t* positions, int n, float* out) override {
+    inner_->attend(layer, q, positions, n, out);
+  }
+  size_t bytes() const override { return inner_->bytes(); }
+  int64_t n_tokens(int layer) const override { return inner_->n_tokens(layer); }
+  void clear() override { inner_->clear(); }
+  std::string spec() const override { return "failing"; }
+
+ private:
+  std::unique_ptr<KvCache> inner_;
+  int64_t limit_;
+};
+
+// Batched decode runs the sequences' attention in parallel: an error in one of them reaches the
+// caller as that error (not std::terminate from a worker thread), whichever thread ran it.
+TEST(SharedPrefill, BatchedDecodeRethrowsASequencesError) {
+  test::TinyModelSpec spec;
+  const std::string path =
+      (std::filesystem::temp_directory_path() / ("batch_throw_" + std::to_string(::getpid()) + ".gguf")).string();
+  test::write_tiny_model(path, spec);
+  auto model = LlamaModel::load(path);
+  std::vector<std::unique_ptr<KvCache>> owned;
+  std::vector<KvCache*> caches;
+  for (int i = 0; i < 4; ++i) {
+    owned.push_back(i == 3 ? std::make_unique<FailingCache>(model->kv_geometry(), 1)
+                           : make_kv_cache("fp16", model->kv_geometry()));
+    caches.push_back(owned.back().get());
+  }
+  const std::vector<int32_t> tokens = {1, 2, 3, 4};
+  std::vector<int32_t> positions = {0, 0, 0, 0};
+  EXPECT_NO_THROW(model->forward_batch(tokens.data(), positions.data(), caches));
+  positions = {1, 1, 1, 1};
+  try {
+    model->forward_batch(tokens.data(), positions.data(), caches);
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("failing cache: full"), std::string::npos) << e.what();
+  }
+  std::filesystem::remove(path);
+}
+
 }  // namespace
 }  // namespace cvq
