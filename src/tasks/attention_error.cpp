@@ -25,6 +25,10 @@ std::vector<AttentionError> measure_attention_error(const LlamaModel& model, con
   std::vector<std::unique_ptr<KvCache>> caches;
   for (const std::string& s : specs) caches.push_back(make_kv_cache(s, geo));
   std::vector<std::vector<double>> err(specs.size(), std::vector<double>(static_cast<size_t>(L), 0.0));
+  // Σ_i d_i per method and layer [q_dim], and the number of queries summed.
+  std::vector<std::vector<std::vector<double>>> err_sum(
+      specs.size(), std::vector<std::vector<double>>(static_cast<size_t>(L), std::vector<double>(q_dim, 0.0)));
+  std::vector<int64_t> n_queries(static_cast<size_t>(L), 0);
   std::vector<double> norm(static_cast<size_t>(L), 0.0);
   std::vector<float> out_ref, out;
 
@@ -39,13 +43,16 @@ std::vector<AttentionError> measure_attention_error(const LlamaModel& model, con
     while (first < rows && positions[first] < o.from) ++first;
     for (int r = first; r < rows; ++r)
       for (int c = 0; c < q_dim; ++c) norm[layer] += std::pow(static_cast<double>(out_ref[r * size_t(q_dim) + c]), 2);
+    n_queries[layer] += rows - first;
     for (size_t m = 0; m < caches.size(); ++m) {
       caches[m]->append(layer, k, v, positions, rows);
       caches[m]->attend(layer, q, positions, rows, out.data());
       double e = 0.0;
+      std::vector<double>& sum = err_sum[m][layer];
       for (size_t i = static_cast<size_t>(first) * q_dim; i < size; ++i) {
         const double d = static_cast<double>(out[i]) - out_ref[i];
         e += d * d;
+        sum[i % q_dim] += d;
       }
       err[m][layer] += e;
     }
@@ -63,6 +70,12 @@ std::vector<AttentionError> measure_attention_error(const LlamaModel& model, con
       const double rel = norm[l] > 0.0 ? std::sqrt(err[m][l] / norm[l]) : 0.0;
       results[m].layer_rel.push_back(rel);
       results[m].mean_rel += rel / L;
+      double s2 = 0.0;
+      for (double v : err_sum[m][l]) s2 += v * v;
+      const double denom = static_cast<double>(n_queries[l]) * err[m][l];
+      const double share = denom > 0.0 ? s2 / denom : 0.0;
+      results[m].layer_bias_share.push_back(share);
+      results[m].mean_bias_share += share / L;
     }
   }
   return results;

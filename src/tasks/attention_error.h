@@ -23,6 +23,11 @@ struct AttentionError {
   std::string spec;
   std::vector<double> layer_rel;  // per layer: sqrt(Σ‖o − o_ref‖² / Σ‖o_ref‖²) over queries and heads
   double mean_rel = 0.0;          // mean over layers
+  // Per layer, how systematic the error is: ‖Σ_i d_i‖² / (n · Σ_i ‖d_i‖²) with d_i = o_i − o_ref,i over
+  // the n queries. 1 when every query's error is the same vector (a bias), about 1/n for independent
+  // zero-mean errors.
+  std::vector<double> layer_bias_share;
+  double mean_bias_share = 0.0;
 };
 
 std::vector<AttentionError> measure_attention_error(const LlamaModel& model, const std::vector<int32_t>& tokens,

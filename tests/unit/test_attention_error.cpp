@@ -34,6 +34,9 @@ TEST(AttentionError, ZeroForTheReferenceOrderedByBitsIndependentOfOthers) {
   const size_t L = static_cast<size_t>(model->config().n_layers);
   for (const AttentionError& r : all) ASSERT_EQ(r.layer_rel.size(), L);
   for (double e : all[0].layer_rel) EXPECT_EQ(e, 0.0);
+  for (const AttentionError& r : all) ASSERT_EQ(r.layer_bias_share.size(), L);
+  for (size_t m = 1; m < all.size(); ++m)
+    for (double b : all[m].layer_bias_share) EXPECT_TRUE(b > 0.0 && b <= 1.0 + 1e-12) << specs[m] << " " << b;
   EXPECT_GT(all[1].mean_rel, 0.0);
   EXPECT_LT(all[1].mean_rel, all[2].mean_rel);
   EXPECT_LT(all[2].mean_rel, all[3].mean_rel);

@@ -50,12 +50,17 @@ void register_attention_error(CLI::App& app) {
     }
     std::printf("%6s", "mean");
     for (const AttentionError& r : res) std::printf(" %10.4f", r.mean_rel);
+    std::printf("\n%6s", "bias");  // mean over layers of the error's systematic share
+    for (const AttentionError& r : res) std::printf(" %10.4f", r.mean_bias_share);
     std::printf("\n");
     nlohmann::json methods = nlohmann::json::array();
     for (size_t m = 0; m < res.size(); ++m) {
       std::printf("[%zu] %s\n", m + 1, res[m].spec.c_str());
-      methods.push_back(
-          {{"kv", res[m].spec}, {"layer_rel_error", res[m].layer_rel}, {"mean_rel_error", res[m].mean_rel}});
+      methods.push_back({{"kv", res[m].spec},
+                         {"layer_rel_error", res[m].layer_rel},
+                         {"mean_rel_error", res[m].mean_rel},
+                         {"layer_bias_share", res[m].layer_bias_share},
+                         {"mean_bias_share", res[m].mean_bias_share}});
     }
     write_json(o->json_path, {{"model", model_path},
                               {"text", bench_text_path(o->text)},
