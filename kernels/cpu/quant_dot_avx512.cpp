@@ -46,7 +46,6 @@ struct Activation {
   std::vector<int32_t> seed;  // -offset * (sum of 4 consecutive q) per dpbusd lane
   std::vector<float> d, s;    // per block of 32: d = amax/127 and s = d*sum(q)
   std::vector<float> scales;  // d and s arranged per ScaleLayout
-  std::vector<float> lane_d;  // 32-element formats without a min: d per int32 lane of each pair's dot
 };
 
 thread_local Activation t_act;
@@ -274,7 +273,7 @@ constexpr int kGroupTokensK = 4;
 struct TokenInputs {
   const int8_t* q[kGroupTokens];
   const int32_t* seed[kGroupTokens];
-  const float* scales[kGroupTokens];  // Activation::scales, or lane_d (row_pairs_tokens without a min)
+  const float* scales[kGroupTokens];  // Activation::scales
 };
 
 TokenInputs one_token(const Activation& a) {
@@ -342,23 +341,15 @@ void row_pairs_tokens(const uint8_t* row, int64_t nb, const TokenInputs& in, flo
   auto step = [&](const uint8_t* ba, int64_t p, int chain) {
     const __m512i codes = pair_codes<F>(ba, ba + B);
     const __m128 wsc = pair_weight_scales<F>(ba, ba + B);
-    // Formats without a min: pair_scales' products permuted before the multiply instead of after
-    // (the same floats), so a token's step has no permute.
-    [[maybe_unused]] const __m512 wlanes = _mm512_permutexvar_ps(idx, _mm512_zextps128_ps512(wsc));
 #pragma GCC unroll 8
     for (int k = 0; k < NT; ++k) {
       __m512i init = _mm512_setzero_si512();
       if constexpr (F::kOffset != 0) init = _mm512_loadu_si512(in.seed[k] + 16 * p);
       const __m512i dot = _mm512_dpbusd_epi32(init, codes, _mm512_loadu_si512(in.q[k] + 64 * p));
-      __m512 f;
-      if constexpr (F::kMin) {
-        const __m128 f4 = _mm_mul_ps(wsc, _mm_loadu_ps(in.scales[k] + 4 * p));
-        macc[k] = _mm_add_ps(macc[k], f4);
-        f = _mm512_permutexvar_ps(idx, _mm512_zextps128_ps512(f4));
-      } else {
-        f = _mm512_mul_ps(wlanes, _mm512_loadu_ps(in.scales[k] + 16 * p));
-      }
-      acc[chain][k] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), f, acc[chain][k]);
+      const __m128 f = _mm_mul_ps(wsc, _mm_loadu_ps(in.scales[k] + 4 * p));  // pair_scales
+      if constexpr (F::kMin) macc[k] = _mm_add_ps(macc[k], f);
+      acc[chain][k] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_permutexvar_ps(idx, _mm512_zextps128_ps512(f)),
+                                      acc[chain][k]);
     }
   };
   const int64_t np = nb / 2;
@@ -389,8 +380,7 @@ void gemv_pairs_tokens(const uint8_t* w, size_t row_bytes, int64_t n_rows, const
                        int64_t n_tokens, int64_t n, float* y, int64_t ld_y) {
   const int64_t nb = n / 32;
   gemv_token_groups<kGroupTokens>(
-      w, row_bytes, n_rows, acts, n_tokens, y, ld_y,
-      [](const Activation& a) { return F::kMin ? a.scales.data() : a.lane_d.data(); },
+      w, row_bytes, n_rows, acts, n_tokens, y, ld_y, [](const Activation& a) { return a.scales.data(); },
       [&](auto NT, const uint8_t* row, const TokenInputs& in, float* o) { row_pairs_tokens<F, NT()>(row, nb, in, o); });
 }
 
@@ -398,24 +388,6 @@ template <class F>
 const Activation& quantize_pairs(const float* x, int64_t n) {
   return quantize_activation(x, n, F::kEight ? Layout::Natural : Layout::Pair16, true, F::kOffset,
                              ScaleLayout::Interleaved);
-}
-
-// The same plus lane_d (for row_pairs_tokens): each pair's activation scales already spread over the
-// 16 int32 lanes of its dot product, so a token's step needs no permute.
-template <class F>
-const Activation& quantize_pairs_lanes(const float* x, int64_t n) {
-  quantize_pairs<F>(x, n);
-  Activation& a = t_act;
-  if constexpr (!F::kMin) {
-    const int64_t np = static_cast<int64_t>(a.d.size()) / 2;
-    a.lane_d.resize(static_cast<size_t>(np * 16));
-    const __m512i idx = pair_scale_index<F>();
-    for (int64_t p = 0; p < np; ++p) {
-      const __m128 dsx = _mm_loadu_ps(a.scales.data() + 4 * p);
-      _mm512_storeu_ps(a.lane_d.data() + 16 * p, _mm512_permutexvar_ps(idx, _mm512_zextps128_ps512(dsx)));
-    }
-  }
-  return a;
 }
 
 template <class F>
@@ -646,19 +618,18 @@ bool has_kernel_avx512(GgmlType t) {
 namespace {
 
 // x quantized as format t's rows need it (thread-local storage); nullptr for the float formats.
-// for_tokens: also the lane scales of row_pairs_tokens.
-const Activation* quantize_for(GgmlType t, const float* x, int64_t n, bool for_tokens = false) {
+const Activation* quantize_for(GgmlType t, const float* x, int64_t n) {
   switch (t) {
     case GgmlType::Q4_0:
-      return for_tokens ? &quantize_pairs_lanes<FmtQ4_0>(x, n) : &quantize_pairs<FmtQ4_0>(x, n);
+      return &quantize_pairs<FmtQ4_0>(x, n);
     case GgmlType::Q4_1:
       return &quantize_pairs<FmtQ4_1>(x, n);
     case GgmlType::Q5_0:
-      return for_tokens ? &quantize_pairs_lanes<FmtQ5_0>(x, n) : &quantize_pairs<FmtQ5_0>(x, n);
+      return &quantize_pairs<FmtQ5_0>(x, n);
     case GgmlType::Q5_1:
       return &quantize_pairs<FmtQ5_1>(x, n);
     case GgmlType::Q8_0:
-      return for_tokens ? &quantize_pairs_lanes<FmtQ8_0>(x, n) : &quantize_pairs<FmtQ8_0>(x, n);
+      return &quantize_pairs<FmtQ8_0>(x, n);
     case GgmlType::Q4_K:
     case GgmlType::Q5_K:
       return &quantize_activation(x, n, Layout::Natural, false, 0, ScaleLayout::PerSuper);
@@ -720,7 +691,7 @@ bool gemv_tokens_avx512(GgmlType t, const uint8_t* w, size_t row_bytes, int64_t 
   if (!has_kernel_avx512(t)) return false;
   thread_local std::vector<Activation> acts;
   const bool quantized = quantize_tokens(
-      acts, [&](const float* xk) { return quantize_for(t, xk, n, true); }, x, n_tokens, n);
+      acts, [&](const float* xk) { return quantize_for(t, xk, n); }, x, n_tokens, n);
   if (t == GgmlType::Q4_K || t == GgmlType::Q5_K || t == GgmlType::Q6_K) {
     const int64_t nsb = n / 256;
     const auto scales = [](const Activation& a) { return a.scales.data(); };
