@@ -111,31 +111,39 @@ void ValueCodec::prepare_refinement() {
 }
 
 void ValueCodec::encode(const float* v, int64_t n, uint8_t* codes, uint16_t* p_fp16, int sweeps) const {
+  // Each block of tokens goes through every step on one thread (the steps' own parallel loops then run
+  // inline). Blocks start at multiples of 64 tokens, as the row blocks of logits(), refinement and
+  // code_vectors() do, so every GEMM sees the same rows whatever the thread count.
   const int D = shape_.dim, G = shape_.n_groups(), L = shape_.n_logits(), CB = shape_.code_bytes();
-  std::vector<float> xbar(static_cast<size_t>(n) * D), rho(n), lg(static_cast<size_t>(n) * L),
-      y(static_cast<size_t>(n) * D);
-  for (int64_t t = 0; t < n; ++t) normalize(v + t * D, xbar.data() + t * D, &rho[t]);
-  logits(xbar.data(), n, lg.data());
-  std::memset(codes, 0, static_cast<size_t>(n) * CB);
-  for (int64_t t = 0; t < n; ++t) {
-    const float* z = lg.data() + t * L;
-    uint8_t* c = codes + t * CB;
-    for (int g = 0; g < G; ++g) {
-      int best = 0;
-      for (int k = 1; k < 4; ++k)
-        if (z[4 * g + k] > z[4 * g + best]) best = k;
-      if (value_choice_b1(best)) c[(2 * g) >> 3] |= static_cast<uint8_t>(1u << ((2 * g) & 7));
-      if (value_choice_b2(best)) c[(2 * g + 1) >> 3] |= static_cast<uint8_t>(1u << ((2 * g + 1) & 7));
+  constexpr int64_t kRows = 64;
+  ThreadPool::global().parallel_for((n + kRows - 1) / kRows, [&](int64_t first, int64_t last, int) {
+    const int64_t t0 = first * kRows, m = std::min(n, last * kRows) - t0;
+    std::vector<float> xbar(static_cast<size_t>(m) * D), rho(m), lg(static_cast<size_t>(m) * L),
+        y(static_cast<size_t>(m) * D);
+    for (int64_t t = 0; t < m; ++t) normalize(v + (t0 + t) * D, xbar.data() + t * D, &rho[t]);
+    logits(xbar.data(), m, lg.data());
+    uint8_t* block_codes = codes + t0 * CB;
+    std::memset(block_codes, 0, static_cast<size_t>(m) * CB);
+    for (int64_t t = 0; t < m; ++t) {
+      const float* z = lg.data() + t * L;
+      uint8_t* c = block_codes + t * CB;
+      for (int g = 0; g < G; ++g) {
+        int best = 0;
+        for (int k = 1; k < 4; ++k)
+          if (z[4 * g + k] > z[4 * g + best]) best = k;
+        if (value_choice_b1(best)) c[(2 * g) >> 3] |= static_cast<uint8_t>(1u << ((2 * g) & 7));
+        if (value_choice_b2(best)) c[(2 * g + 1) >> 3] |= static_cast<uint8_t>(1u << ((2 * g + 1) & 7));
+      }
     }
-  }
-  refine_value_codes(*this, xbar.data(), n, codes, sweeps, refine_tables.get());
-  code_vectors(codes, n, y.data());
-  for (int64_t t = 0; t < n; ++t) {
-    double ss = 0;
-    for (int i = 0; i < D; ++i) ss += static_cast<double>(y[t * D + i]) * y[t * D + i];
-    const float p = (rho[t] + kValueEps) / (static_cast<float>(std::sqrt(ss)) + kValueEps);
-    p_fp16[t] = float_to_fp16(p);
-  }
+    refine_value_codes(*this, xbar.data(), m, block_codes, sweeps, refine_tables.get());
+    code_vectors(block_codes, m, y.data());
+    for (int64_t t = 0; t < m; ++t) {
+      double ss = 0;
+      for (int i = 0; i < D; ++i) ss += static_cast<double>(y[t * D + i]) * y[t * D + i];
+      const float p = (rho[t] + kValueEps) / (static_cast<float>(std::sqrt(ss)) + kValueEps);
+      p_fp16[t0 + t] = float_to_fp16(p);
+    }
+  });
 }
 
 void ValueCodec::code_vectors(const uint8_t* codes, int64_t n, float* y) const {

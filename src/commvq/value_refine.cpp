@@ -17,32 +17,38 @@ namespace {
 // Cosine-like score d/sqrt(n) of a candidate; an all-zero y scores below every real direction.
 double direction_score(double d, double n) { return n > 1e-20 ? d / std::sqrt(n) : -2.0; }
 
-void set_bit(uint8_t* code, int j, int b) {
-  const uint8_t mask = static_cast<uint8_t>(1u << (j & 7));
-  code[j >> 3] = static_cast<uint8_t>(b ? (code[j >> 3] | mask) : (code[j >> 3] & ~mask));
+// direction_score(d, n) > thr, with the square root and division only where the answer is close:
+// for d > 0 and thr > 0, d² < thr²·n·(1 − 1e-10) puts the exact quotient below thr by far more than
+// the rounding of either computation, so the answer is "no" whichever way it is computed.
+bool scores_above(double d, double n, double thr) {
+  if (n > 1e-20 && d > 0.0 && thr > 0.0 && d * d < thr * thr * n * (1.0 - 1e-10)) return false;
+  return direction_score(d, n) > thr;
 }
 
-// One token: cx[j] = C_j·xbar, yc[j] = C_j·y for the current code (y = bᵀC), refined in place.
-// Cloned per instruction set (the O(K) updates vectorize; the sums' order is the same in every clone).
+// One token: cx[j] = C_j·xbar, yc[j] = C_j·y for the current code (y = bᵀC), b[j] the code's bits
+// (one byte each), all refined in place. Cloned per instruction set (the O(K) updates vectorize; the
+// sums' order is the same in every clone). Terms that a bit switches off are added as 0·x instead of
+// skipped, which leaves every sum unchanged and avoids a mispredicted branch per bit.
 __attribute__((target_clones("avx512f", "avx2", "default"))) void refine_token(const ValueRefineTables& tb, int G,
-                                                                               const float* cx, double* yc,
-                                                                               uint8_t* code, int sweeps) {
+                                                                               const float* cx, double* yc, uint8_t* b,
+                                                                               int sweeps) {
   const int K = tb.K;
-  const double* gram = tb.gram.data();
+  const float* gram = tb.gram.data();
   for (int sweep = 0; sweep < sweeps; ++sweep) {
     // y·xbar and y·y from the dots (y is a sum of codewords).
     double yd = 0.0, yn = 0.0;
     for (int j = 0; j < K; ++j) {
-      if (!value_code_bit(code, j)) continue;
-      yd += cx[j];
-      yn += yc[j];
+      const double on = b[j];
+      yd += on * static_cast<double>(cx[j]);
+      yn += on * yc[j];
     }
     bool changed = false;
+    double current = direction_score(yd, yn);  // the score of y, carried from one group to the next
     for (int g = 0; g < G; ++g) {
       const int j0 = 2 * g, j1 = 2 * g + 1;
-      const int a0 = value_code_bit(code, j0), a1 = value_code_bit(code, j1);
-      const double n0 = gram[static_cast<int64_t>(j0) * K + j0], n1 = gram[static_cast<int64_t>(j1) * K + j1];
-      const double c01 = gram[static_cast<int64_t>(j0) * K + j1];
+      const int a0 = b[j0], a1 = b[j1];
+      const double* pr = tb.pairs.data() + 3 * static_cast<int64_t>(g);
+      const double n0 = pr[0], n1 = pr[1], c01 = pr[2];
       const double yc0 = yc[j0], yc1 = yc[j1];
       // The rest r = y − u, u = a0·c0 + a1·c1: its dot with xbar, norm and dots with c0, c1.
       const double rd = yd - (a0 * cx[j0] + a1 * cx[j1]);
@@ -50,15 +56,14 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void refine_token(c
       const double r0 = yc0 - (a0 * n0 + a1 * c01), r1 = yc1 - (a0 * c01 + a1 * n1);
       int best0 = a0, best1 = a1;
       double best_d = yd, best_n = yn;
-      double best = direction_score(yd, yn);
+      double best = current;
       for (int o = 0; o < 4; ++o) {
         const int o0 = o & 1, o1 = o >> 1;
         if (o0 == a0 && o1 == a1) continue;
         const double d = rd + o0 * cx[j0] + o1 * cx[j1];
         const double nn = rn + 2.0 * (o0 * r0 + o1 * r1) + o0 * n0 + o1 * n1 + 2.0 * o0 * o1 * c01;
-        const double sc = direction_score(d, nn);
-        if (sc > best + 1e-9) {
-          best = sc;
+        if (scores_above(d, nn, best + 1e-9)) {
+          best = direction_score(d, nn);
           best0 = o0;
           best1 = o1;
           best_d = d;
@@ -67,13 +72,14 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void refine_token(c
       }
       if (best0 == a0 && best1 == a1) continue;
       const double f0 = best0 - a0, f1 = best1 - a1;
-      const double* g0 = gram + static_cast<int64_t>(j0) * K;
-      const double* g1 = gram + static_cast<int64_t>(j1) * K;
-      for (int j = 0; j < K; ++j) yc[j] += f0 * g0[j] + f1 * g1[j];
-      set_bit(code, j0, best0);
-      set_bit(code, j1, best1);
+      const float* g0 = gram + static_cast<int64_t>(j0) * K;
+      const float* g1 = gram + static_cast<int64_t>(j1) * K;
+      for (int j = 0; j < K; ++j) yc[j] += f0 * static_cast<double>(g0[j]) + f1 * static_cast<double>(g1[j]);
+      b[j0] = static_cast<uint8_t>(best0);
+      b[j1] = static_cast<uint8_t>(best1);
       yd = best_d;
       yn = best_n;
+      current = best;
       changed = true;
     }
     if (!changed) break;
@@ -95,10 +101,17 @@ ValueRefineTables make_value_refine_tables(const ValueCodec& codec) {
   ValueRefineTables t;
   t.K = K;
   t.fingerprint = value_codebook_fingerprint(codec);
-  std::vector<float> g(static_cast<size_t>(K) * K);
+  t.gram.resize(static_cast<size_t>(K) * K);
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, K, K, D, 1.0f, codec.codebook.data(), D, codec.codebook.data(),
-              D, 0.0f, g.data(), K);
-  t.gram.assign(g.begin(), g.end());
+              D, 0.0f, t.gram.data(), K);
+  const int G = K / 2;
+  t.pairs.resize(static_cast<size_t>(G) * 3);
+  for (int g = 0; g < G; ++g) {
+    const int64_t j0 = 2 * g, j1 = 2 * g + 1;
+    t.pairs[3 * g] = t.gram[j0 * K + j0];
+    t.pairs[3 * g + 1] = t.gram[j1 * K + j1];
+    t.pairs[3 * g + 2] = t.gram[j0 * K + j1];
+  }
   return t;
 }
 
@@ -118,6 +131,7 @@ void refine_value_codes(const ValueCodec& codec, const float* xbar, int64_t n, u
   ThreadPool::global().parallel_for(n_blocks, [&](int64_t b0, int64_t b1, int) {
     std::vector<float> y(static_cast<size_t>(kBlock) * D), cx(static_cast<size_t>(kBlock) * K), ycf(cx.size());
     std::vector<double> yc(K);
+    std::vector<uint8_t> bits(K);
     for (int64_t b = b0; b < b1; ++b) {
       const int64_t t0 = b * kBlock;
       const int rows = static_cast<int>(std::min<int64_t>(kBlock, n - t0));
@@ -127,7 +141,11 @@ void refine_value_codes(const ValueCodec& codec, const float* xbar, int64_t n, u
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, K, D, 1.0f, y.data(), D, C, D, 0.0f, ycf.data(), K);
       for (int r = 0; r < rows; ++r) {
         for (int j = 0; j < K; ++j) yc[j] = ycf[static_cast<size_t>(r) * K + j];
-        refine_token(*tables, G, cx.data() + static_cast<size_t>(r) * K, yc.data(), codes + (t0 + r) * CB, sweeps);
+        uint8_t* code = codes + (t0 + r) * CB;
+        for (int j = 0; j < K; ++j) bits[j] = static_cast<uint8_t>(value_code_bit(code, j));
+        refine_token(*tables, G, cx.data() + static_cast<size_t>(r) * K, yc.data(), bits.data(), sweeps);
+        std::fill(code, code + CB, uint8_t{0});
+        for (int j = 0; j < K; ++j) code[j >> 3] = static_cast<uint8_t>(code[j >> 3] | (bits[j] << (j & 7)));
       }
     }
   });

@@ -21,12 +21,16 @@ namespace cvq {
 
 class ValueCodec;
 
-// What refinement needs of one codebook: Gram[i][j] = C_i·C_j (K x K, double) and a fingerprint of
-// the codebook it was computed from (tables for another codebook are never used).
+// What refinement needs of one codebook: Gram[i][j] = C_i·C_j (K x K) and a fingerprint of the
+// codebook it was computed from (tables for another codebook are never used). The Gram matrix is
+// kept as the SGEMM's floats (half the bytes of doubles, so it stays in L2) and widened to double
+// where it is read, which gives the same doubles; each group's three entries (C_2g·C_2g,
+// C_2g+1·C_2g+1, C_2g·C_2g+1) are also stored side by side, as the group loop reads them.
 struct ValueRefineTables {
   int K = 0;
   uint64_t fingerprint = 0;
-  std::vector<double> gram;
+  std::vector<float> gram;
+  std::vector<double> pairs;  // [K/2 x 3]
 };
 uint64_t value_codebook_fingerprint(const ValueCodec& codec);  // FNV-1a of the codebook's floats
 ValueRefineTables make_value_refine_tables(const ValueCodec& codec);
