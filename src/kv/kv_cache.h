@@ -54,6 +54,10 @@ class KvCache {
   // prefill into an empty cache, so one forward pass can fill them all (tasks/shared_prefill.h).
   // Empty: this method's prefill is its own.
   virtual std::string prefill_signature() const { return {}; }
+  // Does now the compression of `layer` that its next append would do first (windowed methods
+  // compress lazily, kv/windowed_cache.h); outputs are unchanged. Batched decode calls it before the
+  // sequences' appends run side by side, so a prompt's compression gets every thread.
+  virtual void settle_layer(int layer) { (void)layer; }
 
   const KvGeometry& geometry() const { return geo_; }
 

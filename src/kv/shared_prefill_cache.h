@@ -22,6 +22,9 @@ class SharedPrefillCache final : public KvCache {
   void clear() override;
   std::string spec() const override;
   void set_bf16_prefill_attention(bool on) override;
+  void settle_layer(int layer) override {
+    for (KvCache* m : members_) m->settle_layer(layer);
+  }
 
  private:
   std::vector<KvCache*> members_;

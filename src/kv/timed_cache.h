@@ -30,6 +30,11 @@ class TimedKvCache final : public KvCache {
   std::string spec() const override { return inner_->spec(); }
   bool llamacpp_attention() const override { return inner_->llamacpp_attention(); }
   void set_bf16_prefill_attention(bool on) override { inner_->set_bf16_prefill_attention(on); }
+  void settle_layer(int layer) override {  // compression: counted with append
+    const auto t0 = Clock::now();
+    inner_->settle_layer(layer);
+    append_s_ += seconds_since(t0);
+  }
 
   KvCache& inner() { return *inner_; }
   double append_seconds() const { return append_s_; }  // includes compression (it happens in append)

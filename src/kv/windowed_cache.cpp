@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <limits>
 
 #include "core/error.h"
@@ -97,13 +98,18 @@ void WindowedCache::compress_pending(int layer) {
     if (c <= 0) return;
     const int d = geo_.head_dim;
     buf.resize(static_cast<size_t>(c) * D);
-    for (int h = 0; h < geo_.n_head_kv; ++h)
-      for (int64_t t = 0; t < c; ++t)
-        for (int i = 0; i < d; ++i) buf[t * D + h * d + i] = half_to_float(win.heads[h][t * d + i]);
     const int32_t* pos = L.positions.data() + S + n_comp;
-    if (keys && policy_.keys_pre_rope) {  // the window holds them post-RoPE: rotate back
-      for (int64_t t = 0; t < c; ++t) geo_.rope.apply(buf.data() + t * D, geo_.n_head_kv, -pos[t]);
-    }
+    const bool rotate_back = keys && policy_.keys_pre_rope;  // the window holds them post-RoPE
+    ThreadPool::global().parallel_for(
+        c,
+        [&](int64_t t0, int64_t t1, int) {
+          for (int64_t t = t0; t < t1; ++t) {
+            for (int h = 0; h < geo_.n_head_kv; ++h)
+              for (int i = 0; i < d; ++i) buf[t * D + h * d + i] = half_to_float(win.heads[h][t * d + i]);
+            if (rotate_back) geo_.rope.apply(buf.data() + t * D, geo_.n_head_kv, -pos[t]);
+          }
+        },
+        64);
     if (keys) {
       compress_keys(layer, n_comp, static_cast<int>(c), buf.data(), pos);
     } else {
@@ -130,6 +136,13 @@ void WindowedCache::compress_pending(int layer) {
 
 void WindowedCache::settle() {
   for (int l = 0; l < geo_.n_layers; ++l) compress_pending(l);
+}
+
+void WindowedCache::settle_layer(int layer) {
+  if (layer < 0 || layer >= geo_.n_layers) {
+    throw Error("KV cache '" + spec() + "': layer " + std::to_string(layer) + " out of range");
+  }
+  compress_pending(layer);
 }
 
 void WindowedCache::materialize(int layer, float* k, float* v) const {
@@ -181,35 +194,55 @@ void WindowedCache::append(int layer, const float* k_pre_rope, const float* v, c
     }
   }
   compress_pending(layer);
-  const int D = geo_.kv_dim();
+  // Per-token work runs over the pool for a prompt (RoPE's sin/cos and the fp16 conversion of every
+  // member of a shared prefill); a decode step's single token stays on the caller.
+  constexpr int64_t kGrain = 64;
+  auto over_tokens = [&](int64_t count, const std::function<void(int64_t)>& fn) {
+    ThreadPool::global().parallel_for(
+        count,
+        [&](int64_t t0, int64_t t1, int) {
+          for (int64_t t = t0; t < t1; ++t) fn(t);
+        },
+        kGrain);
+  };
+  const int D = geo_.kv_dim(), d = geo_.head_dim;
   std::vector<float> k(k_pre_rope, k_pre_rope + static_cast<int64_t>(n) * D);
-  for (int t = 0; t < n; ++t) geo_.rope.apply(k.data() + static_cast<int64_t>(t) * D, geo_.n_head_kv, positions[t]);
+  over_tokens(n, [&](int64_t t) { geo_.rope.apply(k.data() + t * D, geo_.n_head_kv, positions[t]); });
   const int64_t n_old = static_cast<int64_t>(L.positions.size());
-  for (int t = 0; t < n; ++t) {
-    const bool sink = n_old + t < policy_.sink;
-    HalfRows& dk = sink ? L.sink_k : L.win_k;
-    HalfRows& dv = sink ? L.sink_v : L.win_v;
-    const float* kt = k.data() + static_cast<int64_t>(t) * D;
-    const float* vt = v + static_cast<int64_t>(t) * D;
-    const int d = geo_.head_dim;
+  const int64_t n_to_sink = std::clamp<int64_t>(policy_.sink - n_old, 0, n);
+  // Tokens [first, first + count) of this call go to the end of dk / dv.
+  auto store = [&](HalfRows& dk, HalfRows& dv, int64_t first, int64_t count) {
+    if (count <= 0) return;
     dk.heads.resize(geo_.n_head_kv);
     dv.heads.resize(geo_.n_head_kv);
-    for (int h = 0; h < geo_.n_head_kv; ++h)
-      for (int i = 0; i < d; ++i) {
-        dk.heads[h].push_back(float_to_half(kt[h * d + i]));
-        dv.heads[h].push_back(float_to_half(vt[h * d + i]));
-      }
-    ++dk.n;
-    ++dv.n;
-    if (mode_ == KvExecMode::Simulated) {
-      const size_t at = L.sim_k.size();
-      L.sim_k.resize(at + D);
-      L.sim_v.resize(at + D);
-      for (int i = 0; i < D; ++i) {
-        L.sim_k[at + i] = half_to_float(float_to_half(kt[i]));
-        L.sim_v[at + i] = half_to_float(float_to_half(vt[i]));
-      }
+    for (int h = 0; h < geo_.n_head_kv; ++h) {
+      dk.heads[h].resize((dk.n + count) * d);
+      dv.heads[h].resize((dv.n + count) * d);
     }
+    over_tokens(count, [&](int64_t t) {
+      const float* kt = k.data() + (first + t) * D;
+      const float* vt = v + (first + t) * D;
+      for (int h = 0; h < geo_.n_head_kv; ++h)
+        for (int i = 0; i < d; ++i) {
+          dk.heads[h][(dk.n + t) * d + i] = float_to_half(kt[h * d + i]);
+          dv.heads[h][(dv.n + t) * d + i] = float_to_half(vt[h * d + i]);
+        }
+    });
+    dk.n += count;
+    dv.n += count;
+  };
+  store(L.sink_k, L.sink_v, 0, n_to_sink);
+  store(L.win_k, L.win_v, n_to_sink, n - n_to_sink);
+  if (mode_ == KvExecMode::Simulated) {
+    const size_t at = L.sim_k.size();
+    L.sim_k.resize(at + static_cast<size_t>(n) * D);
+    L.sim_v.resize(at + static_cast<size_t>(n) * D);
+    over_tokens(n, [&](int64_t t) {
+      for (int i = 0; i < D; ++i) {
+        L.sim_k[at + t * D + i] = half_to_float(float_to_half(k[t * D + i]));
+        L.sim_v[at + t * D + i] = half_to_float(float_to_half(v[t * D + i]));
+      }
+    });
   }
   L.positions.insert(L.positions.end(), positions, positions + n);
 }

@@ -110,6 +110,7 @@ class WindowedCache : public KvCache {
 
   // Applies the compression the next append would do first (all layers).
   void settle();
+  void settle_layer(int layer) final;
   // Every cached token of `layer` as floats ([n_tokens x kv_dim] each; keys post-RoPE): compressed
   // tokens decoded, full-precision ones converted. The dequantize-then-attend baseline and debugging.
   void materialize(int layer, float* k_post_rope, float* v) const;

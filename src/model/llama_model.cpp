@@ -44,14 +44,24 @@ WeightMatrix load_matrix(const GgufFile& f, const std::string& name, int64_t row
 
 // Batched decode: sequence t's K/V go into its own cache, and its query attends there. The caches
 // are independent, so the sequences run in parallel (a cache's own parallel loops then run inline on
-// its thread); each result is what the sequence computes alone. An exception in any sequence is
-// rethrown here, the first one by sequence order.
+// its thread); each result is what the sequence computes alone. Pending compression (a prompt's, at
+// the first step after a shared prefill) is done first, one cache at a time with every thread, not
+// inside the per-sequence loop where two CommVQ caches can land on one thread while the other
+// idles. An exception in any sequence is rethrown here, the first one by sequence order.
 void append_and_attend_each(const std::vector<KvCache*>& caches, int layer, const float* k, const float* v,
                             const float* q, const int32_t* positions, int kv_dim, int q_dim, float* attn) {
   const int64_t n = static_cast<int64_t>(caches.size());
   std::vector<std::exception_ptr> errors(static_cast<size_t>(n));
+  for (size_t t = 0; t < caches.size(); ++t) {
+    try {
+      caches[t]->settle_layer(layer);
+    } catch (...) {
+      errors[t] = std::current_exception();
+    }
+  }
   ThreadPool::global().parallel_for(n, [&](int64_t t0, int64_t t1, int) {
     for (int64_t t = t0; t < t1; ++t) {
+      if (errors[static_cast<size_t>(t)]) continue;
       try {
         caches[static_cast<size_t>(t)]->append(layer, k + t * kv_dim, v + t * kv_dim, positions + t, 1);
         caches[static_cast<size_t>(t)]->attend(layer, q + t * q_dim, positions + t, 1, attn + t * q_dim);

@@ -417,6 +417,33 @@ TEST(KvMethods, ProjectedBytesEqualBytes) {
             size_t((1024 * D * 3 + 896 * D * 3 + 128 * D * 16) / 8 * Lr));
 }
 
+// settle_layer(l) does now what the next append to layer l would do first: a cache settled before
+// each decode step attends bit for bit like one that was not, and holds the same bytes.
+TEST(KvMethods, SettlingALayerBeforeAppendChangesNothing) {
+  const KvGeometry g = make_geo(2, 9, 3, 64, RopeLayout::HalfSplit);
+  for (const auto& spec : kAllSpecs) {
+    auto lazy = make_kv_cache(spec, g), settled = make_kv_cache(spec, g);
+    int32_t pos = 0;
+    for (int n : {300, 1, 1, 40, 1, 130, 1}) {  // a prompt, decode steps, more chunks
+      std::vector<int32_t> p(n);
+      for (int i = 0; i < n; ++i) p[i] = pos + i;
+      for (int l = 0; l < g.n_layers; ++l) {
+        Acts x = make_acts(g, l, pos, n);
+        settled->settle_layer(l);
+        lazy->append(l, x.k.data(), x.v.data(), p.data(), n);
+        settled->append(l, x.k.data(), x.v.data(), p.data(), n);
+        std::vector<float> a(x.q.size()), b(x.q.size());
+        lazy->attend(l, x.q.data(), p.data(), n, a.data());
+        settled->attend(l, x.q.data(), p.data(), n, b.data());
+        ASSERT_EQ(a, b) << spec << " at position " << pos << ", layer " << l;
+      }
+      pos += n;
+      EXPECT_EQ(lazy->bytes(), settled->bytes()) << spec << " after " << pos << " tokens";
+    }
+  }
+  EXPECT_THROW(make_kv_cache("kivi:k=2,v=2", g)->settle_layer(g.n_layers), Error);
+}
+
 TEST(KvMethods, ConstantInputsGiveNoNaN) {
   const KvGeometry g = make_geo(1, 4, 2, 64, RopeLayout::Adjacent);
   for (const auto& spec : kAllSpecs) {
