@@ -30,7 +30,7 @@ std::vector<nlohmann::json> comparable_records(const std::string& dir) {
 }  // namespace
 
 GridSpeed measure_grid_speed(const LlamaModel& model, const std::string& model_path, const ExperimentConfig& cfg,
-                             int64_t limit, const std::vector<std::string>& only_tasks) {
+                             int64_t limit, const std::vector<std::string>& only_tasks, bool with_own) {
   const fs::path root = fs::temp_directory_path() / ("commvq-bench-grid-" + std::to_string(::getpid()));
   struct Variant {
     const char* name;
@@ -40,6 +40,7 @@ GridSpeed measure_grid_speed(const LlamaModel& model, const std::string& model_p
       {"first method alone", false, true}, {"all, shared prefill", true, true}, {"all, own prefills", true, false}};
   GridSpeed out;
   for (const Variant& v : variants) {
+    if (!v.shared && !with_own) continue;
     ExperimentConfig c = cfg;
     if (!v.all_methods) c.methods.resize(1);
     GridOptions g;
@@ -52,7 +53,9 @@ GridSpeed measure_grid_speed(const LlamaModel& model, const std::string& model_p
     out.runs.push_back({v.name, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(),
                         r.n_errors + r.n_missing});
   }
+  out.compared = with_own;
   for (const auto& task_dir : fs::directory_iterator(root / "shared" / "runs")) {
+    if (!with_own) break;
     for (const auto& m : fs::directory_iterator(task_dir.path())) {
       const fs::path own = root / "own" / "runs" / task_dir.path().filename() / m.path().filename();
       if (comparable_records(m.path().string()) != comparable_records(own.string()))
