@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Copies a task's complete records (the samples every method has) from a grid folder that may still be
-running into a results folder to commit, in sample order, with each method's run.json.
+running into a results folder to commit, in sample order, with each method's run.json (and its
+summary files once the run has written them).
 
     python3 scripts/dev/snapshot-grid.py SRC DST [TASK]   (TASK default: gsm8k)
 
@@ -28,4 +29,7 @@ for m in methods:
     with open(os.path.join(out, "samples.jsonl"), "w", encoding="utf-8") as f:
         f.writelines(line for _, line in rows)
     shutil.copy(os.path.join(runs, m, "run.json"), os.path.join(out, "run.json"))
+    for f in os.listdir(os.path.join(runs, m)):  # a finished run's summaries (sample limit, timing)
+        if f.startswith("summary") and f.endswith(".json"):
+            shutil.copy(os.path.join(runs, m, f), os.path.join(out, f))
 print(f"{task}: {len(common)} samples x {len(methods)} methods")

@@ -300,7 +300,8 @@ GridResult run_grid(const LlamaModel& model, const std::string& model_path, cons
                                    {"sweep", inst.sweep},
                                    {"geometry", geometry_json(geo)},
                                    {"identity", identities[ti][mi]},
-                                   {"size", task.size()}};
+                                   {"size", task.size()},
+                                   {"sample_limit", n_all}};
       write_file_atomic(dir + "/run.json", info.dump(2) + "\n");
       if (m.status != "ok") {
         nlohmann::json s = {{"task", inst.name},

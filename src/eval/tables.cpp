@@ -17,6 +17,7 @@
 #include "core/error.h"
 #include "core/json_file.h"
 #include "core/resource_paths.h"
+#include "eval/claims_table.h"
 #include "eval/grid_runner.h"
 #include "eval/reference_comparison.h"
 #include "eval/results_store.h"
@@ -75,6 +76,19 @@ SummaryFiles read_summaries(const std::string& dir) {
   return out;
 }
 
+// The records a run counts: those with index < the summaries' sample limit (a folder may also hold
+// records made under a larger limit earlier: kept, not counted); `beyond` counts the others.
+std::vector<nlohmann::json> counted_records(const std::string& dir, const SummaryFiles& sf, int64_t* beyond) {
+  std::vector<nlohmann::json> records;
+  for (auto& r : read_run_records(dir, false)) {
+    if (sf.sample_limit < 0 || r.value("index", int64_t{0}) < sf.sample_limit)
+      records.push_back(std::move(r));
+    else if (beyond)
+      ++*beyond;
+  }
+  return records;
+}
+
 }  // namespace
 
 std::string format_score(const nlohmann::json& run) {
@@ -111,18 +125,14 @@ nlohmann::json merge_results(const std::string& results_dir) {
   std::sort(dirs.begin(), dirs.end());
   for (const auto& dir : dirs) {
     const nlohmann::json info = read_json_file(dir + "/run.json");
-    const SummaryFiles sf = read_summaries(dir);
-    // The run counts the samples with index < sample_limit (the config's or --limit's first n); a
-    // folder may also hold records made under a larger limit earlier: kept, not counted, reported.
-    std::vector<nlohmann::json> records;
+    SummaryFiles sf = read_summaries(dir);
+    // A run with no summary yet (a copy of a running grid's records) takes its limit from run.json.
+    if (sf.sample_limit < 0) sf.sample_limit = info.value("sample_limit", int64_t{-1});
     int64_t beyond = 0;
-    for (auto& r : read_run_records(dir, false)) {
-      if (sf.sample_limit < 0 || r.value("index", int64_t{0}) < sf.sample_limit)
-        records.push_back(std::move(r));
-      else
-        ++beyond;
-    }
-    const int64_t n_expected = sf.n_expected >= 0 ? sf.n_expected : info.value("size", int64_t{0});
+    const std::vector<nlohmann::json> records = counted_records(dir, sf, &beyond);
+    const int64_t n_expected = sf.n_expected >= 0     ? sf.n_expected
+                               : sf.sample_limit >= 0 ? sf.sample_limit
+                                                      : info.value("size", int64_t{0});
     nlohmann::json s = summarize_run(info, n_expected, records);
     s["sweep"] = info.value("sweep", nlohmann::json::object());
     s["type"] = info.value("type", "");
@@ -187,7 +197,15 @@ TablesResult make_tables(const TablesOptions& opt) {
   const auto& groups = in.groups;
   const auto& by = in.by;
   fs::create_directories(opt.out_dir);
-  const std::vector<Table> tables = build_tables(in);
+  std::vector<Table> tables = build_tables(in);
+  const RecordsOf records_of = [&](const std::string& instance, const std::string& method) {
+    const std::string dir = opt.results_dir + "/runs/" + instance + "/" + method;
+    if (!fs::exists(dir + "/run.json")) return std::vector<nlohmann::json>{};
+    SummaryFiles sf = read_summaries(dir);
+    if (sf.sample_limit < 0) sf.sample_limit = read_json_file(dir + "/run.json").value("sample_limit", int64_t{-1});
+    return counted_records(dir, sf, nullptr);
+  };
+  for (Table& t : claims_tables(in, records_of)) tables.insert(tables.begin() + 1, std::move(t));
 
   // Files: one .md and .csv per table, plus results.md with everything.
   std::ostringstream all;
