@@ -41,7 +41,7 @@ train_opts=()
 [ -n "$value_steps" ] && train_opts+=(--value-steps "$value_steps")
 [ -n "$matmul" ] || { [ "$named" = 1 ] && matmul=bf16 || matmul=fp32; }
 
-bin=./build/commvq-bench
+bin=${COMMVQ_BENCH:-./build/commvq-bench}  # another binary (e.g. a copy while the build tree changes)
 acts=out/activations
 [ "$model" = smollm2-135m ] || acts="out/$model/activations"
 mkdir -p results/codebooks
