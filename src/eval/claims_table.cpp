@@ -1,6 +1,5 @@
 #include "eval/claims_table.h"
 
-#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <map>
@@ -57,16 +56,6 @@ MeanVar mean_var(const std::vector<double>& x) {
   return m;
 }
 
-// The instances of group g, in the tables' order.
-std::vector<std::string> group_instances(const TableInputs& in, const std::string& g) {
-  std::vector<std::string> out;
-  for (const auto& n : in.instances)
-    for (const auto& r : in.runs)
-      if (r.value("task", "") == n && r.value("group", "") == g && std::find(out.begin(), out.end(), n) == out.end())
-        out.push_back(n);
-  return out;
-}
-
 }  // namespace
 
 std::vector<Table> claims_tables(const TableInputs& in, const RecordsOf& records_of) {
@@ -74,19 +63,12 @@ std::vector<Table> claims_tables(const TableInputs& in, const RecordsOf& records
   if (in.methods.empty()) return tables;
   const std::string base = in.methods.front();
   for (const auto& g : in.groups) {
-    const std::vector<std::string> inst = group_instances(in, g);
-    if (inst.empty()) continue;
-    std::string paper_key;
-    for (const auto& n : inst)
-      for (const auto& m : in.methods)
-        if (paper_key.empty() && in.by.count({n, m})) paper_key = in.by.at({n, m}).value("paper", "");
-    if (paper_key.empty() || !in.paper.contains(paper_key)) continue;
-    std::string family;
-    for (const auto& r : in.runs)
-      if (r.value("group", "") == g && family.empty()) family = r.value("family", "");
-    const TaskFamily* tf = find_task_family(family);
+    const GroupInfo gi = group_info(in, g);
+    const std::vector<std::string>& inst = gi.inst;
+    if (inst.empty() || gi.paper_entry.is_null()) continue;
+    const TaskFamily* tf = find_task_family(gi.family);
     if (!tf || !tf->generates) continue;  // per-sample task scores only (not memory, perplexity)
-    const nlohmann::json& entry = in.paper[paper_key];
+    const nlohmann::json& entry = gi.paper_entry;
     const nlohmann::json values = entry.value("values", nlohmann::json::object());
 
     // Scores of every (instance, method) that has records.

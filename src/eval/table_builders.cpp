@@ -74,13 +74,7 @@ bool natural_less(const std::string& a, const std::string& b) {
   return a.size() - i < b.size() - j;
 }
 
-// One task group: its instances (in order), metric, paper entry and whether it has an average.
-struct GroupInfo {
-  std::string g, family, metric;
-  std::vector<std::string> inst;
-  nlohmann::json first, paper_entry;
-  bool with_avg = false;
-};
+}  // namespace
 
 GroupInfo group_info(const TableInputs& in, const std::string& g) {
   const auto& runs = in.runs;
@@ -120,6 +114,8 @@ GroupInfo group_info(const TableInputs& in, const std::string& g) {
   gi.with_avg = with_avg;
   return gi;
 }
+
+namespace {
 
 // The group's table: a row per method, a column per instance (+ avg, paper, KV bits/element).
 Table group_table(const TableInputs& in, const GroupInfo& gi, std::set<std::string>& notes, bool& notes_code_sim) {

@@ -26,6 +26,16 @@ struct TableInputs {
 };
 TableInputs table_inputs(nlohmann::json runs, nlohmann::json experiment, nlohmann::json paper);
 
+// One task group: its instances (in order), family, metric, a run of it with records (`first`), its
+// paper entry (null when it names none) and whether it has an average over instances.
+struct GroupInfo {
+  std::string g, family, metric;
+  std::vector<std::string> inst;
+  nlohmann::json first, paper_entry;
+  bool with_avg = false;
+};
+GroupInfo group_info(const TableInputs& in, const std::string& g);
+
 // Every table, the summary table ("main") first.
 std::vector<Table> build_tables(const TableInputs& in);
 
