@@ -50,7 +50,9 @@ struct SummaryFiles {
   int64_t peak_rss = -1;
 };
 
-SummaryFiles read_summaries(const std::string& dir) {
+// `info` is the run's run.json: a run with no summary yet (a copy of a running grid's records) takes
+// its sample limit from there.
+SummaryFiles read_summaries(const std::string& dir, const nlohmann::json& info) {
   SummaryFiles out;
   std::map<int, int64_t> expected_by_count;  // shard count -> summed n_expected
   std::vector<std::string> files = list_files(dir, "summary", ".json");
@@ -73,6 +75,7 @@ SummaryFiles read_summaries(const std::string& dir) {
     out.peak_rss = std::max<int64_t>(out.peak_rss, t.value("peak_rss_bytes", int64_t{-1}));
   }
   for (const auto& [count, n] : expected_by_count) out.n_expected = std::max(out.n_expected, n);
+  if (out.sample_limit < 0) out.sample_limit = info.value("sample_limit", int64_t{-1});
   return out;
 }
 
@@ -125,9 +128,7 @@ nlohmann::json merge_results(const std::string& results_dir) {
   std::sort(dirs.begin(), dirs.end());
   for (const auto& dir : dirs) {
     const nlohmann::json info = read_json_file(dir + "/run.json");
-    SummaryFiles sf = read_summaries(dir);
-    // A run with no summary yet (a copy of a running grid's records) takes its limit from run.json.
-    if (sf.sample_limit < 0) sf.sample_limit = info.value("sample_limit", int64_t{-1});
+    const SummaryFiles sf = read_summaries(dir, info);
     int64_t beyond = 0;
     const std::vector<nlohmann::json> records = counted_records(dir, sf, &beyond);
     const int64_t n_expected = sf.n_expected >= 0     ? sf.n_expected
@@ -201,9 +202,7 @@ TablesResult make_tables(const TablesOptions& opt) {
   const RecordsOf records_of = [&](const std::string& instance, const std::string& method) {
     const std::string dir = opt.results_dir + "/runs/" + instance + "/" + method;
     if (!fs::exists(dir + "/run.json")) return std::vector<nlohmann::json>{};
-    SummaryFiles sf = read_summaries(dir);
-    if (sf.sample_limit < 0) sf.sample_limit = read_json_file(dir + "/run.json").value("sample_limit", int64_t{-1});
-    return counted_records(dir, sf, nullptr);
+    return counted_records(dir, read_summaries(dir, read_json_file(dir + "/run.json")), nullptr);
   };
   for (Table& t : claims_tables(in, records_of)) tables.insert(tables.begin() + 1, std::move(t));
 
