@@ -18,9 +18,7 @@
 namespace cvq {
 
 void WindowedCache::attend(int layer, const float* q, const int32_t* positions, int n, float* out) {
-  if (layer < 0 || layer >= geo_.n_layers) {
-    throw Error("KV cache '" + spec() + "': layer " + std::to_string(layer) + " out of range");
-  }
+  check_layer(layer);
   if (n <= 0) return;
   std::vector<int32_t> visible(n);
   visible_counts(layers_[layer].positions, positions, n, visible.data());

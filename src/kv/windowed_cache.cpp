@@ -11,6 +11,20 @@
 #include "kv/kv_spec.h"
 
 namespace cvq {
+namespace {
+
+// fn(t) for every token t < count, over the pool when there are at least 2 × 64 of them (a prompt); a
+// decode step's token stays on the caller. Each t writes only its own rows.
+void for_each_token(int64_t count, const std::function<void(int64_t)>& fn) {
+  ThreadPool::global().parallel_for(
+      count,
+      [&](int64_t t0, int64_t t1, int) {
+        for (int64_t t = t0; t < t1; ++t) fn(t);
+      },
+      64);
+}
+
+}  // namespace
 
 KvExecMode parse_kv_exec_mode(const KvSpec& spec) {
   const std::string m = spec.get("mode", "native");
@@ -100,16 +114,11 @@ void WindowedCache::compress_pending(int layer) {
     buf.resize(static_cast<size_t>(c) * D);
     const int32_t* pos = L.positions.data() + S + n_comp;
     const bool rotate_back = keys && policy_.keys_pre_rope;  // the window holds them post-RoPE
-    ThreadPool::global().parallel_for(
-        c,
-        [&](int64_t t0, int64_t t1, int) {
-          for (int64_t t = t0; t < t1; ++t) {
-            for (int h = 0; h < geo_.n_head_kv; ++h)
-              for (int i = 0; i < d; ++i) buf[t * D + h * d + i] = half_to_float(win.heads[h][t * d + i]);
-            if (rotate_back) geo_.rope.apply(buf.data() + t * D, geo_.n_head_kv, -pos[t]);
-          }
-        },
-        64);
+    for_each_token(c, [&](int64_t t) {
+      for (int h = 0; h < geo_.n_head_kv; ++h)
+        for (int i = 0; i < d; ++i) buf[t * D + h * d + i] = half_to_float(win.heads[h][t * d + i]);
+      if (rotate_back) geo_.rope.apply(buf.data() + t * D, geo_.n_head_kv, -pos[t]);
+    });
     if (keys) {
       compress_keys(layer, n_comp, static_cast<int>(c), buf.data(), pos);
     } else {
@@ -138,10 +147,14 @@ void WindowedCache::settle() {
   for (int l = 0; l < geo_.n_layers; ++l) compress_pending(l);
 }
 
-void WindowedCache::settle_layer(int layer) {
+void WindowedCache::check_layer(int layer) const {
   if (layer < 0 || layer >= geo_.n_layers) {
     throw Error("KV cache '" + spec() + "': layer " + std::to_string(layer) + " out of range");
   }
+}
+
+void WindowedCache::settle_layer(int layer) {
+  check_layer(layer);
   compress_pending(layer);
 }
 
@@ -180,9 +193,7 @@ void WindowedCache::materialize(int layer, float* k, float* v) const {
 }
 
 void WindowedCache::append(int layer, const float* k_pre_rope, const float* v, const int32_t* positions, int n) {
-  if (layer < 0 || layer >= geo_.n_layers) {
-    throw Error("KV cache '" + spec() + "': layer " + std::to_string(layer) + " out of range");
-  }
+  check_layer(layer);
   if (n <= 0) return;
   Layer& L = layers_[layer];
   for (int t = 0; t < n; ++t) {
@@ -194,20 +205,11 @@ void WindowedCache::append(int layer, const float* k_pre_rope, const float* v, c
     }
   }
   compress_pending(layer);
-  // Per-token work runs over the pool for a prompt (RoPE's sin/cos and the fp16 conversion of every
-  // member of a shared prefill); a decode step's single token stays on the caller.
-  constexpr int64_t kGrain = 64;
-  auto over_tokens = [&](int64_t count, const std::function<void(int64_t)>& fn) {
-    ThreadPool::global().parallel_for(
-        count,
-        [&](int64_t t0, int64_t t1, int) {
-          for (int64_t t = t0; t < t1; ++t) fn(t);
-        },
-        kGrain);
-  };
+  // Per-token work (RoPE's sin/cos, the fp16 conversion; for every member of a shared prefill) runs
+  // over the pool for a prompt.
   const int D = geo_.kv_dim(), d = geo_.head_dim;
   std::vector<float> k(k_pre_rope, k_pre_rope + static_cast<int64_t>(n) * D);
-  over_tokens(n, [&](int64_t t) { geo_.rope.apply(k.data() + t * D, geo_.n_head_kv, positions[t]); });
+  for_each_token(n, [&](int64_t t) { geo_.rope.apply(k.data() + t * D, geo_.n_head_kv, positions[t]); });
   const int64_t n_old = static_cast<int64_t>(L.positions.size());
   const int64_t n_to_sink = std::clamp<int64_t>(policy_.sink - n_old, 0, n);
   // Tokens [first, first + count) of this call go to the end of dk / dv.
@@ -219,7 +221,7 @@ void WindowedCache::append(int layer, const float* k_pre_rope, const float* v, c
       dk.heads[h].resize((dk.n + count) * d);
       dv.heads[h].resize((dv.n + count) * d);
     }
-    over_tokens(count, [&](int64_t t) {
+    for_each_token(count, [&](int64_t t) {
       const float* kt = k.data() + (first + t) * D;
       const float* vt = v + (first + t) * D;
       for (int h = 0; h < geo_.n_head_kv; ++h)
@@ -237,7 +239,7 @@ void WindowedCache::append(int layer, const float* k_pre_rope, const float* v, c
     const size_t at = L.sim_k.size();
     L.sim_k.resize(at + static_cast<size_t>(n) * D);
     L.sim_v.resize(at + static_cast<size_t>(n) * D);
-    over_tokens(n, [&](int64_t t) {
+    for_each_token(n, [&](int64_t t) {
       for (int i = 0; i < D; ++i) {
         L.sim_k[at + t * D + i] = half_to_float(float_to_half(k[t * D + i]));
         L.sim_v[at + t * D + i] = half_to_float(float_to_half(v[t * D + i]));

@@ -161,6 +161,7 @@ class WindowedCache : public KvCache {
     std::vector<float> sim_k, sim_v;  // simulated mode: [n_tokens x kv_dim], post-RoPE keys
   };
   void compress_pending(int layer);
+  void check_layer(int layer) const;  // throws for a layer outside [0, n_layers)
   void attend_native(int layer, const float* q, const int32_t* visible, int n, float* out);
   static void pool_widen_half(const Layer& L, bool bf16, int64_t S, int64_t n_full_k, int64_t n_full_v, int d, int Hkv,
                               float* fk, float* fv);
