@@ -54,12 +54,13 @@ GridSpeed measure_grid_speed(const LlamaModel& model, const std::string& model_p
                         r.n_errors + r.n_missing});
   }
   out.compared = with_own;
-  for (const auto& task_dir : fs::directory_iterator(root / "shared" / "runs")) {
-    if (!with_own) break;
-    for (const auto& m : fs::directory_iterator(task_dir.path())) {
-      const fs::path own = root / "own" / "runs" / task_dir.path().filename() / m.path().filename();
-      if (comparable_records(m.path().string()) != comparable_records(own.string()))
-        out.differing.push_back(m.path().string());
+  if (with_own) {
+    for (const auto& task_dir : fs::directory_iterator(root / "shared" / "runs")) {
+      for (const auto& m : fs::directory_iterator(task_dir.path())) {
+        const fs::path own = root / "own" / "runs" / task_dir.path().filename() / m.path().filename();
+        if (comparable_records(m.path().string()) != comparable_records(own.string()))
+          out.differing.push_back(m.path().string());
+      }
     }
   }
   std::error_code ec;
